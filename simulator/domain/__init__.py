@@ -1,0 +1,1 @@
+"""domain layer (see DESIGN.md §1)."""

@@ -1,0 +1,1 @@
+"""explain layer (see DESIGN.md §1)."""

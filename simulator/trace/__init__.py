@@ -1,0 +1,1 @@
+"""trace layer (see DESIGN.md §1)."""
