@@ -1,0 +1,78 @@
+"""Mailbox-sync validity (guide Step 3): token lifetime, password changes, providers.
+
+The token lives ``token_lifetime`` from its last refresh; a refresh is a (re)sync or
+a login *while the token is still alive*. After expiry only a re-sync revives it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from simulator.scenario.model import SYNC_PROVIDERS_SUPPORTED, Sync
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    provider: str
+    synced: int
+    refreshed: int  # last refresh of the token: max(synced, last refreshing login)
+    refreshed_by: str  # "sync" | "login" — for explanations
+    last_login: int | None
+    password_changed: int | None
+
+    @property
+    def supported(self) -> bool:
+        return self.provider in SYNC_PROVIDERS_SUPPORTED
+
+
+@dataclass(frozen=True, slots=True)
+class SyncVerdict:
+    ok: bool
+    reason: str | None  # sync-token-expired | sync-password-changed | sync-provider-unsupported | None
+    expires_at: int | None  # when the token dies (None: unsupported provider, no token)
+    evidence: str
+
+
+def initial_state(sync: Sync) -> SyncState:
+    """§8: the initial ``last_login`` counts as the last refresh, alive or not."""
+    login = sync.last_login
+    if login is not None and login > sync.synced:
+        return SyncState(sync.provider, sync.synced, login, "login", login, sync.password_changed)
+    return SyncState(sync.provider, sync.synced, sync.synced, "sync", login, sync.password_changed)
+
+
+def expires_at(state: SyncState, lifetime: int) -> int:
+    return state.refreshed + lifetime
+
+
+def login(state: SyncState, t: int, lifetime: int) -> tuple[SyncState, bool]:
+    """A login refreshes the token only while it is alive; returns (state, refreshed?)."""
+    if t < expires_at(state, lifetime):
+        return replace(state, refreshed=max(state.refreshed, t), refreshed_by="login", last_login=t), True
+    return replace(state, last_login=t), False
+
+
+def resync(state: SyncState | None, provider: str | None, t: int) -> SyncState:
+    prov = provider if provider is not None else (state.provider if state else "microsoft365")
+    last_login = state.last_login if state else None
+    pw = state.password_changed if state else None
+    return SyncState(prov, t, t, "sync", last_login, pw)
+
+
+def change_password(state: SyncState, t: int) -> SyncState:
+    return replace(state, password_changed=t)
+
+
+def verdict(state: SyncState, now: int, lifetime: int) -> SyncVerdict:
+    """Can the platform send through this sync at ``now``? Ordered as the guide lists causes."""
+    if not state.supported:
+        return SyncVerdict(
+            False, "sync-provider-unsupported", None,
+            f"provider {state.provider!r} is not Microsoft 365 or Google: SMTP path",
+        )
+    exp = expires_at(state, lifetime)
+    if state.password_changed is not None and state.password_changed >= state.synced:
+        return SyncVerdict(False, "sync-password-changed", exp, "password changed after the last sync")
+    if now >= exp:
+        return SyncVerdict(False, "sync-token-expired", exp, "token lifetime passed since the last refresh")
+    return SyncVerdict(True, None, exp, "sync valid")

@@ -1,0 +1,227 @@
+"""The recipient side of SMTP: mailbox policies, greylisting, quotas, faults, SPF filing.
+
+One state machine serves both transports: the memory transport calls it stage by
+stage, and the aiosmtpd sink calls the same methods from its handler hooks, so
+a scenario gets the same replies in memory and over the wire. Time is always
+passed in (``now``), never read here: the simulator's virtual clock or, for a
+standalone sink, the caller's wall clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from simulator.domain.faults import smtp_fault_at
+from simulator.scenario.model import Fault, MailboxDomain, SpfPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    code: int  # 0: the connection dropped without a reply
+    enhanced: str  # RFC 3463 status code, "" for a dropped connection
+    text: str
+    delay: int = 0  # seconds the server took (slow fault)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.code < 400
+
+    @property
+    def transient(self) -> bool:
+        return self.code == 0 or 400 <= self.code < 500
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
+
+    def line(self) -> str:
+        if self.code == 0:
+            return "(connection dropped)"
+        return f"{self.code} {self.enhanced} {self.text}".replace("  ", " ")
+
+
+OK_GREETING = Reply(220, "", "mailsim ESMTP ready")
+OK = Reply(250, "2.0.0", "OK")
+OK_SENDER = Reply(250, "2.1.0", "Sender OK")
+OK_RCPT = Reply(250, "2.1.5", "Recipient OK")
+DATA_GO = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
+DROPPED = Reply(0, "", "connection dropped")
+OUTAGE = Reply(421, "4.3.2", "Service not available, closing transmission channel")
+TEMPFAIL = Reply(451, "4.3.0", "Requested action aborted: local error in processing")
+PERMFAIL = Reply(550, "5.3.0", "Requested action not taken: mail system failure")
+UNKNOWN_USER = Reply(550, "5.1.1", "Recipient address rejected: user unknown")
+QUOTA = Reply(452, "4.2.2", "Mailbox full, try again later")
+GREYLISTED = Reply(451, "4.7.1", "Greylisted, please try again later")
+SPF_REJECT = Reply(550, "5.7.23", "SPF validation failed")
+SPF_DEFER = Reply(451, "4.7.24", "SPF validation error, try again later")
+TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+
+FAULT_REPLY: dict[str, Reply] = {"outage": OUTAGE, "tempfail": TEMPFAIL, "permfail": PERMFAIL, "disconnect": DROPPED}
+
+
+@dataclass(slots=True)
+class Mailbox:
+    """What one address holds. ``messages`` keeps (message id, folder, time) once each."""
+
+    inbox: int = 0
+    junk: int = 0
+    bounces: int = 0
+    messages: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        return self.inbox + self.junk
+
+
+class MailStore:
+    def __init__(self) -> None:
+        self.boxes: dict[str, Mailbox] = {}
+
+    def box(self, address: str) -> Mailbox:
+        key = address.lower()
+        b = self.boxes.get(key)
+        if b is None:
+            b = self.boxes[key] = Mailbox()
+        return b
+
+    def file(self, address: str, folder: str, message_id: str, now: int) -> None:
+        b = self.box(address)
+        if folder == "junk":
+            b.junk += 1
+        elif folder == "bounce":
+            b.bounces += 1
+        else:
+            b.inbox += 1
+        b.messages.append((message_id, folder, now))
+
+
+# (now, client ip, mail from, helo) -> (spf result, explanation)
+SpfFunc = Callable[[int, str, str, str], tuple[str, str]]
+
+
+@dataclass(slots=True)
+class Transaction:
+    """One SMTP session's state on the receiving side."""
+
+    now: int
+    client_ip: str
+    domain: str | None  # the recipient domain the client connected for (None: unknown)
+    message_id: str = ""
+    attempt: int = 1
+    helo: str = ""
+    mail_from: str = ""
+    rcpts: list[str] = field(default_factory=list)
+    delay: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DataVerdict:
+    reply: Reply
+    folder: str | None  # "inbox" | "junk" | None (not stored)
+    spf_result: str
+    spf_explanation: str
+    received_spf: str  # the Received-SPF header value
+
+
+class ReceivingServer:
+    """Mail servers for the scenario's ``mailboxes:`` domains (and any other domain: accept-all)."""
+
+    def __init__(
+        self,
+        mailboxes: Sequence[MailboxDomain],
+        faults: Sequence[Fault],
+        seed: int,
+        spf: SpfFunc,
+        store: MailStore | None = None,
+        hostname: str = "mx.mailsim.test",
+    ) -> None:
+        self.domains = {m.domain.lower(): m for m in mailboxes}
+        self.faults = tuple(f for f in faults if f.kind in FAULT_REPLY or f.kind == "slow")
+        self.seed = seed
+        self.spf = spf
+        self.store = store if store is not None else MailStore()
+        self.hostname = hostname
+        self._greylist: dict[tuple[str, str, str], int] = {}
+        self._default = MailboxDomain(domain="*")
+
+    def policy(self, domain: str | None) -> MailboxDomain:
+        if domain is None:
+            return self._default
+        return self.domains.get(domain.lower(), self._default)
+
+    def _fault(self, tx: Transaction, stage: str, rcpt: str = "") -> Reply | None:
+        if not self.faults:
+            return None
+        f = smtp_fault_at(
+            self.faults, now=tx.now, seed=self.seed, stage=stage, domain=tx.domain,
+            message_id=tx.message_id, rcpt=rcpt, attempt=tx.attempt,
+        )
+        if f is None:
+            return None
+        if f.kind == "slow":
+            tx.delay += f.delay
+            return None
+        return FAULT_REPLY[f.kind]
+
+    # The stages, in SMTP order. Each returns the reply the client sees.
+    def connect(self, tx: Transaction) -> Reply:
+        return self._fault(tx, "connect") or OK_GREETING
+
+    def helo(self, tx: Transaction, name: str) -> Reply:
+        tx.helo = name
+        return self._fault(tx, "helo") or Reply(250, "", self.hostname)
+
+    def mail(self, tx: Transaction, sender: str, size: int | None = None) -> Reply:
+        tx.mail_from = sender
+        tx.rcpts.clear()
+        limit = self.policy(tx.domain).size_limit
+        if size is not None and limit and size > limit:
+            return TOO_BIG
+        return self._fault(tx, "mail") or OK_SENDER
+
+    def rcpt(self, tx: Transaction, rcpt: str) -> Reply:
+        fault = self._fault(tx, "rcpt", rcpt.lower())
+        if fault is not None:
+            return fault
+        local, _, domain = rcpt.rpartition("@")
+        pol = self.policy(domain)
+        if pol.users is not None and local.lower() not in pol.users:
+            return UNKNOWN_USER
+        if pol.quota and self.store.box(rcpt).stored >= pol.quota:
+            return QUOTA
+        if pol.greylist:
+            key = (tx.client_ip, tx.mail_from.lower(), rcpt.lower())
+            first = self._greylist.setdefault(key, tx.now)
+            if tx.now - first < pol.greylist:
+                return GREYLISTED
+        tx.rcpts.append(rcpt)
+        return OK_RCPT
+
+    def data_start(self, tx: Transaction) -> Reply:
+        return DATA_GO
+
+    def data_end(self, tx: Transaction, size: int | None = None) -> DataVerdict:
+        """End of DATA: SPF for (client IP, MAIL FROM, HELO), then the domain's policy files it."""
+        result, explanation = self.spf(tx.now, tx.client_ip, tx.mail_from, tx.helo)
+        header = (
+            f"{result} ({self.hostname}: {explanation}) client-ip={tx.client_ip};"
+            f" envelope-from=\"{tx.mail_from}\"; helo={tx.helo};"
+        )
+        fault = self._fault(tx, "data")
+        if fault is not None:
+            return DataVerdict(fault, None, result, explanation, header)
+        domain = tx.rcpts[0].rpartition("@")[2] if tx.rcpts else tx.domain
+        action = self.policy(domain).spf_policy.action(result)
+        if action == "reject":
+            return DataVerdict(SPF_REJECT, None, result, explanation, header)
+        if action == "defer":
+            return DataVerdict(SPF_DEFER, None, result, explanation, header)
+        folder = "junk" if action == "junk" else "inbox"
+        for r in tx.rcpts:
+            self.store.file(r, folder, tx.message_id, tx.now)
+        return DataVerdict(Reply(250, "2.0.0", f"OK queued as {tx.message_id}"), folder, result, explanation, header)
+
+
+def spf_action(policy: SpfPolicy, result: str) -> str:
+    return policy.action(result)

@@ -1,0 +1,98 @@
+"""The seam between the engine's outgoing MTA and whatever plays the recipients' servers.
+
+The engine decides *what* to attempt and *when* (virtual time); a transport
+only carries one SMTP transaction and reports the replies. The memory transport
+runs the receiving state machine in-process; the wire transport speaks real
+SMTP to the loopback sink. Neither may read a clock: ``now`` travels with the
+attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from simulator.net.receiver import DROPPED, DataVerdict, Reply, Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    now: int
+    message_id: str
+    attempt: int  # 1 for the first try of this (message, domain)
+    client_ip: str  # the simulated sending IP (provider's or platform's)
+    helo: str
+    mail_from: str
+    domain: str  # recipient domain
+    mx_host: str
+    mx_ip: str
+    rcpts: tuple[str, ...]
+    render: Callable[[], bytes]  # the message as it goes on the wire (built only if needed)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    replies: tuple[Reply, ...]  # one per rcpt, the reply that decided it
+    folder: str | None  # where accepted recipients were filed (inbox/junk)
+    spf_result: str | None  # the receiver's SPF verdict, when it got as far as DATA
+    spf_explanation: str = ""
+    delay: int = 0  # seconds the transaction took in virtual time (slow faults)
+
+
+@dataclass(frozen=True, slots=True)
+class Dsn:
+    """A delivery status notification (RFC 3464) for the sender's own mailbox."""
+
+    message_id: str  # the DSN's own id
+    original_id: str
+    to: str  # the sender address it is filed under
+    subject: str
+    recipients: tuple[tuple[str, str, str, str], ...]  # (rcpt, action, status, diagnostic)
+    now: int
+    render: Callable[[], bytes]
+
+
+class Transport(Protocol):
+    def attempt(self, att: Attempt) -> AttemptResult: ...
+
+    def deliver_dsn(self, dsn: Dsn) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ReceivingServerLike(Protocol):
+    def connect(self, tx: Transaction) -> Reply: ...
+    def helo(self, tx: Transaction, name: str) -> Reply: ...
+    def mail(self, tx: Transaction, sender: str, size: int | None = None) -> Reply: ...
+    def rcpt(self, tx: Transaction, rcpt: str) -> Reply: ...
+    def data_end(self, tx: Transaction, size: int | None = None) -> DataVerdict: ...
+
+
+def run_transaction(server: ReceivingServerLike, att: Attempt, size: int | None = None) -> AttemptResult:
+    """Drive one SMTP transaction stage by stage against a receiving state machine.
+
+    Shared by the memory transport and tests so the order of stages (and so which
+    fault or policy answers first) is defined once.
+    """
+    n = len(att.rcpts)
+    tx = Transaction(now=att.now, client_ip=att.client_ip, domain=att.domain, message_id=att.message_id,
+                     attempt=att.attempt)
+    for step in (lambda: server.connect(tx), lambda: server.helo(tx, att.helo),
+                 lambda: server.mail(tx, att.mail_from, size)):
+        r = step()
+        if not r.ok:
+            return AttemptResult((r,) * n, None, None, delay=tx.delay)
+    replies: list[Reply | None] = []
+    for rcpt in att.rcpts:
+        r = server.rcpt(tx, rcpt)
+        if r.code == 0:
+            return AttemptResult((DROPPED,) * n, None, None, delay=tx.delay)
+        replies.append(None if r.ok else r)
+    if not tx.rcpts:
+        return AttemptResult(tuple(r for r in replies if r is not None), None, None, delay=tx.delay)
+    v = server.data_end(tx, size)
+    if v.reply.code == 0:
+        return AttemptResult((DROPPED,) * n, None, v.spf_result, v.spf_explanation, tx.delay)
+    final = tuple(v.reply if r is None else r for r in replies)
+    return AttemptResult(final, v.folder, v.spf_result, v.spf_explanation, tx.delay)
