@@ -31,6 +31,40 @@ SMTP_STAGES: tuple[str, ...] = ("connect", "helo", "mail", "rcpt", "data")
 SYNC_PROVIDERS_SUPPORTED: tuple[str, ...] = ("microsoft365", "google")
 RECIPIENT_ROLES: tuple[str, ...] = ("email_invoice", "billing", "primary")
 
+# --- vocabularies the loader validates against (DESIGN §3, §4) ----------------------------
+EMAIL_STATUSES: tuple[str, ...] = ("N/A", "Pending", "In Queue", "Sent")
+BATCH_STATUSES: tuple[str, ...] = ("Draft", "Sent")
+RECIPIENT_OUTCOMES: tuple[str, ...] = ("none", "skipped", "deferred", "inbox", "junk", "bounced")
+DNS_RECORD_TYPES: tuple[str, ...] = ("A", "AAAA", "MX", "TXT", "SPF", "CNAME", "PTR", "NS")
+#: Every reason code a scenario's ``expect:`` may name (DESIGN §4). Keep in step with the engine.
+REASON_CODES: tuple[str, ...] = (
+    "no-invoice-email-contact",
+    "batch-draft",
+    "sender-not-configured",
+    "sender-not-a-user",
+    "multi-branch-uses-configuration",
+    "sync-token-expired",
+    "sync-password-changed",
+    "sync-provider-unsupported",
+    "sender-spf-not-authorized",
+    "recipient-email-invalid",
+    "recipient-contact-inactive",
+    "duplicate-email-rejected",
+    "billing-contact-not-emailed",
+    "unknown-recipient",
+    "mailbox-full",
+    "greylisted",
+    "remote-outage",
+    "remote-tempfail",
+    "remote-permfail",
+    "remote-disconnect",
+    "mx-lookup-failed",
+    "retries-exhausted",
+    "no-deliverable-recipient",
+    # what a receiver did with the message by its SPF result and spf_policy action
+    *(f"spf-{r}-{a}" for r in SPF_RESULTS for a in ("junk", "rejected", "deferred")),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
