@@ -1,0 +1,269 @@
+"""What a run produced: per-invoice outcomes, mailboxes, expectations, accounting.
+
+Views are computed from the engine's state on demand (a million invoices are
+never copied into a second structure unless the caller iterates them), and the
+same view functions serve the checkpoints that evaluate ``expect`` mid-run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from simulator.domain.recipients import RecipientPlan
+from simulator.scenario.model import Batch, Expectation
+
+if TYPE_CHECKING:
+    from simulator.engine.sim import Engine
+    from simulator.engine.state import Email
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientView:
+    email: str
+    outcome: str
+    reason: str | None
+    smtp_code: int | None
+    enhanced_code: str | None
+    folder: str | None
+    at: int | None
+    attempts: int
+    contact: str
+    evidence: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceView:
+    id: str
+    batch: str
+    property: str
+    batch_status: str
+    email_status: str
+    reason: str | None
+    notes: tuple[str, ...]
+    completed_at: int | None
+    queued_at: int | None
+    sent_at: int | None
+    stuck_at: int | None
+    sender: str | None
+    sender_path: str | None
+    client_ip: str | None
+    recipients: tuple[RecipientView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectationResult:
+    ok: bool
+    text: str
+    detail: str
+    loc: str = ""
+
+
+def _plan_view(p: RecipientPlan) -> RecipientView:
+    if p.skip_reason is None:
+        return RecipientView(p.email, "none", None, None, None, None, None, 0, p.contact, None)
+    return RecipientView(p.email, "skipped", p.skip_reason, None, None, None, None, 0, p.contact, p.detail or None)
+
+
+def invoice_view(eng: Engine, b: Batch, inv: str, pid: str, e: Email | None) -> InvoiceView:
+    if e is None:
+        status, reason = eng.prop_status[pid]
+        plans = eng.prop_plans[pid]
+        return InvoiceView(inv, b.id, pid, eng.batch_status[b.id], str(status), reason, (), None, None, None, None,
+                           None, None, None, tuple(_plan_view(p) for p in plans))
+    rcpts = tuple(
+        RecipientView(r.plan.email, r.outcome, r.reason, r.code, r.enhanced, r.folder, r.at, r.attempts,
+                      r.plan.contact, r.evidence or (r.plan.detail or None))
+        for r in e.recipients
+    )
+    return InvoiceView(inv, b.id, pid, eng.batch_status[b.id], e.status, e.reason, e.notes, e.completed_at,
+                       e.queued_at, e.sent_at, e.stuck_at, e.sender, e.sender_path, e.client_ip, rcpts)
+
+
+def view_of(eng: Engine, invoice: str) -> InvoiceView | None:
+    loc = eng.locate(invoice)
+    if loc is None:
+        return None
+    b, i = loc
+    es = eng.emails.get(b.id)
+    return invoice_view(eng, b, invoice, b.property_of(i), es[i] if es is not None else None)
+
+
+def _statuses_until(eng: Engine, v: InvoiceView, t: int) -> set[str]:
+    """Every email status the invoice showed during [start, t]."""
+    seen: set[str] = set()
+    cut = t if v.completed_at is None or v.completed_at > t else v.completed_at
+    seen.update(st for ht, st in eng.prop_history.get(v.property, []) if ht <= cut)
+    if v.completed_at is not None and v.completed_at <= t:
+        if v.email_status == "N/A":
+            seen.add("N/A")
+        if v.queued_at is not None and v.queued_at <= t:
+            seen.add("In Queue")
+        if v.sent_at is not None and v.sent_at <= t:
+            seen.add("Sent")
+    return seen
+
+
+def _find_rcpt(v: InvoiceView, address: str) -> RecipientView | None:
+    key = address.strip().lower()
+    for r in v.recipients:
+        if r.email.strip().lower() == key:
+            return r
+    return None
+
+
+def evaluate(eng: Engine, x: Expectation, now: int) -> ExpectationResult:
+    def res(ok: bool, detail: str) -> ExpectationResult:
+        return ExpectationResult(ok, x.text, detail, x.loc)
+
+    at = eng.scn.iso(now)
+    if x.mailbox is not None:
+        box = eng.store.box(x.mailbox)
+        fails = []
+        for key, want in (("bounces", x.bounces), ("inbox", x.inbox), ("junk", x.junk)):
+            if want is not None and getattr(box, key) != want:
+                fails.append(f"{key}={getattr(box, key)} (expected {want})")
+        actual = f"inbox={box.inbox} junk={box.junk} bounces={box.bounces}"
+        return res(not fails, f"at {at}: {x.mailbox} has {actual}" + (f"; {'; '.join(fails)}" if fails else ""))
+    if x.count is not None:
+        n = _count(eng, x.count)
+        want = x.equals if x.equals is not None else 0
+        crit = ", ".join(f"{k}={v}" for k, v in x.count)
+        return res(n == want, f"at {at}: {n} with {crit} (expected {want})")
+    if x.invoice is None:
+        return res(False, "expectation names no invoice, mailbox or count")
+    v = view_of(eng, x.invoice)
+    if v is None:
+        return res(False, f"no invoice {x.invoice}")
+    if x.never is not None:
+        seen = _statuses_until(eng, v, now)
+        bad = [f"{k}={val}" for k, val in x.never if (k == "email_status" and val in seen)
+               or (k == "batch_status" and val == "Sent" and v.completed_at is not None and v.completed_at <= now)]
+        return res(not bad, f"until {at}: statuses seen {sorted(seen)}" + (f"; violated {bad}" if bad else ""))
+    if x.recipient is not None:
+        r = _find_rcpt(v, x.recipient)
+        if r is None:
+            return res(False, f"{x.recipient} is not a recipient of {x.invoice}")
+        ok = (x.outcome is None or r.outcome == x.outcome) and (x.reason is None or r.reason == x.reason)
+        when = eng.scn.iso(r.at) if r.at is not None else "never"
+        return res(ok, f"at {at}: {r.email.strip()} outcome={r.outcome} reason={r.reason} (reached {when})")
+    ok = True
+    if x.email_status is not None and v.email_status != x.email_status:
+        ok = False
+    if x.batch_status is not None and v.batch_status != x.batch_status:
+        ok = False
+    if x.reason is not None and v.reason != x.reason:
+        ok = False
+    if x.outcome is not None:
+        ok = ok and any(r.outcome == x.outcome for r in v.recipients)
+    return res(ok, f"at {at}: {v.id} batch={v.batch_status} email_status={v.email_status} reason={v.reason}")
+
+
+def _count(eng: Engine, crit: tuple[tuple[str, str], ...]) -> int:
+    n = 0
+    for b, _i, inv, pid, e in eng.iter_invoices():
+        v = invoice_view(eng, b, inv, pid, e)
+        for k, val in crit:
+            if k == "email_status" and v.email_status != val:
+                break
+            if k == "batch_status" and v.batch_status != val:
+                break
+            if k == "reason" and v.reason != val and not any(r.reason == val for r in v.recipients):
+                break
+            if k == "outcome" and not any(r.outcome == val for r in v.recipients):
+                break
+        else:
+            if any(k == "outcome" for k, _ in crit):
+                n += sum(1 for r in v.recipients if r.outcome == dict(crit)["outcome"])
+            else:
+                n += 1
+    return n
+
+
+@dataclass
+class RunResult:
+    engine: Engine
+    end: int
+    expectations: list[ExpectationResult] = field(default_factory=list)
+
+    @property
+    def scenario(self) -> str:
+        return self.engine.scn.name
+
+    @property
+    def ok(self) -> bool:
+        return all(x.ok for x in self.expectations)
+
+    def invoices(self) -> Iterator[InvoiceView]:
+        eng = self.engine
+        for b, _i, inv, pid, e in eng.iter_invoices():
+            yield invoice_view(eng, b, inv, pid, e)
+
+    def invoice(self, invoice: str) -> InvoiceView | None:
+        return view_of(self.engine, invoice)
+
+    def mailboxes(self) -> dict[str, dict[str, int]]:
+        return {addr: {"inbox": b.inbox, "junk": b.junk, "bounces": b.bounces}
+                for addr, b in sorted(self.engine.store.boxes.items())}
+
+    def accounting(self) -> dict[str, int]:
+        """Where every invoice email ended up; ``lost`` must be 0 (nothing is lost)."""
+        c: Counter[str] = Counter()
+        for b in self.engine.scn.batches:
+            es = self.engine.emails.get(b.id)
+            if es is None:
+                c["draft"] += b.count
+                continue
+            for e in es:
+                c["invoices"] += 1
+                if e.status == "N/A":
+                    c["not_emailed"] += 1
+                elif e.status == "In Queue":
+                    c["in_queue"] += 1
+                    if e.reason is None and e.queued_at != self.end:
+                        c["lost"] += 1
+                elif e.status == "Sent":
+                    c["sent"] += 1
+                    for r in e.recipients:
+                        if r.outcome == "none":
+                            c["in_flight"] += 1
+                        else:
+                            c[r.outcome] += 1
+                else:
+                    c["lost"] += 1
+        c["invoices"] += c["draft"]
+        c.setdefault("lost", 0)
+        return dict(sorted(c.items()))
+
+    def to_json(self) -> dict[str, Any]:
+        scn = self.engine.scn
+        iso = scn.iso
+
+        def t(x: int | None) -> str | None:
+            return iso(x) if x is not None else None
+
+        return {
+            "scenario": scn.name,
+            "seed": scn.seed,
+            "end": iso(self.end),
+            "invoices": [
+                {
+                    "id": v.id, "batch": v.batch, "batch_status": v.batch_status, "email_status": v.email_status,
+                    "reason": v.reason, "notes": list(v.notes), "completed_at": t(v.completed_at),
+                    "queued_at": t(v.queued_at), "sent_at": t(v.sent_at), "stuck": v.stuck_at is not None,
+                    "sender": v.sender,
+                    "recipients": [
+                        {"email": r.email, "outcome": r.outcome, "reason": r.reason, "smtp_code": r.smtp_code,
+                         "enhanced_code": r.enhanced_code, "folder": r.folder, "at": t(r.at),
+                         "attempts": r.attempts}
+                        for r in v.recipients
+                    ],
+                }
+                for v in self.invoices()
+            ],
+            "mailboxes": self.mailboxes(),
+            "expectations": [{"ok": x.ok, "text": x.text, "detail": x.detail} for x in self.expectations],
+            "accounting": self.accounting(),
+        }

@@ -1,0 +1,58 @@
+"""One call from a Scenario to a RunResult: the public entry the CLI and notebooks use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from simulator.engine.result import ExpectationResult, RunResult, evaluate
+from simulator.engine.sim import Engine, TransportFactory
+from simulator.scenario.model import Expectation, Scenario
+from simulator.trace.writer import TraceWriter
+
+
+def simulate(
+    scn: Scenario,
+    *,
+    trace: str | Path | None = None,
+    transport: TransportFactory | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Run ``scn`` to its end and check its expectations.
+
+    Expectations with a time are checked when the clock reaches it (after
+    everything else scheduled then); the rest at the end.
+    """
+    fh = open(trace, "wb") if trace is not None else None  # noqa: SIM115 - closed below
+    try:
+        writer = TraceWriter(fh, scn) if fh is not None else None
+        eng = Engine(scn, trace=writer, transport=transport, progress=progress)
+        results: dict[int, ExpectationResult] = {}
+
+        def checker(x: Expectation) -> Callable[[], None]:
+            def check() -> None:
+                results[x.index] = evaluate(eng, x, eng.now)
+
+            return check
+
+        for x in scn.expect:
+            if x.when is not None:
+                eng.checkpoints.append((x.when, checker(x)))
+        eng.setup()
+        for when, fn in eng.checkpoints:
+            if when is not None:
+                eng.call_at(max(0, when), eng.PRIO_CHECK, fn)
+        end = eng.run()
+        for x in scn.expect:
+            if x.index not in results:
+                results[x.index] = evaluate(eng, x, end)
+        eng.transport.close()
+        out = RunResult(eng, end, [results[x.index] for x in scn.expect])
+        if writer is not None:
+            acc = out.accounting()
+            writer.emit(end, "run.end", {"accounting": acc, "expectations_ok": out.ok})
+            writer.flush()
+        return out
+    finally:
+        if fh is not None:
+            fh.close()

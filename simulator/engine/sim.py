@@ -1,0 +1,569 @@
+"""The SimPy model: timeline driver, queue worker, outgoing MTA, checkpoints.
+
+A handful of long-lived processes and callback events, never one process per
+email (DESIGN §7): the timeline process applies events at their times, the
+queue worker polls on the ``queue_poll`` grid and decides each sender *group*
+once per poll (cached until a setting, the DNS or the clock invalidates it),
+and the MTA batches its retries by wake-up time. Event order at one instant is
+fixed by priority: timeline, faults, poll, MTA, checkpoints — so "events at t
+apply before the poll at t" and "the state at ``until`` includes everything
+scheduled at ``until``" (DESIGN §8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
+from typing import Any
+
+import simpy
+from simpy.events import Event as SimEvent
+from simpy.events import EventPriority
+
+from simulator.domain.contacts import domain_of, find_duplicate
+from simulator.domain.recipients import RecipientPlan, billing_contact_warnings, draft_status, plan_recipients
+from simulator.domain.sender import find_sender_user, resolve_sender_address, sending_path, spf_gate_reason
+from simulator.domain.statuses import EmailStatus
+from simulator.domain.sync import SyncState, change_password, expires_at, initial_state, login, resync
+from simulator.engine.dnsview import DnsView
+from simulator.engine.mta import Mta, MtaSettings
+from simulator.engine.state import Email, Group, Rcpt, SenderDecision
+from simulator.net.receiver import MailStore, ReceivingServer
+from simulator.net.zone import Zone
+from simulator.scenario.model import DAY, Batch, Event, Scenario, User
+from simulator.trace.writer import TraceWriter
+from simulator.transport.base import Transport
+from simulator.transport.memory import MemoryTransport
+
+TransportFactory = Callable[["Engine"], Transport]
+MAX_DEFAULT_RUN = 30 * DAY
+
+
+class Engine:
+    PRIO_TIMELINE = 0
+    PRIO_FAULT = 1
+    PRIO_POLL = 2
+    PRIO_MTA = 3
+    PRIO_MARK = 4
+    PRIO_CHECK = 5
+
+    def __init__(
+        self,
+        scn: Scenario,
+        *,
+        trace: TraceWriter | None = None,
+        transport: TransportFactory | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.scn = scn
+        self.settings = scn.settings
+        self.env = simpy.Environment()
+        self.trace = trace
+        self.tracing = trace is not None
+        self.progress = progress
+        # -- the world (replaced, never mutated: domain functions see frozen data) --
+        self.org = scn.organization
+        self.branches = {b.id: b for b in scn.organization.branches}
+        self.regions = {r.id: r for r in scn.organization.regions}
+        self.users: dict[str, User] = {u.id: u for u in scn.users}
+        self.sync: dict[str, SyncState | None] = {
+            u.id: (initial_state(u.sync) if u.sync else None) for u in scn.users
+        }
+        self.contacts = {c.id: c for c in scn.contacts}
+        self.properties = {p.id: p for p in scn.properties}
+        self.version = 0  # bumped on every change that can alter a sender decision
+        self.zone = Zone.from_scenario(scn)
+        self.dns = DnsView(self.zone, scn.faults, scn.seed)
+        self.store = MailStore()
+        self.receiver = ReceivingServer(scn.mailboxes, scn.faults, scn.seed, self.dns.spf, self.store)
+        self.transport: Transport = transport(self) if transport else MemoryTransport(self.receiver)
+        self.mta = Mta(self, self.transport, MtaSettings(scn.settings.retry_schedule,
+                                                         scn.settings.max_queue_lifetime, scn.platform.helo))
+        # -- emails and the queue --
+        self.batch_status: dict[str, str] = {b.id: "Draft" for b in scn.batches}
+        self.batch_completed_at: dict[str, int] = {}
+        self.emails: dict[str, list[Email]] = {}  # batch id -> its emails, in invoice order
+        self.groups: dict[str, Group] = {}
+        self.queued = 0
+        self.total_invoices = sum(b.count for b in scn.batches)
+        self.emailed = 0
+        self._wake: SimEvent | None = None
+        self._last_poll = -1
+        # draft status per property, and its history for ``never`` expectations
+        self.prop_plans: dict[str, tuple[RecipientPlan, ...]] = {}
+        self.prop_status: dict[str, tuple[str, str]] = {}
+        self.prop_history: dict[str, list[tuple[int, str]]] = {}
+        self.timeline_done = not scn.timeline
+        self.events_applied: list[tuple[Event, str | None]] = []  # (event, refusal reason)
+        self.login_log: dict[str, list[tuple[int, bool]]] = {u.id: [] for u in scn.users}
+        self.sync_log: dict[str, list[tuple[int, str]]] = {u.id: [] for u in scn.users}
+        self.checkpoints: list[tuple[int | None, Callable[[], None]]] = []
+        self._invoice_index: dict[str, tuple[Batch, int]] | None = None
+        self.batches = {b.id: b for b in scn.batches}
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def emit(self, t: int, event: str, fields: dict[str, Any]) -> None:
+        if self.trace is not None:
+            self.trace.emit(t, event, fields)
+
+    def _at(self, delay: int, prio: int) -> SimEvent:
+        ev = SimEvent(self.env)
+        ev._ok = True
+        ev._value = None
+        self.env.schedule(ev, EventPriority(prio), delay)
+        return ev
+
+    def call_at(self, t: int, prio: int, fn: Callable[[], None]) -> None:
+        ev = self._at(max(0, t - int(self.env.now)), prio)
+        ev.callbacks.append(lambda _e: fn())
+
+    @property
+    def now(self) -> int:
+        return int(self.env.now)
+
+    # -- draft statuses ----------------------------------------------------------------------
+    def _roles(self) -> tuple[str, ...]:
+        return self.org.configuration.invoice_recipients
+
+    def _refresh_property(self, pid: str, t: int) -> None:
+        plans = plan_recipients(self.properties[pid], self.contacts, self._roles())
+        self.prop_plans[pid] = plans
+        status, reason = draft_status(plans)
+        old = self.prop_status.get(pid)
+        self.prop_status[pid] = (str(status), reason)
+        if old is None or old[0] != status:
+            self.prop_history.setdefault(pid, []).append((t, str(status)))
+            if self.tracing:
+                for bid, b in self.batches.items():
+                    if self.batch_status[bid] != "Draft":
+                        continue
+                    for inv, p in b.iter_invoices():
+                        if p == pid:
+                            self.emit(t, "invoice.status", {"invoice": inv, "batch": bid, "email_status": status,
+                                                            "reason": reason})
+
+    # -- the processes -----------------------------------------------------------------------
+    def _timeline(self) -> Generator[SimEvent, Any, None]:
+        for ev in sorted(self.scn.timeline, key=lambda e: (e.at, e.index)):
+            if ev.at > self.now:
+                yield self._at(ev.at - self.now, self.PRIO_TIMELINE)
+            self.apply(ev)
+        self.timeline_done = True
+
+    def _worker(self) -> Generator[SimEvent, Any, None]:
+        qp = self.settings.queue_poll
+        while True:
+            if self.queued == 0:
+                self._wake = SimEvent(self.env)
+                yield self._wake
+                self._wake = None
+            now = self.now
+            nxt = -(-now // qp) * qp
+            if nxt <= self._last_poll:
+                nxt = self._last_poll + qp
+            yield self._at(nxt - now, self.PRIO_POLL)
+            self._last_poll = self.now
+            self.poll(self.now)
+
+    # -- timeline events ---------------------------------------------------------------------
+    def apply(self, ev: Event) -> None:
+        t = self.now if ev.at < 0 else ev.at
+        k = ev.kind
+        refused: str | None = None
+        fields: dict[str, Any] = {"kind": k, "line": ev.loc}
+        if k == "complete_batch":
+            assert ev.batch is not None
+            self.complete_batch(ev.batch, t)
+        elif k in ("login", "resync", "change_password", "deactivate_user", "activate_user", "remove_sync",
+                   "set_sync"):
+            assert ev.user is not None
+            uid = ev.user
+            st = self.sync.get(uid)
+            lifetime = self.settings.token_lifetime
+            if k == "login":
+                if st is None:
+                    self.login_log[uid].append((ev.at, False))
+                else:
+                    st2, refreshed = login(st, ev.at, lifetime)
+                    self.sync[uid] = st2
+                    self.login_log[uid].append((ev.at, refreshed))
+                    fields.update(refreshed=refreshed, expires=self.scn.iso(expires_at(st2, lifetime)))
+                    self._schedule_expiry(uid)
+                self.emit(t, "user.login", {"user": uid, **fields})
+            elif k in ("resync", "set_sync"):
+                self.sync[uid] = resync(st, ev.provider, ev.at)
+                self.sync_log[uid].append((ev.at, k))
+                self._schedule_expiry(uid)
+                new = self.sync[uid]
+                self.emit(t, "sync.resynced" if k == "resync" else "sync.set",
+                          {"user": uid, "provider": new.provider if new else None})
+            elif k == "change_password":
+                if st is not None:
+                    self.sync[uid] = change_password(st, ev.at)
+                self.sync_log[uid].append((ev.at, k))
+                self.emit(t, "user.password_changed", {"user": uid})
+            elif k == "remove_sync":
+                self.sync[uid] = None
+                self.sync_log[uid].append((ev.at, k))
+                self.emit(t, "sync.removed", {"user": uid})
+            else:
+                self.users[uid] = replace(self.users[uid], active=(k == "activate_user"))
+                self.emit(t, "user.deactivated" if k == "deactivate_user" else "user.activated", {"user": uid})
+            self.version += 1
+        elif k == "set_contact_email":
+            assert ev.contact is not None and ev.email is not None
+            dup = find_duplicate(self.contacts.values(), ev.email, ignore_id=ev.contact)
+            if dup is not None:
+                refused = "duplicate-email-rejected"
+                self.emit(t, "contact.refused", {"contact": ev.contact, "email": ev.email, "reason": refused,
+                                                 "existing_contact": dup.id, "existing_active": dup.active})
+            else:
+                self.contacts[ev.contact] = replace(self.contacts[ev.contact], email=ev.email)
+                self.emit(t, "contact.changed", {"contact": ev.contact, "email": ev.email})
+                self._contact_changed(ev.contact, t)
+        elif k == "set_contact_active":
+            assert ev.contact is not None
+            self.contacts[ev.contact] = replace(self.contacts[ev.contact], active=bool(ev.active))
+            self.emit(t, "contact.changed", {"contact": ev.contact, "active": bool(ev.active)})
+            self._contact_changed(ev.contact, t)
+        elif k == "set_property_contact":
+            assert ev.property is not None and ev.contact is not None
+            prop = self.properties[ev.property]
+            pcs = list(prop.contacts)
+            for i, pc in enumerate(pcs):
+                if pc.contact == ev.contact:
+                    ei = pc.email_invoice if ev.email_invoice is None else ev.email_invoice
+                    pcs[i] = replace(pc, email_invoice=ei,
+                                     primary=pc.primary if ev.primary is None else ev.primary,
+                                     billing=pc.billing if ev.billing is None else ev.billing)
+                    break
+            else:
+                from simulator.scenario.model import PropertyContact
+
+                pcs.append(PropertyContact(ev.contact, bool(ev.email_invoice), bool(ev.primary), bool(ev.billing)))
+            self.properties[ev.property] = replace(prop, contacts=tuple(pcs))
+            self.emit(t, "property.changed", {"property": ev.property, "contact": ev.contact,
+                                              "email_invoice": ev.email_invoice})
+            self._refresh_property(ev.property, t)
+        elif k == "set_invoicing_email_from":
+            if ev.branch is not None:
+                self.branches[ev.branch] = replace(self.branches[ev.branch], invoicing_email_from=ev.email)
+                where = f"branch:{ev.branch}"
+            elif ev.region is not None:
+                self.regions[ev.region] = replace(self.regions[ev.region], invoicing_email_from=ev.email)
+                where = f"region:{ev.region}"
+            else:
+                self.org = replace(self.org, configuration=replace(self.org.configuration,
+                                                                   invoice_email_from=ev.email))
+                where = "configuration"
+            self.version += 1
+            self.emit(t, "settings.changed", {"where": where, "invoicing_email_from": ev.email})
+        elif k in ("dns_set", "dns_delete"):
+            assert ev.name is not None and ev.type is not None
+            if k == "dns_set":
+                assert ev.value is not None
+                self.zone.set(ev.name, ev.type, ev.value)
+            else:
+                self.zone.delete(ev.name, ev.type)
+            val = list(ev.value) if isinstance(ev.value, tuple) else ev.value
+            self.emit(t, "dns.changed", {"name": ev.name, "type": ev.type, "value": val,
+                                         "op": "set" if k == "dns_set" else "delete"})
+        else:  # pragma: no cover - the loader only produces known kinds
+            raise ValueError(f"unknown timeline event {k!r}")
+        self.events_applied.append((ev, refused))
+
+    def _contact_changed(self, cid: str, t: int) -> None:
+        for pid, prop in self.properties.items():
+            if any(pc.contact == cid for pc in prop.contacts):
+                self._refresh_property(pid, t)
+
+    def _schedule_expiry(self, uid: str) -> None:
+        """A trace marker when a token dies; stale markers (refreshed since) stay silent."""
+        st = self.sync.get(uid)
+        if st is None or not st.supported:
+            return
+        exp = expires_at(st, self.settings.token_lifetime)
+        if exp < self.now or exp > self._horizon:
+            return
+
+        def fire() -> None:
+            cur = self.sync.get(uid)
+            if cur is st or (cur is not None and expires_at(cur, self.settings.token_lifetime) == exp
+                             and cur.refreshed == st.refreshed):
+                self.version += 1
+                self.emit(exp, "sync.expired", {"user": uid, "refreshed": self.scn.iso(st.refreshed),
+                                                "refreshed_by": st.refreshed_by})
+
+        self.call_at(exp, self.PRIO_FAULT, fire)
+
+    # -- batch completion --------------------------------------------------------------------
+    def complete_batch(self, bid: str, t: int) -> None:
+        if self.batch_status[bid] != "Draft":
+            self.emit(t, "batch.already_completed", {"batch": bid})
+            return
+        b = self.batches[bid]
+        self.batch_status[bid] = "Sent"
+        self.batch_completed_at[bid] = t
+        branch_ids = tuple(sorted({self.properties[p].branch for p in b.property_ids()}))
+        key = "|".join(branch_ids)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = Group(key, branch_ids)
+        tracing = self.tracing
+        self.emit(t, "batch.completed", {"batch": bid, "invoices": b.count, "branches": list(branch_ids)})
+        # per property: the recipients are fixed now (§8), one shared plan tuple per property
+        per_prop: dict[str, tuple[tuple[RecipientPlan, ...], str, str, tuple[str, ...]]] = {}
+        status: str
+        notes: tuple[str, ...]
+        for pid in b.property_ids():
+            plans = self.prop_plans[pid]
+            status, reason = draft_status(plans)
+            notes = ("billing-contact-not-emailed",) if billing_contact_warnings(self.properties[pid],
+                                                                                self._roles()) else ()
+            per_prop[pid] = (plans, status, reason, notes)
+        emails: list[Email] = []
+        queue = group.queue
+        for inv, pid in b.iter_invoices():
+            plans, status, reason, notes = per_prop[pid]
+            e = Email(inv, bid, pid, t)
+            e.notes = notes
+            e.recipients = [Rcpt(p, t) for p in plans]
+            if status == EmailStatus.NA:
+                e.status = "N/A"
+                e.reason = reason
+            else:
+                e.status = "In Queue"
+                e.queued_at = t
+                e.group = group
+                queue.append(e)
+            emails.append(e)
+            if tracing:
+                self.emit(t, "invoice.status", {"invoice": inv, "batch": bid, "email_status": e.status,
+                                                "reason": e.reason})
+        self.emails[bid] = emails
+        n_queued = sum(1 for e in emails if e.status == "In Queue")
+        self.queued += n_queued
+        self.emailed += len(emails)
+        if n_queued and self._wake is not None and not self._wake.triggered:
+            self._wake._ok = True
+            self._wake._value = None
+            self.env.schedule(self._wake, EventPriority(self.PRIO_TIMELINE), 0)
+
+    # -- the queue worker --------------------------------------------------------------------
+    def decide(self, group: Group, now: int) -> SenderDecision:
+        key = (self.version, self.zone.version, self.dns.epoch())
+        d = group.decision
+        if d is not None and group.decision_key == key and (d.valid_until is None or now < d.valid_until):
+            return d
+        d = self._decide(group, now)
+        group.decision, group.decision_key = d, key
+        return d
+
+    def _decide(self, group: Group, now: int) -> SenderDecision:
+        scn = self.scn
+        sa = resolve_sender_address(group.branch_ids, self.org, self.branches, self.regions)
+        helo = scn.platform.helo
+        if sa.address is None:
+            return SenderDecision(None, sa.source, None, "blocked", None, (), helo, "sender-not-configured",
+                                  sa.notes, f"no Invoicing Email From on {' / '.join(group.branch_ids) or 'branch'},"
+                                            " its region, or Configuration")
+        user = find_sender_user(sa.address, self.users)
+        if user is None:
+            return SenderDecision(sa.address, sa.source, None, "blocked", None, (), helo, "sender-not-a-user",
+                                  sa.notes, f"{sa.address} (from {sa.source}) is not the email of an active user")
+        st = self.sync.get(user.id)
+        path = sending_path(st, now, self.settings.token_lifetime)
+        notes = sa.notes + path.notes
+        if path.kind == "blocked":
+            return SenderDecision(sa.address, sa.source, user.id, "blocked", st.provider if st else None, (), helo,
+                                  path.reason, notes, path.evidence)
+        if path.kind == "sync":
+            assert st is not None
+            prov = scn.provider(st.provider)
+            ips = prov.sending_ips if prov else ()
+            phelo = (prov.helo if prov and prov.helo else f"mail.{prov.spf_include}" if prov and prov.spf_include
+                     else helo)
+            return SenderDecision(sa.address, sa.source, user.id, "sync", st.provider, ips, phelo, None, notes,
+                                  path.evidence, (), path.valid_until)
+        ips = scn.platform.sending_ips
+        spf_rows: list[tuple[str, str, str]] = []
+        if self.settings.smtp_path_requires_spf:
+            results: dict[str, str] = {}
+            for ip in ips:
+                res, expl = self.dns.spf(now, ip, sa.address, helo)
+                results[ip] = res
+                spf_rows.append((ip, res, expl))
+            reason = spf_gate_reason(results)
+            if reason is not None:
+                bad = "; ".join(f"{ip}: {res} ({expl})" for ip, res, expl in spf_rows if res != "pass")
+                return SenderDecision(sa.address, sa.source, user.id, "blocked", None, ips, helo, reason, notes,
+                                      f"SPF of {domain_of(sa.address)} for the platform IPs: {bad}",
+                                      tuple(spf_rows))
+        return SenderDecision(sa.address, sa.source, user.id, "smtp", None, ips, helo, None, notes,
+                              path.evidence, tuple(spf_rows))
+
+    def poll(self, now: int) -> None:
+        stuck_after = self.settings.stuck_after
+        tracing = self.tracing
+        for group in self.groups.values():
+            q = group.queue
+            if not q:
+                continue
+            d = self.decide(group, now)
+            if d.reason is None:
+                self._send_group(group, d, now)
+                continue
+            if group.reason != d.reason:
+                group.reason = d.reason
+                group.reason_applied = 0
+            if group.reason_applied < len(q):
+                for e in q[group.reason_applied:]:
+                    e.reason = d.reason
+                    e.notes = tuple(dict.fromkeys(e.notes + d.notes))
+                    if tracing:
+                        self.emit(now, "email.blocked", {"invoice": e.invoice, "reason": d.reason,
+                                                         "sender": d.address, "evidence": d.evidence})
+                group.reason_applied = len(q)
+            i = group.stuck_upto
+            while i < len(q) and q[i].queued_at is not None and now - (q[i].queued_at or 0) >= stuck_after:
+                e = q[i]
+                e.stuck_at = now
+                if tracing:
+                    self.emit(now, "email.stuck", {"invoice": e.invoice, "reason": e.reason,
+                                                   "queued_at": self.scn.iso(e.queued_at or 0)})
+                i += 1
+            group.stuck_upto = i
+
+    def _send_group(self, group: Group, d: SenderDecision, now: int) -> None:
+        q = group.queue
+        group.queue = []
+        group.reason = None
+        group.reason_applied = 0
+        group.stuck_upto = 0
+        self.queued -= len(q)
+        tracing = self.tracing
+        mta = self.mta
+        for e in q:
+            e.status = "Sent"
+            e.sent_at = now
+            e.sender = d.address
+            e.sender_path = d.path
+            e.helo = d.helo
+            e.client_ip = mta.client_ip(e, d)
+            e.notes = tuple(dict.fromkeys(e.notes + d.notes)) if d.notes else e.notes
+            e.group = None
+            deliverable = any(r.outcome == "none" for r in e.recipients)
+            e.reason = None if deliverable else "no-deliverable-recipient"
+            if tracing:
+                self.emit(now, "email.sent", {"invoice": e.invoice, "sender": d.address, "path": d.path,
+                                              "provider": d.provider, "client_ip": e.client_ip,
+                                              "reason": e.reason})
+            if deliverable:
+                mta.submit(e, d, now)
+
+    # -- outcomes (called by the MTA) --------------------------------------------------------
+    def on_delivered(self, email: Email, r: Rcpt, now: int, spf: str | None) -> None:
+        if self.tracing:
+            self.emit(now, "email.delivered", {"invoice": email.invoice, "recipient": r.address,
+                                               "folder": r.folder, "spf": spf, "reason": r.reason})
+
+    def on_bounced(self, email: Email, r: Rcpt, now: int, dsn_id: str) -> None:
+        if self.tracing:
+            self.emit(now, "email.bounced", {"invoice": email.invoice, "recipient": r.address,
+                                             "reason": r.reason, "code": r.code, "enhanced": r.enhanced,
+                                             "dsn": dsn_id, "dsn_to": email.sender})
+
+    # -- running -----------------------------------------------------------------------------
+    def _must_reach(self) -> int:
+        ts = [e.at for e in self.scn.timeline] + [x.when for x in self.scn.expect if x.when is not None]
+        return max([0, *ts])
+
+    def busy(self) -> bool:
+        return self.queued > 0 or self.mta.pending > 0 or not self.timeline_done
+
+    def setup(self) -> None:
+        scn = self.scn
+        self._horizon = scn.until if scn.until is not None else max(MAX_DEFAULT_RUN, self._must_reach())
+        for pid in self.properties:
+            self._refresh_property(pid, 0)
+        for uid in self.users:
+            self._schedule_expiry(uid)
+        for f in scn.faults:
+            if f.kind == "slow" or f.at is not None or f.for_ is not None:
+                start = f.at or 0
+                self.call_at(max(0, start), self.PRIO_FAULT, self._marker(max(0, start), "fault.started", {
+                    "fault": f.index, "kind": f.kind, "target": f.target, "stage": f.stage,
+                    "probability": f.probability}))
+                if f.for_ is not None and start + f.for_ <= self._horizon:
+                    self.call_at(start + f.for_, self.PRIO_FAULT, self._marker(start + f.for_, "fault.ended", {
+                        "fault": f.index, "kind": f.kind}))
+        self.env.process(self._timeline())
+        self.env.process(self._worker())
+
+    def _marker(self, t: int, event: str, fields: dict[str, Any]) -> Callable[[], None]:
+        return lambda: self.emit(t, event, fields)
+
+    def run(self, until: int | None = None) -> int:
+        """Run to the end (or to ``until``, for stepping); returns the virtual end time."""
+        if not hasattr(self, "_horizon"):
+            self.setup()
+        scn = self.scn
+        hard = self._horizon if until is None else min(until, self._horizon)
+        must = self._must_reach()
+        env = self.env
+        last_report = -1
+        while True:
+            t = env.peek()
+            if t == float("inf") or t > hard:
+                break
+            if scn.until is None and until is None and t > must and not self.busy():
+                break
+            env.step()
+            if self.progress is not None and int(env.now) // 3600 != last_report:
+                last_report = int(env.now) // 3600
+                self.progress(int(env.now), hard)
+        if until is not None:
+            self.end = hard
+        elif scn.until is not None:
+            self.end = scn.until
+        else:
+            self.end = min(self._horizon, max(int(env.now), must))
+        return self.end
+
+    # -- reading the state -------------------------------------------------------------------
+    def invoice_index(self) -> dict[str, tuple[Batch, int]]:
+        if self._invoice_index is None:
+            idx: dict[str, tuple[Batch, int]] = {}
+            for b in self.scn.batches:
+                if b.compact is None:
+                    for i, inv in enumerate(b.invoices):
+                        idx[inv.id] = (b, i)
+            self._invoice_index = idx
+        return self._invoice_index
+
+    def locate(self, invoice: str) -> tuple[Batch, int] | None:
+        hit = self.invoice_index().get(invoice)
+        if hit is not None:
+            return hit
+        bid, _, num = invoice.rpartition("-")
+        b = self.batches.get(bid)
+        if b is not None and b.compact is not None and num.isdigit():
+            i = int(num) - 1
+            if 0 <= i < b.count and b.invoice_id(i) == invoice:
+                return b, i
+        return None
+
+    def email_of(self, invoice: str) -> Email | None:
+        loc = self.locate(invoice)
+        if loc is None:
+            return None
+        b, i = loc
+        es = self.emails.get(b.id)
+        return es[i] if es is not None else None
+
+    def iter_invoices(self) -> Iterator[tuple[Batch, int, str, str, Email | None]]:
+        """(batch, index, invoice id, property id, email or None while Draft) in file order."""
+        for b in self.scn.batches:
+            es = self.emails.get(b.id)
+            for i, (inv, pid) in enumerate(b.iter_invoices()):
+                yield b, i, inv, pid, (es[i] if es is not None else None)
