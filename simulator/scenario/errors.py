@@ -31,7 +31,7 @@ class TimeFormatError(ValueError):
     """A duration or time string is malformed; the loader adds the position."""
 
 
-def closest(word: str, candidates: Iterable[str], limit: int = 50_000) -> str | None:
+def closest(word: str, candidates: Iterable[str], limit: int = 50_000, cutoff: float = 0.6) -> str | None:
     """The candidate closest to ``word`` (difflib), or None when nothing is close."""
     pool: list[str] = []
     lower: dict[str, str] = {}
@@ -42,11 +42,11 @@ def closest(word: str, candidates: Iterable[str], limit: int = 50_000) -> str | 
         lower.setdefault(c.lower(), c)
     if word.lower() in lower:
         return lower[word.lower()]
-    found = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
+    found = difflib.get_close_matches(word, pool, n=1, cutoff=cutoff)
     return found[0] if found else None
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str:
     """``"; did you mean 'x'?"`` or ``""``."""
-    match = closest(word, candidates)
+    match = closest(word, candidates, cutoff=cutoff)
     return f"; did you mean {match!r}?" if match is not None and match != word else ""

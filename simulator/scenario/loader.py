@@ -21,11 +21,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.reader import ReaderError
-from ruamel.yaml.scalarbool import ScalarBoolean
-
 from simulator.scenario.errors import ScenarioError, TimeFormatError, did_you_mean
 from simulator.scenario.model import (
     BATCH_STATUSES,
@@ -65,6 +60,7 @@ from simulator.scenario.model import (
     User,
 )
 from simulator.scenario.times import parse_duration, parse_start, parse_time
+from simulator.scenario.yamltree import TooLarge, YMap, YSeq, parse_yaml
 
 __all__ = ["SUPPORTED_SCHEMAS", "load_scenario", "load_scenario_text"]
 
@@ -131,8 +127,10 @@ _DNS_LABEL_RE = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?|\*")
 def _describe(value: object) -> str:
     if value is None:
         return "null"
-    if isinstance(value, bool | ScalarBoolean):
+    if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, TooLarge):
+        return "a number too large to use"
     if isinstance(value, int):
         return f"the number {int(value)}" if abs(value) < 10**30 else "a very large number"
     if isinstance(value, float):
@@ -155,7 +153,7 @@ def _describe(value: object) -> str:
 
 
 def _is_bool(value: object) -> bool:
-    return isinstance(value, bool | ScalarBoolean)
+    return isinstance(value, bool)
 
 
 def _plain(value: object) -> object:
@@ -169,13 +167,6 @@ def _plain(value: object) -> object:
     if isinstance(value, str):
         return str(value)
     return value
-
-
-def _line_col(text: str, index: int) -> _Pos:
-    index = max(0, min(index, len(text)))
-    line = text.count("\n", 0, index) + 1
-    col = index - (text.rfind("\n", 0, index) + 1) + 1
-    return _Pos(line, col)
 
 
 # --- the loader -----------------------------------------------------------------------------
@@ -196,25 +187,12 @@ class _Map:
         return f"{self.where}.{key}" if self.where else key
 
     def kpos(self, key: object) -> _Pos:
-        lc = getattr(self.data, "lc", None)
-        try:
-            line, col = lc.key(key)  # type: ignore[union-attr]
-            return _Pos(int(line) + 1, int(col) + 1)
-        except Exception:
-            return self.pos
+        found = self.data.keypos.get(key) if isinstance(self.data, YMap) else None
+        return _Pos(*found) if found is not None else self.pos
 
     def vpos(self, key: object) -> _Pos:
-        kp = self.kpos(key)
-        lc = getattr(self.data, "lc", None)
-        try:
-            line, col = lc.value(key)  # type: ignore[union-attr]
-            vp = _Pos(int(line) + 1, int(col) + 1)
-        except Exception:
-            return kp
-        # an empty value (``key:``) is reported at the next token; point at the key instead
-        if self.data.get(key) is None and vp.line != kp.line:
-            return kp
-        return vp
+        found = self.data.valpos.get(key) if isinstance(self.data, YMap) else None
+        return _Pos(*found) if found is not None else self.kpos(key)
 
     def has(self, key: str) -> bool:
         """Present and not null (``null`` means unset)."""
@@ -286,25 +264,25 @@ class _Loader:
         return f"{self.path}:{pos.line}:{pos.col}"
 
     def item_pos(self, seq: object, i: int, default: _Pos) -> _Pos:
-        lc = getattr(seq, "lc", None)
-        try:
-            line, col = lc.item(i)  # type: ignore[union-attr]
-            return _Pos(int(line) + 1, int(col) + 1)
-        except Exception:
-            return default
+        if isinstance(seq, YSeq) and i < len(seq.itempos):
+            return _Pos(*seq.itempos[i])
+        return default
 
     def node_pos(self, node: object, default: _Pos) -> _Pos:
-        lc = getattr(node, "lc", None)
-        try:
-            return _Pos(int(lc.line) + 1, int(lc.col) + 1)  # type: ignore[union-attr]
-        except Exception:
-            return default
+        if isinstance(node, YMap | YSeq):
+            return _Pos(*node.pos)
+        return default
 
     # --- shape converters: (value, pos, where) -> value -------------------------------------
 
     def map(self, value: object, pos: _Pos, where: str, what: str = "a mapping") -> _Map:
         if not isinstance(value, dict):
-            self.fail(pos, f"{where}: expected {what}, got {_describe(value)}")
+            self.fail(
+                pos,
+                f"{where}: expected {what}, got {_describe(value)}"
+                if where
+                else f"expected {what}, got {_describe(value)}",
+            )
         return _Map(self, value, self.node_pos(value, pos), where)
 
     def seq(self, value: object, pos: _Pos, where: str, what: str = "a list") -> Iterator[tuple[object, _Pos, str]]:
@@ -444,9 +422,14 @@ class _Loader:
         ident = self.ident(value, pos, where)
         if ident not in table:
             plural = "branches" if kind == "branch" else "properties" if kind == "property" else f"{kind}s"
-            hint = did_you_mean(ident, table)
+            hint = did_you_mean(ident, table, cutoff=0.5)
             if not hint:
-                hint = f"; no {plural} are defined" if not table else ""
+                known = list(table)
+                hint = (
+                    f"; no {plural} are defined"
+                    if not known
+                    else f"; defined {plural}: " + ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+                )
             self.fail(pos, f"{where}: unknown {kind} {ident!r}{hint}")
         return ident
 
@@ -460,7 +443,6 @@ class _Loader:
 
     def scenario(self, doc: object, default_name: str, source: str, sha256: str) -> Scenario:
         top = self.map(doc, _Pos(1, 1), "", "a mapping of scenario keys (schema, name, start, ...)")
-        top.where = ""
         if "schema" not in top.data:
             self.fail(top.pos, f"missing required key 'schema' (use schema: {SUPPORTED_SCHEMAS[0]})")
         schema = top.raw("schema")
@@ -883,8 +865,8 @@ class _Loader:
             except ValueError:
                 self.fail(
                     pos,
-                    f"{where}: expected an IPv{version} address like {example} for a {rtype} "
-                    f"record, got {_describe(value)}",
+                    f"{where}: expected an IPv{version} address like {example} for "
+                    f"{'an' if rtype == 'A' else 'a'} {rtype} record, got {_describe(value)}",
                 )
             return str(addr)
         if rtype == "MX":
@@ -1185,8 +1167,6 @@ class _Loader:
 
 
 def _render_scalar(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
     if value is None:
         return "null"
     if _is_bool(value):
@@ -1215,39 +1195,6 @@ def _render(data: dict[Any, Any]) -> str:
 # --- YAML ---------------------------------------------------------------------------------------
 
 
-def _yaml_error(path: str, text: str, exc: BaseException) -> ScenarioError:
-    if isinstance(exc, MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        problem = str(problem)
-        dup = re.match(r'found duplicate key "(.*?)" with value', problem, re.DOTALL)
-        if dup is not None:
-            first = exc.context_mark
-            extra = f" (the mapping starts at line {first.line + 1})" if first is not None else ""
-            problem = f"duplicate key {dup.group(1)!r}{extra}"
-        elif exc.context and exc.problem:
-            problem = f"{exc.context}: {exc.problem}"
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        return ScenarioError(path, line, col, f"invalid YAML: {problem}")
-    if isinstance(exc, ReaderError):
-        pos = _line_col(text, exc.position)
-        return ScenarioError(path, pos.line, pos.col, f"invalid YAML: {exc.reason} (character {exc.character!r})")
-    if isinstance(exc, RecursionError):
-        return ScenarioError(path, 1, 1, "invalid YAML: nested too deeply")
-    if isinstance(exc, YAMLError):
-        return ScenarioError(path, 1, 1, f"invalid YAML: {exc}")
-    return ScenarioError(path, 1, 1, f"invalid YAML: {type(exc).__name__}: {exc}")
-
-
-def _parse_yaml(text: str, path: str) -> object:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    try:
-        return yaml.load(text)
-    except Exception as exc:  # ruamel raises assorted exceptions on odd input (e.g. ``!!int x``)
-        raise _yaml_error(path, text, exc) from None
-
-
 def _decode(data: bytes, path: str) -> str:
     try:
         return data.decode("utf-8-sig")
@@ -1259,7 +1206,7 @@ def _decode(data: bytes, path: str) -> str:
 
 
 def _load(text: str, path: str, sha256: str, default_name: str) -> Scenario:
-    doc = _parse_yaml(text, path)
+    doc = parse_yaml(text, path)
     if doc is None:
         raise ScenarioError(path, 1, 1, "the file is empty; a scenario starts with 'schema: mailsim/1'")
     loader = _Loader(path)
