@@ -164,8 +164,10 @@ def test_values_are_normalized_and_validated() -> None:
 
 
 def test_unreachable_names_and_subdomains_time_out() -> None:
-    z = Zone([R("slow.example", "TXT", "v=spf1 -all"), R("a.example", "CNAME", "x.slow.example")],
-             unreachable=["Slow.Example"])
+    z = Zone(
+        [R("slow.example", "TXT", "v=spf1 -all"), R("a.example", "CNAME", "x.slow.example")],
+        unreachable=["Slow.Example"],
+    )
     assert z.answer("slow.example", "TXT").rcode == TIMEOUT
     assert z.answer("x.slow.example", "A").timeout
     # a chain that leads into an unreachable name times out too
@@ -197,9 +199,7 @@ def test_provider_spf_auto_published_unless_present() -> None:
         Provider("p3", ("203.0.113.40",), None),
     )
     z = Zone([R("_spf.p2.example", "TXT", "v=spf1 ?all")], (), provs)
-    assert z.answer("spf.p1.example", "TXT").records[0].value == (
-        "v=spf1 ip4:203.0.113.20 ip6:2001:db8::20 -all"
-    )
+    assert z.answer("spf.p1.example", "TXT").records[0].value == ("v=spf1 ip4:203.0.113.20 ip6:2001:db8::20 -all")
     assert [r.value for r in z.answer("_spf.p2.example", "TXT").records] == ["v=spf1 ?all"]
 
 
@@ -207,8 +207,10 @@ def test_from_scenario_uses_default_providers() -> None:
     scn = Scenario(
         name="t",
         start=datetime(2026, 1, 1, tzinfo=UTC),
-        dns=Dns(records=(R("acme.example", "TXT", "v=spf1 include:spf.protection.outlook.com -all"),),
-                unreachable=("down.example",)),
+        dns=Dns(
+            records=(R("acme.example", "TXT", "v=spf1 include:spf.protection.outlook.com -all"),),
+            unreachable=("down.example",),
+        ),
     )
     z = Zone.from_scenario(scn)
     assert DEFAULT_PROVIDERS[0].spf_include == "spf.protection.outlook.com"
@@ -250,8 +252,9 @@ def test_probabilistic_faults_are_deterministic_and_keyed() -> None:
 
     first = hits(7)
     assert first == hits(7)  # same seed, same draws, whatever the call order
-    assert [z.lookup(f"h{i}.example", "A", faults=f, seed=7).rcode == SERVFAIL
-            for i in reversed(range(400))] == list(reversed(first))
+    assert [z.lookup(f"h{i}.example", "A", faults=f, seed=7).rcode == SERVFAIL for i in reversed(range(400))] == list(
+        reversed(first)
+    )
     assert first != hits(8)
     assert 50 < sum(first) < 150  # roughly a quarter of 400
     never = (Fault(index=0, kind="dns_timeout", probability=0.0),)

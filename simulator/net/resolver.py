@@ -1,0 +1,272 @@
+"""Resolvers: how SPF and the engine ask DNS questions, in memory or over the wire.
+
+Both implementations return the same Python shapes and raise the same errors
+for the same zone, so an SPF result computed in memory is the result a wire run
+gets. Shapes returned by ``Resolver.resolve`` (answer order is kept, identical
+records collapse to one as they do in a DNS RRset):
+
+- ``A`` / ``AAAA``: address strings in canonical form (``"2001:db8::1"``);
+- ``MX``: ``(preference, host)`` tuples, host lower-case without trailing dot
+  (``"."`` for a null MX);
+- ``TXT`` / ``SPF``: one ``tuple[str, ...]`` per record, the record's
+  character-strings decoded as UTF-8 with ``surrogateescape`` (lossless);
+- ``CNAME`` / ``PTR`` / ``NS``: names, lower-case without trailing dot.
+
+Errors: ``NXDomain`` (name does not exist), ``[]`` for NODATA, ``DnsTimeout`` and
+``DnsServFail`` (both ``DnsTempError``: the answer may differ later), and
+``DnsCnameLoop`` for a looping or over-long CNAME chain — a permanent fault of
+the published data, which RFC 7208 evaluators report as permerror rather than
+letting the resolver library's exception escape.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeAlias
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+
+from simulator.net.zone import (
+    NXDOMAIN,
+    SERVFAIL,
+    TIMEOUT,
+    Zone,
+    normalize_name,
+    parse_mx,
+    txt_strings,
+)
+from simulator.scenario.model import DnsRecord, Fault
+
+RData: TypeAlias = str | tuple[int, str] | tuple[str, ...]
+SUPPORTED_TYPES: tuple[str, ...] = ("A", "AAAA", "MX", "TXT", "SPF", "CNAME", "PTR", "NS")
+
+
+class DnsError(Exception):
+    """Any failed DNS question; ``name`` and ``rdtype`` say which."""
+
+    def __init__(self, name: str, rdtype: str, detail: str = "") -> None:
+        self.name = name
+        self.rdtype = rdtype
+        self.detail = detail
+        super().__init__(f"{self.kind} for {name} {rdtype}" + (f": {detail}" if detail else ""))
+
+    kind = "DNS error"
+
+
+class NXDomain(DnsError):
+    kind = "NXDOMAIN"
+
+
+class DnsCnameLoop(DnsError):
+    kind = "CNAME loop"
+
+
+class DnsTempError(DnsError):
+    kind = "temporary DNS error"
+
+
+class DnsTimeout(DnsTempError):
+    kind = "DNS timeout"
+
+
+class DnsServFail(DnsTempError):
+    kind = "SERVFAIL"
+
+
+class Resolver(Protocol):
+    """The one question SPF and the engine ask; see the module docstring for shapes."""
+
+    def resolve(self, name: str, rdtype: str) -> list[RData]: ...
+
+
+def dns_name_ok(name: str) -> bool:
+    """Whether ``name`` can exist in the DNS at all (ASCII, labels 1..63, ≤253 octets).
+
+    Names that cannot be encoded (macro expansion can build them) are answered
+    as NXDOMAIN by both resolvers instead of failing differently in each.
+    """
+    if not name or len(name) > 253 or not name.isascii():
+        return False
+    return all(0 < len(label) <= 63 for label in name.split("."))
+
+
+def _dedupe(values: list[RData]) -> list[RData]:
+    seen: set[RData] = set()
+    out: list[RData] = []
+    for v in values:
+        if v not in seen:
+            seen.add(v)
+            out.append(v)
+    return out
+
+
+def _record_rdata(rec: DnsRecord) -> RData:
+    t = rec.type
+    if t in ("TXT", "SPF"):
+        return tuple(s.decode("utf-8", "surrogateescape") for s in txt_strings(rec.value))
+    value = str(rec.value)
+    if t in ("A", "AAAA"):
+        return str(ipaddress.ip_address(value))
+    if t == "MX":
+        return parse_mx(value)
+    return normalize_name(value)
+
+
+class MemoryResolver:
+    """Answers from a ``Zone`` directly, as a recursive resolver in front of it would.
+
+    ``now`` is the virtual time (or a callable giving it) used to decide which
+    DNS faults are active; the zone itself follows CNAME chains.
+    """
+
+    def __init__(
+        self,
+        zone: Zone,
+        *,
+        now: int | Callable[[], int] = 0,
+        faults: Sequence[Fault] = (),
+        seed: int = 0,
+    ) -> None:
+        self.zone = zone
+        self._now = now
+        self.faults = tuple(faults)
+        self.seed = seed
+
+    @property
+    def now(self) -> int:
+        return self._now() if callable(self._now) else self._now
+
+    def resolve(self, name: str, rdtype: str) -> list[RData]:
+        t = rdtype.upper()
+        if t not in SUPPORTED_TYPES:
+            raise ValueError(f"unsupported query type {rdtype!r}")
+        qname = normalize_name(name)
+        if not dns_name_ok(qname):
+            raise NXDomain(qname, t, "not a valid DNS name")
+        ans = self.zone.lookup(qname, t, now=self.now, faults=self.faults, seed=self.seed)
+        if ans.rcode == TIMEOUT:
+            raise DnsTimeout(qname, t)
+        if ans.rcode == SERVFAIL:
+            raise DnsServFail(qname, t)
+        if ans.cname_loop:
+            raise DnsCnameLoop(qname, t)
+        if ans.rcode == NXDOMAIN:
+            raise NXDomain(qname, t)
+        return _dedupe([_record_rdata(r) for r in ans.rrs(t)])
+
+
+def name_to_text(name: dns.name.Name) -> str:
+    """A dnspython name in this package's spelling: lower-case, no trailing dot, no escapes."""
+    labels = [lab for lab in name.labels if lab != b""]
+    if not labels:
+        return "."
+    return ".".join(lab.decode("ascii", "surrogateescape") for lab in labels).lower()
+
+
+def text_to_name(name: str) -> dns.name.Name:
+    """The absolute dnspython name for ``name`` without zone-file escape processing."""
+    if name in ("", "."):
+        return dns.name.root
+    return dns.name.Name([lab.encode("ascii") for lab in name.split(".")] + [b""])
+
+
+def _rdata_value(rd: dns.rdata.Rdata) -> RData:
+    t = dns.rdatatype.to_text(rd.rdtype)
+    if t in ("A", "AAAA"):
+        return str(ipaddress.ip_address(rd.address))  # type: ignore[attr-defined]
+    if t == "MX":
+        return (int(rd.preference), name_to_text(rd.exchange))  # type: ignore[attr-defined]
+    if t in ("TXT", "SPF"):
+        return tuple(s.decode("utf-8", "surrogateescape") for s in rd.strings)  # type: ignore[attr-defined]
+    return name_to_text(rd.target)  # type: ignore[attr-defined]
+
+
+class WireResolver:
+    """Asks one DNS server over UDP (TCP on truncation) with dnspython's resolver.
+
+    ``timeout`` bounds what one unanswered name costs in total (two tries of
+    half each), so an ``unreachable`` name turns into temperror quickly. No
+    cache: the zone changes during a run and every question must see it.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 53, *, timeout: float = 2.0) -> None:
+        self.host = host
+        self.port = port
+        r = dns.resolver.Resolver(configure=False)
+        r.nameservers = [host]
+        r.port = port
+        r.timeout = timeout / 2
+        r.lifetime = timeout
+        r.cache = None
+        r.retry_servfail = False
+        self._resolver = r
+
+    def resolve(self, name: str, rdtype: str) -> list[RData]:
+        t = rdtype.upper()
+        if t not in SUPPORTED_TYPES:
+            raise ValueError(f"unsupported query type {rdtype!r}")
+        qname = normalize_name(name)
+        if not dns_name_ok(qname):
+            raise NXDomain(qname, t, "not a valid DNS name")
+        try:
+            answer = self._resolver.resolve(
+                text_to_name(qname),
+                dns.rdatatype.from_text(t),
+                dns.rdataclass.IN,
+                search=False,
+                raise_on_no_answer=False,
+            )
+        except dns.resolver.NXDOMAIN as e:
+            raise NXDomain(qname, t) from e
+        except dns.resolver.NoNameservers as e:
+            errors = e.kwargs.get("errors") or []
+            if any(isinstance(err[3], dns.message.ChainTooLong) for err in errors):
+                raise DnsCnameLoop(qname, t) from e
+            raise DnsServFail(qname, t) from e
+        except dns.exception.Timeout as e:
+            raise DnsTimeout(qname, t) from e
+        except dns.message.ChainTooLong as e:
+            raise DnsCnameLoop(qname, t) from e
+        except dns.exception.DNSException as e:
+            raise DnsServFail(qname, t, type(e).__name__) from e
+        if answer.rrset is None:
+            return []
+        return _dedupe([_rdata_value(rd) for rd in answer.rrset])
+
+
+# --- typed views used by SPF and the engine ------------------------------------------------
+
+
+def addresses(resolver: Resolver, name: str, rdtype: str = "A") -> list[str]:
+    """A or AAAA answers as address strings."""
+    return [v for v in resolver.resolve(name, rdtype) if isinstance(v, str)]
+
+
+def mx_hosts(resolver: Resolver, name: str) -> list[tuple[int, str]]:
+    """MX answers in answer order (callers that deliver sort by preference themselves)."""
+    out: list[tuple[int, str]] = []
+    for v in resolver.resolve(name, "MX"):
+        if isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], int):
+            out.append((v[0], str(v[1])))
+    return out
+
+
+def txt_records(resolver: Resolver, name: str, rdtype: str = "TXT") -> list[tuple[str, ...]]:
+    """TXT (or SPF-type) records, each the tuple of its character-strings."""
+    out: list[tuple[str, ...]] = []
+    for v in resolver.resolve(name, rdtype):
+        if isinstance(v, tuple) and all(isinstance(s, str) for s in v):
+            out.append(tuple(str(s) for s in v))
+    return out
+
+
+def names(resolver: Resolver, name: str, rdtype: str) -> list[str]:
+    """CNAME / PTR / NS answers as names."""
+    return [v for v in resolver.resolve(name, rdtype) if isinstance(v, str)]
