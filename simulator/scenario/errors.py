@@ -43,7 +43,14 @@ def closest(word: str, candidates: Iterable[str], limit: int = 50_000, cutoff: f
     if word.lower() in lower:
         return lower[word.lower()]
     found = difflib.get_close_matches(word, pool, n=1, cutoff=cutoff)
-    return found[0] if found else None
+    if found:
+        return found[0]
+    # a truncated or extended word ("ident" for "id", "sync_" for "sync")
+    low = word.lower()
+    prefixed = [c for c in pool if len(c) >= 2 and (low.startswith(c.lower()) or c.lower().startswith(low))]
+    if len(low) >= 2 and prefixed:
+        return min(prefixed, key=lambda c: abs(len(c) - len(word)))
+    return None
 
 
 def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str:

@@ -315,7 +315,10 @@ class _Loader:
 
     def boolean(self, value: object, pos: _Pos, where: str) -> bool:
         if not _is_bool(value):
-            self.fail(pos, f"{where}: expected true or false, got {_describe(value)}")
+            hint = ""
+            if isinstance(value, str) and value.strip().lower() in ("yes", "no", "on", "off", "y", "n"):
+                hint = " (YAML 1.2: write true or false)"
+            self.fail(pos, f"{where}: expected true or false, got {_describe(value)}{hint}")
         return bool(value)
 
     def integer(self, value: object, pos: _Pos, where: str, lo: int = 0, hi: int = MAX_SMALL_INT) -> int:
@@ -853,6 +856,18 @@ class _Loader:
         return self.choice(value, pos, where, DNS_RECORD_TYPES, "record type")
 
     def dns_value(self, value: object, pos: _Pos, where: str, rtype: str) -> str | tuple[str, ...]:
+        result = self._dns_value(value, pos, where, rtype)
+        # the zone's own check (simulator.net.zone), so a record the loader accepts never fails mid-run
+        try:
+            from simulator.net.zone import check_record
+        except ImportError:  # pragma: no cover - the net layer is optional here
+            return result
+        problem = check_record(rtype, result)
+        if problem is not None:
+            self.fail(pos, f"{where}: {problem}")
+        return result
+
+    def _dns_value(self, value: object, pos: _Pos, where: str, rtype: str) -> str | tuple[str, ...]:
         if rtype == "A" or rtype == "AAAA":
             version = 4 if rtype == "A" else 6
             example = "192.0.2.25" if version == 4 else "2001:db8::25"

@@ -67,10 +67,10 @@ def parse_duration(value: object) -> int:
     if not isinstance(value, str):
         raise TimeFormatError(f"expected {DURATION_HINT}, got {_show(value)}")
     text = value.strip()
-    seconds = _match_duration(text)
+    seconds = 0 if text == "0" else _match_duration(text)
     if seconds is None:
         hint = ""
-        if text[:1] in "+-" and _match_duration(text[1:]) is not None:
+        if text[:1] in ("+", "-") and _match_duration(text[1:]) is not None:
             hint = " (a duration has no sign)"
         raise TimeFormatError(f"expected {DURATION_HINT}, got {_show(value)}{hint}")
     if seconds > MAX_SECONDS:
