@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from simulator.domain.faults import DNS_FAULT_KINDS
 from simulator.net.resolver import DnsError, DnsTempError, MemoryResolver, NXDomain, Resolver, addresses, mx_hosts
+from simulator.net.spf import check_mail_from
 from simulator.net.zone import Zone
 from simulator.scenario.model import Fault
 
@@ -51,15 +52,13 @@ class DnsView:
 
     def spf(self, now: int, ip: str, mail_from: str, helo: str) -> tuple[str, str]:
         """(result, explanation) of RFC 7208 check_host for the MAIL FROM identity."""
-        from simulator.net import spf as spfmod
-
         self.now = now
         key = self._key(ip, mail_from.lower(), helo.lower())
         if key is not None:
             hit = self._spf.get(key)
             if hit is not None:
                 return hit
-        res = spfmod.check_mail_from(ip, mail_from, helo, self.resolver, now=now)
+        res = check_mail_from(ip, mail_from, helo, self.resolver, now=now)
         out = (res.result, res.explanation)
         if key is not None:
             self._spf[key] = out
