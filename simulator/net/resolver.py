@@ -167,14 +167,14 @@ def name_to_text(name: dns.name.Name) -> str:
     labels = [lab for lab in name.labels if lab != b""]
     if not labels:
         return "."
-    return ".".join(lab.decode("ascii", "surrogateescape") for lab in labels).lower()
+    return ".".join(lab.decode("utf-8", "surrogateescape") for lab in labels).lower()
 
 
 def text_to_name(name: str) -> dns.name.Name:
     """The absolute dnspython name for ``name`` without zone-file escape processing."""
     if name in ("", "."):
         return dns.name.root
-    return dns.name.Name([lab.encode("ascii") for lab in name.split(".")] + [b""])
+    return dns.name.Name([lab.encode("utf-8", "surrogateescape") for lab in name.split(".")] + [b""])
 
 
 def _rdata_value(rd: dns.rdata.Rdata) -> RData:
@@ -191,8 +191,8 @@ def _rdata_value(rd: dns.rdata.Rdata) -> RData:
 class WireResolver:
     """Asks one DNS server over UDP (TCP on truncation) with dnspython's resolver.
 
-    ``timeout`` bounds what one unanswered name costs in total (two tries of
-    half each), so an ``unreachable`` name turns into temperror quickly. No
+    ``timeout`` bounds what one unanswered name costs in total (two tries),
+    so an ``unreachable`` name turns into temperror quickly. No
     cache: the zone changes during a run and every question must see it.
     """
 
@@ -202,8 +202,11 @@ class WireResolver:
         r = dns.resolver.Resolver(configure=False)
         r.nameservers = [host]
         r.port = port
-        r.timeout = timeout / 2
-        r.lifetime = timeout
+        # dnspython sleeps a growing backoff (0.1 s, 0.2 s, …) between tries
+        # *before* checking the lifetime, so the lifetime leaves room for that
+        # last sleep: two tries, and the whole question stays within ``timeout``.
+        r.timeout = timeout * 0.45
+        r.lifetime = max(timeout - 0.25, timeout * 0.5)
         r.cache = None
         r.retry_servfail = False
         self._resolver = r
