@@ -27,8 +27,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _mount() -> None:

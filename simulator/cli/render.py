@@ -63,7 +63,7 @@ def summary(console: Console, result: RunResult, *, all_rows: bool = False) -> N
             table.add_row(bs, Text(es, style=STATUS_STYLE.get(es, "")), reason, outs, f"{c:,}")
         console.print(table)
     acc = result.accounting()
-    console.print("accounted: " + ", ".join(f"{k}={v:,}" for k, v in acc.items()))
+    console.print("accounted: " + ", ".join(f"{k}={v:,}" for k, v in acc.items()), soft_wrap=True)
     boxes = result.mailboxes()
     bounced = {a: m["bounces"] for a, m in boxes.items() if m["bounces"]}
     if bounced:
@@ -78,9 +78,9 @@ def expectations(console: Console, result: RunResult) -> None:
     console.print(f"[bold]expectations[/bold] {ok}/{len(result.expectations)} hold")
     for x in result.expectations:
         mark = "[green]✓[/green]" if x.ok else "[red]✗[/red]"
-        console.print(f" {mark} {escape_markup(x.text)}")
+        console.print(f" {mark} {escape_markup(x.text)}", soft_wrap=True)
         if not x.ok:
-            console.print(f"     [dim]{escape_markup(x.detail)}  ({x.loc})[/dim]")
+            console.print(f"     [dim]{escape_markup(x.detail)}  ({x.loc})[/dim]", soft_wrap=True)
 
 
 def escape_markup(s: str) -> str:
@@ -92,15 +92,15 @@ def explanations(console: Console, exps: Iterable[Explanation]) -> None:
         console.print()
         head = Text(f"{e.invoice}", style="bold")
         head.append(f"  {e.headline}")
-        console.print(head)
+        console.print(head, soft_wrap=True)
         for step in e.chain:
-            console.print(Text(f"  • {step}"))
+            console.print(Text(f"  • {step}"), soft_wrap=True)
         if e.guide_steps:
-            console.print(Text(f"  guide: {e.guide_steps}", style="cyan"))
+            console.print(Text(f"  guide: {e.guide_steps}", style="cyan"), soft_wrap=True)
         if e.fix:
-            console.print(Text(f"  fix: {e.fix}", style="green"))
+            console.print(Text(f"  fix: {e.fix}", style="green"), soft_wrap=True)
         for w in e.warnings:
-            console.print(Text(f"  ! {w}", style="yellow"))
+            console.print(Text(f"  ! {w}", style="yellow"), soft_wrap=True)
 
 
 def junit_xml(result: RunResult) -> str:
