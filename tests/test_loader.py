@@ -387,7 +387,7 @@ def test_every_event_kind() -> None:
         "  - {at: +1h, dns_set: {name: Acme.Example, type: TXT, value: [a, b]}}\n"
         "  - {at: +1h, dns_delete: {name: acme.example, type: mx}}\n"
         "  - {at: +1h, deactivate_user: u1}\n"
-        "  - {at: 2026-11-02T11:00:00+01:00, activate_user: u1}\n"
+        "  - {at: '2026-11-02T11:00:00+01:00', activate_user: u1}\n"
     )
     ev = load_scenario_text(text).timeline
     assert sorted({e.kind for e in ev}) == sorted(EVENT_KINDS)

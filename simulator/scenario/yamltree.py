@@ -149,7 +149,7 @@ class _Composer:
         tag = ev.tag
         value: str = ev.value
         if tag is None or tag == "!":
-            if ev.style is None and tag is None:  # plain
+            if not ev.style and tag is None:  # plain (the C parser says "")
                 return resolve_plain(value)
             return value
         if not tag.startswith(_TAG):
@@ -218,7 +218,7 @@ class _Composer:
             if not stack:
                 root, have_root = node, True
                 continue
-            self.add(stack[-1], node, pos, isinstance(ev, ScalarEvent) and ev.style is None)
+            self.add(stack[-1], node, pos, isinstance(ev, ScalarEvent) and not ev.style)
         return root if have_root else None
 
     def add(self, top: list[Any], node: object, pos: Pos, plain: bool) -> None:
