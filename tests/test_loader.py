@@ -883,3 +883,47 @@ def test_reason_codes_cover_the_domain_table() -> None:
 def test_error_message_names_the_section_path() -> None:
     err = error_of(mutated("{at: +2h, for: 30m, kind: outage", "{at: +2h, for: 30m, kind: 5"))
     assert re.match(r"s\.yaml:66:\d+: faults\[0\]\.kind: expected fault kind", str(err))
+
+
+def test_docs_example_loads_and_matches_the_fixture() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "scenario-format.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.DOTALL)
+    full = [b for b in blocks if b.startswith("schema: mailsim/1")]
+    assert len(full) == 1
+    from_doc = load_scenario_text(full[0], str(EXAMPLE))
+    from_fixture = load_scenario(EXAMPLE)
+    import dataclasses
+
+    def no_locs(s: Scenario) -> Scenario:
+        return dataclasses.replace(
+            s,
+            sha256="",
+            source="",
+            organization=dataclasses.replace(
+                s.organization,
+                regions=tuple(dataclasses.replace(r, loc="") for r in s.organization.regions),
+                branches=tuple(dataclasses.replace(b, loc="") for b in s.organization.branches),
+            ),
+            users=tuple(dataclasses.replace(u, loc="") for u in s.users),
+            contacts=tuple(dataclasses.replace(c, loc="") for c in s.contacts),
+            properties=tuple(dataclasses.replace(p, loc="") for p in s.properties),
+            batches=tuple(dataclasses.replace(b, loc="") for b in s.batches),
+            mailboxes=tuple(dataclasses.replace(m, loc="") for m in s.mailboxes),
+            timeline=tuple(dataclasses.replace(e, loc="") for e in s.timeline),
+            faults=tuple(dataclasses.replace(f, loc="") for f in s.faults),
+            expect=tuple(dataclasses.replace(x, loc="") for x in s.expect),
+        )
+
+    assert no_locs(from_doc) == no_locs(from_fixture)
+
+
+def test_docs_error_examples_are_current() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "scenario-format.md").read_text(encoding="utf-8")
+    for old, new, line in [
+        ("  queue_poll: 1m", "  queue_pol: 1m", "s.yaml:9:3: unknown key 'queue_pol'"),
+        ("branch: b1\n", "branch: b3\n", "s.yaml:33:13: properties[0].branch: unknown branch 'b3'"),
+        ("seed: 7", "seed: 7\nseed: 8", "s.yaml:6:1: duplicate key 'seed' (first at line 5)"),
+    ]:
+        err = str(error_of(mutated(old, new)))
+        assert err.startswith(line)
+        assert err in doc, err
