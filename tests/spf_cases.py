@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from simulator.net.spf import SpfResult
 from simulator.net.zone import Zone
 from simulator.scenario.model import DnsRecord
 
@@ -35,6 +36,22 @@ class SpfCase:
 
     def zone(self) -> Zone:
         return Zone([DnsRecord(name=n, type=t, value=v) for n, t, v in self.records], self.unreachable)
+
+
+def assert_case(case: SpfCase, res: SpfResult) -> None:
+    assert res.result == case.result, res
+    if case.check_mechanism:
+        assert res.mechanism == case.mechanism, res
+    for fragment in case.explanation_has:
+        assert fragment in res.explanation, res
+    if case.check_exp:
+        assert res.exp == case.exp, res
+        if case.exp is None:
+            assert "explanation:" not in res.explanation
+    if case.lookups is not None:
+        assert res.lookups == case.lookups, res
+    if case.void_lookups is not None:
+        assert res.void_lookups == case.void_lookups, res
 
 
 def _c(

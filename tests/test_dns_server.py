@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import dns.asyncquery
 import dns.exception
@@ -452,3 +456,65 @@ def test_dig_udp_tcp_and_truncation(server: DnsServerThread) -> None:
     assert "status: NOERROR" in nodata and "ANSWER: 0" in nodata
     spf = dig(server, "+short", "a.example", "SPF")
     assert spf.strip() == '"v=spf1 -all"'
+
+
+# --- CLI: mailsim dns serve --------------------------------------------------------------------
+
+
+def test_cli_serve_answers_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    scenario = tmp_path / "scn.yaml"
+    scenario.write_text(
+        "schema: mailsim/1\n"
+        "name: dns-serve\n"
+        "start: 2026-11-02T09:00:00Z\n"
+        "dns:\n"
+        "  records:\n"
+        '    - {name: acme.example, type: TXT, value: "v=spf1 include:spf.protection.outlook.com -all"}\n'
+        "  unreachable: [slow.example]\n"
+    )
+    code = "from simulator.cli.dns_cmd import app; app()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "serve", str(scenario), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        m = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+) udp\+tcp\n", line)
+        assert m is not None, line
+        port = int(m.group(1))
+        q = dns.message.make_query("acme.example", "TXT")
+        assert texts(dns.query.udp(q, HOST, port=port, timeout=OK_TIMEOUT)) == [
+            '"v=spf1 include:spf.protection.outlook.com -all"'
+        ]
+        # the provider's include record is published automatically (DESIGN §8)
+        q2 = dns.message.make_query("spf.protection.outlook.com", "TXT")
+        assert texts(dns.query.tcp(q2, HOST, port=port, timeout=OK_TIMEOUT)) == ['"v=spf1 ip4:203.0.113.20 -all"']
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert out == "stopped\n"
+        assert "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cli_serve_rejects_non_loopback_and_bad_files(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from simulator.cli.dns_cmd import app
+
+    scenario = tmp_path / "scn.yaml"
+    scenario.write_text("schema: mailsim/1\nname: x\nstart: 2026-11-02T09:00:00Z\n")
+    runner = CliRunner()
+    res = runner.invoke(app, ["serve", str(scenario), "--host", "0.0.0.0"])
+    assert res.exit_code == 2
+    assert "loopback" in res.output
+    scenario.write_text("schema: mailsim/1\nname: x\nstart: 2026-11-02T09:00:00Z\nbogus: 1\n")
+    res = runner.invoke(app, ["serve", str(scenario)])
+    assert res.exit_code == 2
+    assert f"{scenario}:4:" in res.output

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner, Result
 
 try:
-    from tests.spf_cases import CASES, SpfCase
+    from tests.spf_cases import CASES, SpfCase, assert_case
 except ImportError:  # tests/ is not a package: pytest put it on sys.path
-    from spf_cases import CASES, SpfCase  # type: ignore[no-redef]
+    from spf_cases import CASES, SpfCase, assert_case  # type: ignore[no-redef]
 
+from simulator.cli.spf_cmd import app as spf_app
 from simulator.net.resolver import MemoryResolver
 from simulator.net.spf import RESULTS, SpfResult, check_helo, check_host, check_mail_from, expand
 from simulator.net.zone import Zone
@@ -19,22 +24,6 @@ from simulator.scenario.model import DnsRecord, Fault
 
 def run_case(case: SpfCase, resolver: object) -> SpfResult:
     return check_mail_from(case.ip, case.sender, case.helo, resolver, now=case.now)  # type: ignore[arg-type]
-
-
-def assert_case(case: SpfCase, res: SpfResult) -> None:
-    assert res.result == case.result, res
-    if case.check_mechanism:
-        assert res.mechanism == case.mechanism, res
-    for fragment in case.explanation_has:
-        assert fragment in res.explanation, res
-    if case.check_exp:
-        assert res.exp == case.exp, res
-        if case.exp is None:
-            assert "explanation:" not in res.explanation
-    if case.lookups is not None:
-        assert res.lookups == case.lookups, res
-    if case.void_lookups is not None:
-        assert res.void_lookups == case.void_lookups, res
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -320,3 +309,67 @@ def test_arbitrary_record_text_never_raises(text: str) -> None:
     zone = Zone([DnsRecord("example.com", "TXT", "v=spf1 " + text)])
     res = check_host("192.0.2.3", "example.com", "u@example.com", "h.example", MemoryResolver(zone))
     assert res.result in RESULTS
+
+
+# --- CLI: mailsim spf check ------------------------------------------------------------------
+
+SCENARIO = """\
+schema: mailsim/1
+name: spf-cli
+start: 2026-11-02T09:00:00Z
+platform: {sending_ips: [198.51.100.10], helo: out.platform.example}
+dns:
+  records:
+    - {name: acme.example, type: TXT,
+       value: "v=spf1 include:spf.protection.outlook.com ip4:198.51.100.10 -all exp=why.acme.example"}
+    - {name: why.acme.example, type: TXT, value: "%{i} may not send for %{d}"}
+    - {name: out.platform.example, type: TXT, value: "v=spf1 ip4:198.51.100.0/24 -all"}
+    - {name: slow.acme.example, type: TXT, value: "v=spf1 +all"}
+  unreachable: [slow.acme.example]
+"""
+
+
+def spf_cli(tmp_path: Path, *args: str, text: str = SCENARIO) -> Result:
+    path = tmp_path / "scn.yaml"
+    path.write_text(text)
+    return CliRunner().invoke(spf_app, ["check", str(path), *args])
+
+
+def test_cli_plain_output_and_exit_zero_for_every_result(tmp_path: Path) -> None:
+    ok = spf_cli(tmp_path, "--ip", "198.51.100.10", "--sender", "billing@acme.example", "--helo", "h.example")
+    assert ok.exit_code == 0
+    assert ok.output == "pass: 198.51.100.10 matched 'ip4:198.51.100.10' in acme.example\n"
+    bad = spf_cli(tmp_path, "--ip", "192.0.2.3", "--sender", "billing@acme.example", "--helo", "h.example")
+    assert bad.exit_code == 0
+    assert bad.output.startswith("fail: ")
+    assert "explanation: 192.0.2.3 may not send for acme.example" in bad.output
+    temp = spf_cli(tmp_path, "--ip", "192.0.2.3", "--sender", "x@slow.acme.example", "--helo", "h.example")
+    assert temp.exit_code == 0
+    assert temp.output.startswith("temperror: DNS timeout")
+
+
+def test_cli_json_and_provider_include(tmp_path: Path) -> None:
+    res = spf_cli(tmp_path, "--ip", "203.0.113.20", "--sender", "ar@acme.example", "--helo", "h.example", "--json")
+    assert res.exit_code == 0
+    doc = json.loads(res.output)
+    assert doc["result"] == "pass"
+    assert doc["mechanism"] == "include:spf.protection.outlook.com"
+    assert "via 'ip4:203.0.113.20' in spf.protection.outlook.com" in doc["explanation"]
+    assert doc["transport"] == "memory"
+    assert {"result", "explanation", "domain", "lookups", "void_lookups"} <= set(doc)
+
+
+def test_cli_empty_sender_and_helo_default_from_scenario(tmp_path: Path) -> None:
+    res = spf_cli(tmp_path, "--ip", "198.51.100.77", "--sender", "", "--json")
+    doc = json.loads(res.output)
+    assert (doc["result"], doc["domain"], doc["helo"]) == ("pass", "out.platform.example", "out.platform.example")
+
+
+def test_cli_bad_input_exits_2(tmp_path: Path) -> None:
+    res = spf_cli(tmp_path, "--ip", "999.1.1.1", "--sender", "a@acme.example", "--helo", "h.example")
+    assert res.exit_code == 2
+    broken = "schema: mailsim/1\nname: x\nstart: 2026-11-02T09:00:00Z\ndns: {recordz: []}\n"
+    res2 = spf_cli(tmp_path, "--ip", "192.0.2.1", "--sender", "a@b.example", text=broken)
+    assert res2.exit_code == 2
+    assert f"{tmp_path / 'scn.yaml'}:4:" in res2.output  # file:line:col from the loader
+    assert "Traceback" not in res2.output
