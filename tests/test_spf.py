@@ -373,3 +373,26 @@ def test_cli_bad_input_exits_2(tmp_path: Path) -> None:
     assert res2.exit_code == 2
     assert f"{tmp_path / 'scn.yaml'}:4:" in res2.output  # file:line:col from the loader
     assert "Traceback" not in res2.output
+
+
+def test_docs_cli_examples_are_current(tmp_path: Path) -> None:
+    """docs/spf.md's example file and `mailsim spf check` transcripts match the code."""
+    import re
+    import shlex
+
+    doc = (Path(__file__).parent.parent / "docs" / "spf.md").read_text(encoding="utf-8")
+    yaml_block = re.search(r"```yaml\n(.*?)```", doc, re.DOTALL)
+    assert yaml_block is not None
+    (tmp_path / "spf-demo.yaml").write_text(yaml_block.group(1))
+    lines = doc.splitlines()
+    checked = 0
+    for i, line in enumerate(lines):
+        if not line.startswith("$ mailsim spf check "):
+            continue
+        args = shlex.split(line[len("$ mailsim spf ") :])
+        args[1] = str(tmp_path / args[1])
+        res = CliRunner().invoke(spf_app, args)
+        assert res.exit_code == 0
+        assert res.output == lines[i + 1] + "\n", line
+        checked += 1
+    assert checked == 4
