@@ -62,7 +62,7 @@ from simulator.scenario.model import (
 from simulator.scenario.times import parse_duration, parse_start, parse_time
 from simulator.scenario.yamltree import TooLarge, YMap, YSeq, parse_yaml
 
-__all__ = ["SUPPORTED_SCHEMAS", "load_scenario", "load_scenario_text"]
+__all__ = ["SUPPORTED_SCHEMAS", "ScenarioError", "load_scenario", "load_scenario_text"]
 
 SUPPORTED_SCHEMAS: tuple[str, ...] = ("mailsim/1",)
 

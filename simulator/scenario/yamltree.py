@@ -82,6 +82,9 @@ class TooLarge:
     def __repr__(self) -> str:
         return f"TooLarge({self.text[:20]}...)"
 
+    def __str__(self) -> str:
+        return self.text if len(self.text) <= 40 else self.text[:37] + "..."
+
 
 class _Unhashable:
     """Stands for a mapping or sequence used as a mapping key."""
