@@ -281,3 +281,46 @@ def test_swaks(sink: Sink) -> None:
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert bad.returncode != 0 and "550 5.1.1" in bad.stdout
+
+
+def test_cli_serves_until_interrupted_and_prints_summary(tmp_path: Path) -> None:
+    import json
+    import re
+    import signal
+    import sys
+
+    box = tmp_path / "cli-mail"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator.cli.main", "sink", "--maildir", str(box)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        head = [proc.stdout.readline() for _ in range(4)]
+        m = re.search(r"SMTP\s+127\.0\.0\.1:(\d+)", head[0])
+        assert m is not None, head
+        c = smtplib.SMTP("127.0.0.1", int(m.group(1)), timeout=30)
+        c.sendmail("a@x.example", ["jane@client.example"], MSG.replace(b"{mid}", b"cli"))
+        c.quit()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["mailboxes"]["jane@client.example"]["inbox"] == 1
+    assert (box / summary["mailboxes"]["jane@client.example"]["files"][0]).is_file()
+
+
+def test_cli_bad_scenario_exits_2(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from simulator.cli.sink_cmd import app
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema: mailsim/1\nname: x\nstart: 2026-11-02T09:00:00Z\nmailboxes: [{domian: a.example}]\n")
+    res = CliRunner().invoke(app, ["--scenario", str(bad)])
+    assert res.exit_code == 2
+    assert "bad.yaml:4:" in (res.stderr if hasattr(res, "stderr") else res.output)

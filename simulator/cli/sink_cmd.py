@@ -1,0 +1,84 @@
+"""``mailsim sink``: the SMTP sink standalone, for swaks, smtplib, smtp-source or a real MTA.
+
+Prints the listening addresses, serves until Ctrl-C (or SIGTERM), then prints
+the JSON summary of what it stored. Exit 2 with ``file:line:col: message`` for
+a bad ``--scenario``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import orjson
+import typer
+
+from simulator.net.sink import Sink
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+@app.callback(invoke_without_command=True)
+def sink(
+    host: Annotated[str, typer.Option(help="Address to bind (both listeners).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Plain SMTP port for ordinary clients (0: any free port).")] = 0,
+    proxy_port: Annotated[int, typer.Option(help="PROXY-protocol v2 port for mailsim's own MTA (0: any).")] = 0,
+    maildir: Annotated[Path | None, typer.Option(help="Store messages here (default: a new temp directory).")] = None,
+    scenario: Annotated[Path | None, typer.Option(help="Apply this file's mailboxes:, faults: and dns: (SPF).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds an idle client may stall before it is hung up on.")] = 300.0,
+    verbose: Annotated[bool, typer.Option(help="Log every SMTP session (aiosmtpd's log).")] = False,
+) -> None:
+    """Run the SMTP sink until Ctrl-C; print the JSON summary of what it stored."""
+    from simulator.scenario.loader import ScenarioError, load_scenario
+
+    scn = None
+    if scenario is not None:
+        try:
+            scn = load_scenario(scenario)
+        except ScenarioError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            raise typer.Exit(2) from None
+    logging.getLogger("mail.log").setLevel(logging.INFO if verbose else logging.ERROR)
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    box = maildir if maildir is not None else Path(tempfile.mkdtemp(prefix="mailsim-sink-"))
+    box.mkdir(parents=True, exist_ok=True)
+    try:
+        s = Sink(scn, box, host=host, port=port, proxy_port=proxy_port, timeout=timeout).start()
+    except OSError as exc:
+        sys.stderr.write(f"error: cannot listen on {host}: {exc}\n")
+        raise typer.Exit(2) from None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    old = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        _say(f"mailsim sink: SMTP  {host}:{s.port}  (plain: swaks, smtplib, smtp-source)")
+        _say(f"mailsim sink: PROXY {host}:{s.proxy_port}  (PROXY protocol v2 header first: mailsim's own MTA)")
+        _say(f"mailsim sink: Maildir {box}")
+        _say("mailsim sink: Ctrl-C to stop")
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        s.stop()
+    _say(orjson.dumps(s.summary(), option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":  # pragma: no cover - ``python -m simulator.cli.sink_cmd``
+    app()
