@@ -122,7 +122,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files to
             continue
         n = sum(b.count for b in scn.batches)
         out.print(f"ok  {f}: {scn.name} ({len(scn.batches)} batches, {n} invoices, {len(scn.timeline)} events,"
-                  f" {len(scn.expect)} expectations)")
+                  f" {len(scn.expect)} expectations)", soft_wrap=True)
     raise typer.Exit(2 if bad else 0)
 
 

@@ -18,6 +18,8 @@ class RecipientPlan:
     email: str  # as stored on the contact
     skip_reason: str | None  # recipient-contact-inactive | recipient-email-invalid | None
     detail: str = ""  # e.g. the validator's message for an invalid address
+    address: str = ""  # the envelope recipient (deliverable plans only): trimmed, lower-case
+    domain: str = ""
 
     @property
     def deliverable(self) -> bool:
@@ -55,7 +57,8 @@ def plan_recipients(
         if problem is not None:
             out.append(RecipientPlan(c.id, c.email, "recipient-email-invalid", problem))
         else:
-            out.append(RecipientPlan(c.id, c.email, None))
+            addr = c.email.strip().lower()
+            out.append(RecipientPlan(c.id, c.email, None, "", addr, addr.rpartition("@")[2]))
     return tuple(out)
 
 

@@ -9,8 +9,8 @@ so one SimPy event serves every unit due at that instant.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
@@ -48,15 +48,20 @@ def reason_for(reply: Reply, spf_result: str | None) -> str:
 
 
 class Unit:
-    """One (message, recipient domain) pair the MTA is responsible for."""
+    """Emails that share one envelope towards one recipient domain, and so one retry clock.
 
-    __slots__ = ("attempt", "decision", "domain", "email", "first", "rcpts")
+    A cohort: every email of a poll with the same recipient plan (the same
+    property's contacts) and client IP. ``positions`` are the indices, in each
+    email's recipient list, of the recipients at ``domain``.
+    """
 
-    def __init__(self, email: Email, decision: SenderDecision, domain: str, rcpts: list[Rcpt]) -> None:
-        self.email = email
+    __slots__ = ("attempt", "decision", "domain", "emails", "first", "positions")
+
+    def __init__(self, emails: list[Email], decision: SenderDecision, domain: str, positions: tuple[int, ...]) -> None:
+        self.emails = emails
         self.decision = decision
         self.domain = domain
-        self.rcpts = rcpts
+        self.positions = positions
         self.attempt = 0
         self.first: int | None = None
 
@@ -75,6 +80,8 @@ class Mta:
         self.settings = settings
         self.pending = 0  # units waiting for a retry or a slow reply
         self._buckets: dict[int, list[Callable[[], None]]] = {}
+        self._domains: dict[int, tuple[tuple[str, tuple[int, ...]], ...]] = {}
+        self._many = getattr(transport, "attempt_many", None)
         self.dsn_count = 0
 
     # -- scheduling ------------------------------------------------------------------------
@@ -91,19 +98,37 @@ class Mta:
             fn()
 
     # -- sending ---------------------------------------------------------------------------
-    def submit(self, email: Email, decision: SenderDecision, now: int) -> None:
-        by_domain: dict[str, list[Rcpt]] = {}
-        for r in email.recipients:
-            if r.outcome == "none":
-                by_domain.setdefault(r.domain, []).append(r)
-        for domain, rcpts in by_domain.items():
-            self.try_unit(Unit(email, decision, domain, rcpts), now)
+    def domains_of(self, email: Email) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """(domain, recipient positions) for the deliverable recipients, cached per shared plan."""
+        key = id(email.plans)
+        hit = self._domains.get(key)
+        if hit is None:
+            by: dict[str, list[int]] = {}
+            for i, p in enumerate(email.plans):
+                if p.skip_reason is None:
+                    by.setdefault(p.domain, []).append(i)
+            hit = self._domains[key] = tuple((d, tuple(ix)) for d, ix in by.items())
+        return hit
+
+    def submit(self, emails: list[Email], decision: SenderDecision, now: int) -> None:
+        """Hand the emails sent at one poll by one sender to the MTA, as cohorts."""
+        cohorts: dict[tuple[int, str | None], list[Email]] = {}
+        for e in emails:
+            key = (id(e.plans), e.client_ip)
+            c = cohorts.get(key)
+            if c is None:
+                cohorts[key] = [e]
+            else:
+                c.append(e)
+        for members in cohorts.values():
+            for domain, positions in self.domains_of(members[0]):
+                self.try_unit(Unit(members, decision, domain, positions), now)
 
     def client_ip(self, email: Email, decision: SenderDecision) -> str:
         ips = decision.client_ips
         if len(ips) == 1:
             return ips[0]
-        h = int.from_bytes(blake2b(email.message_id.encode(), digest_size=4).digest(), "big")
+        h = int.from_bytes(blake2b(email.invoice.encode(), digest_size=4).digest(), "big")
         return ips[h % len(ips)]
 
     def try_unit(self, unit: Unit, now: int) -> None:
@@ -111,100 +136,137 @@ class Mta:
         unit.attempt += 1
         if unit.first is None:
             unit.first = now
-        email, d = unit.email, unit.decision
+        d = unit.decision
+        first = unit.emails[0]
         route = eng.dns.mx(now, unit.domain)
+        n = len(unit.positions)
         if route.error is not None:
             reply = (Reply(451, "4.4.3", f"MX lookup failed: {route.detail}") if route.error == "temp"
                      else Reply(550, "5.1.2", f"Bad destination domain: {route.detail}"))
-            self._apply(unit, AttemptResult((reply,) * len(unit.rcpts), None, None), now, route.detail)
+            res = AttemptResult((reply,) * n, None, None)
+            self._apply(unit, [res] * len(unit.emails), now, route.detail)
             return
         assert route.host is not None and route.ip is not None
-        rcpt_addrs = tuple(r.address for r in unit.rcpts)
-        sender = email.sender or ""
+        rcpt_addrs = tuple(first.recipients[i].address for i in unit.positions)
+        sender = first.sender or ""
         start = eng.scn.start
 
-        def render() -> bytes:
-            return render_invoice(message_id=email.message_id, sender=sender, rcpts=rcpt_addrs,
-                                  invoice=email.invoice, start=start, now=now)
+        def render_for(email: Email) -> Callable[[], bytes]:
+            def render() -> bytes:
+                return render_invoice(message_id=email.message_id, sender=sender, rcpts=rcpt_addrs,
+                                      invoice=email.invoice, start=start, now=now)
+            return render
 
-        att = Attempt(now=now, message_id=email.message_id, attempt=unit.attempt,
-                      client_ip=email.client_ip or self.client_ip(email, d), helo=d.helo, mail_from=sender,
-                      domain=unit.domain, mx_host=route.host, mx_ip=route.ip, rcpts=rcpt_addrs, render=render)
-        result = self.transport.attempt(att)
-        if result.delay > 0:
+        att = Attempt(now=now, message_id=first.message_id, attempt=unit.attempt,
+                      client_ip=first.client_ip or self.client_ip(first, d), helo=d.helo, mail_from=sender,
+                      domain=unit.domain, mx_host=route.host, mx_ip=route.ip, rcpts=rcpt_addrs,
+                      render=render_for(first))
+        results: Sequence[AttemptResult]
+        if len(unit.emails) == 1:
+            results = [self.transport.attempt(att)]
+        elif self._many is not None:
+            results = self._many(att, [e.message_id for e in unit.emails])
+        else:
+            results = [self.transport.attempt(replace(att, message_id=e.message_id, render=render_for(e)))
+                       for e in unit.emails]
+        delays = {r.delay for r in results}
+        if delays == {0}:
+            self._apply(unit, results, now, route.detail)
+            return
+        for delay in sorted(delays):
+            idx = [i for i, r in enumerate(results) if r.delay == delay]
+            part = Unit([unit.emails[i] for i in idx], d, unit.domain, unit.positions)
+            part.attempt, part.first = unit.attempt, unit.first
+            part_results = [results[i] for i in idx]
+            if delay == 0:
+                self._apply(part, part_results, now, route.detail)
+                continue
             self.pending += 1
 
-            def finish() -> None:
+            def finish(part: Unit = part, part_results: list[AttemptResult] = part_results,
+                       at: int = now + delay) -> None:
                 self.pending -= 1
-                self._apply(unit, result, now + result.delay, route.detail)
+                self._apply(part, part_results, at, route.detail)
 
-            self._later(now + result.delay, finish)
-        else:
-            self._apply(unit, result, now, route.detail)
+            self._later(now + delay, finish)
 
-    def _apply(self, unit: Unit, result: AttemptResult, now: int, route: str) -> None:
+    def _apply(self, unit: Unit, results: Sequence[AttemptResult], now: int, route: str) -> None:
         eng = self.engine
-        deferred: list[Rcpt] = []
-        bounced: list[Rcpt] = []
         tracing = eng.tracing
-        for r, reply in zip(unit.rcpts, result.replies, strict=True):
-            r.attempts += 1
-            r.code = reply.code or None
-            r.enhanced = reply.enhanced or None
-            r.at = now
-            r.evidence = reply.line()
-            if tracing:
-                eng.emit(now, "smtp.reply", {"invoice": unit.email.invoice, "recipient": r.address,
-                                             "attempt": unit.attempt, "code": reply.code,
-                                             "enhanced": reply.enhanced, "text": reply.text, "mx": route,
-                                             "spf": result.spf_result})
-            if reply.ok:
-                folder = result.folder or "inbox"
-                r.outcome = folder
-                r.folder = folder
-                r.reason = None if folder == "inbox" else f"spf-{result.spf_result}-junk"
-                eng.on_delivered(unit.email, r, now, result.spf_result)
-            elif reply.transient:
-                r.outcome = "deferred"
-                r.reason = reason_for(reply, result.spf_result)
-                deferred.append(r)
-            else:
-                r.outcome = "bounced"
-                r.reason = reason_for(reply, result.spf_result)
-                bounced.append(r)
-        if deferred:
-            assert unit.first is not None
-            expiry = unit.first + self.settings.max_queue_lifetime
-            if now >= expiry:
-                for r in deferred:
-                    r.evidence = f"last reply: {r.evidence} ({r.reason})"
-                    r.outcome = "bounced"
-                    r.reason = "retries-exhausted"
-                    r.enhanced = "4.4.7" if r.enhanced is None else r.enhanced
-                    bounced.append(r)
-            else:
-                sched = self.settings.retry_schedule
-                nxt = min(now + sched[min(unit.attempt - 1, len(sched) - 1)], expiry)
+        positions = unit.positions
+        retry: dict[tuple[int, ...], list[Email]] = {}
+        exhausted_at = (now if unit.first is None else unit.first) + self.settings.max_queue_lifetime
+        for email, result in zip(unit.emails, results, strict=True):
+            deferred: list[int] = []
+            bounced: list[Rcpt] = []
+            recipients = email.recipients
+            for pos, reply in zip(positions, result.replies, strict=True):
+                r = recipients[pos]
+                r.attempts += 1
+                r.code = reply.code or None
+                r.enhanced = reply.enhanced or None
+                r.at = now
                 if tracing:
-                    for r in deferred:
-                        eng.emit(now, "email.deferred", {"invoice": unit.email.invoice, "recipient": r.address,
-                                                         "reason": r.reason, "attempt": unit.attempt,
-                                                         "retry_at": eng.scn.iso(nxt)})
-                retry = Unit(unit.email, unit.decision, unit.domain, deferred)
-                retry.attempt, retry.first = unit.attempt, unit.first
+                    eng.emit(now, "smtp.reply", {"invoice": email.invoice, "recipient": r.address,
+                                                 "attempt": unit.attempt, "code": reply.code,
+                                                 "enhanced": reply.enhanced, "text": reply.text, "mx": route,
+                                                 "spf": result.spf_result})
+                if reply.ok:
+                    folder = result.folder or "inbox"
+                    r.outcome = folder
+                    r.folder = folder
+                    r.reason = None if folder == "inbox" else f"spf-{result.spf_result}-junk"
+                    r.evidence = None
+                    if tracing:
+                        eng.on_delivered(email, r, now, result.spf_result)
+                    continue
+                r.evidence = reply.line()
+                if reply.transient:
+                    r.outcome = "deferred"
+                    r.reason = reason_for(reply, result.spf_result)
+                    if now >= exhausted_at:
+                        r.evidence = f"last reply: {r.evidence} ({r.reason})"
+                        r.outcome = "bounced"
+                        r.reason = "retries-exhausted"
+                        bounced.append(r)
+                    else:
+                        deferred.append(pos)
+                else:
+                    r.outcome = "bounced"
+                    r.reason = reason_for(reply, result.spf_result)
+                    bounced.append(r)
+            if deferred:
+                key = tuple(deferred)
+                bucket = retry.get(key)
+                if bucket is None:
+                    retry[key] = [email]
+                else:
+                    bucket.append(email)
+            if bounced:
+                self._bounce(email, bounced, now)
+        if retry:
+            sched = self.settings.retry_schedule
+            nxt = min(now + sched[min(unit.attempt - 1, len(sched) - 1)], exhausted_at)
+            for positions_left, emails in retry.items():
+                again = Unit(emails, unit.decision, unit.domain, positions_left)
+                again.attempt, again.first = unit.attempt, unit.first
+                if tracing:
+                    for e in emails:
+                        for pos in positions_left:
+                            r = e.recipients[pos]
+                            eng.emit(now, "email.deferred", {"invoice": e.invoice, "recipient": r.address,
+                                                             "reason": r.reason, "attempt": unit.attempt,
+                                                             "retry_at": eng.scn.iso(nxt)})
                 self.pending += 1
 
-                def again() -> None:
+                def run_again(u: Unit = again) -> None:
                     self.pending -= 1
-                    self.try_unit(retry, nxt)
+                    self.try_unit(u, nxt)
 
-                self._later(nxt, again)
-        if bounced:
-            self._bounce(unit, bounced, now)
+                self._later(nxt, run_again)
 
-    def _bounce(self, unit: Unit, bounced: list[Rcpt], now: int) -> None:
+    def _bounce(self, email: Email, bounced: list[Rcpt], now: int) -> None:
         eng = self.engine
-        email = unit.email
         sender = email.sender or ""
         self.dsn_count += 1
         dsn_id = f"<dsn-{self.dsn_count}-{email.invoice}@{self.settings.reporting_mta}>"

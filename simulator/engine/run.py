@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,10 @@ def simulate(
     everything else scheduled then); the rest at the end.
     """
     fh = open(trace, "wb") if trace is not None else None  # noqa: SIM115 - closed below
+    # Millions of long-lived objects and no cycles worth collecting mid-run: the cyclic
+    # GC would rescan them all on every generation-2 pass, so pause it for the run.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         writer = TraceWriter(fh, scn) if fh is not None else None
         eng = Engine(scn, trace=writer, transport=transport, progress=progress)
@@ -54,5 +59,7 @@ def simulate(
             writer.flush()
         return out
     finally:
+        if gc_was_enabled:
+            gc.enable()
         if fh is not None:
             fh.close()

@@ -133,7 +133,7 @@ class Engine:
         self.prop_status[pid] = (str(status), reason)
         if old is None or old[0] != status:
             self.prop_history.setdefault(pid, []).append((t, str(status)))
-            if self.tracing:
+            if self.tracing and old is not None:
                 for bid, b in self.batches.items():
                     if self.batch_status[bid] != "Draft":
                         continue
@@ -327,6 +327,7 @@ class Engine:
             plans, status, reason, notes = per_prop[pid]
             e = Email(inv, bid, pid, t)
             e.notes = notes
+            e.plans = plans
             e.recipients = [Rcpt(p, t) for p in plans]
             if status == EmailStatus.NA:
                 e.status = "N/A"
@@ -443,23 +444,32 @@ class Engine:
         self.queued -= len(q)
         tracing = self.tracing
         mta = self.mta
+        single_ip = d.client_ips[0] if len(d.client_ips) == 1 else None
+        deliverable_plans: dict[int, bool] = {}
+        out: list[Email] = []
         for e in q:
             e.status = "Sent"
             e.sent_at = now
             e.sender = d.address
             e.sender_path = d.path
             e.helo = d.helo
-            e.client_ip = mta.client_ip(e, d)
-            e.notes = tuple(dict.fromkeys(e.notes + d.notes)) if d.notes else e.notes
+            e.client_ip = single_ip or mta.client_ip(e, d)
+            if d.notes:
+                e.notes = tuple(dict.fromkeys(e.notes + d.notes))
             e.group = None
-            deliverable = any(r.outcome == "none" for r in e.recipients)
+            key = id(e.plans)
+            deliverable = deliverable_plans.get(key)
+            if deliverable is None:
+                deliverable = deliverable_plans[key] = any(p.skip_reason is None for p in e.plans)
             e.reason = None if deliverable else "no-deliverable-recipient"
             if tracing:
                 self.emit(now, "email.sent", {"invoice": e.invoice, "sender": d.address, "path": d.path,
                                               "provider": d.provider, "client_ip": e.client_ip,
                                               "reason": e.reason})
             if deliverable:
-                mta.submit(e, d, now)
+                out.append(e)
+        if out:
+            mta.submit(out, d, now)
 
     # -- outcomes (called by the MTA) --------------------------------------------------------
     def on_delivered(self, email: Email, r: Rcpt, now: int, spf: str | None) -> None:
@@ -486,6 +496,13 @@ class Engine:
         self._horizon = scn.until if scn.until is not None else max(MAX_DEFAULT_RUN, self._must_reach())
         for pid in self.properties:
             self._refresh_property(pid, 0)
+        if self.tracing:
+            for b in scn.batches:
+                counts: dict[str, int] = {}
+                for pid in b.property_ids():
+                    st = self.prop_status[pid][0]
+                    counts[st] = counts.get(st, 0) + self._count_property(b, pid)
+                self.emit(0, "batch.draft", {"batch": b.id, "invoices": b.count, "email_status": counts})
         for uid in self.users:
             self._schedule_expiry(uid)
         for f in scn.faults:
@@ -499,6 +516,14 @@ class Engine:
                         "fault": f.index, "kind": f.kind}))
         self.env.process(self._timeline())
         self.env.process(self._worker())
+
+    @staticmethod
+    def _count_property(b: Batch, pid: str) -> int:
+        if b.compact is None:
+            return sum(1 for inv in b.invoices if inv.property == pid)
+        props = b.compact.properties
+        k = len(props)
+        return sum(len(range(i, b.count, k)) for i, p in enumerate(props) if p == pid)
 
     def _marker(self, t: int, event: str, fields: dict[str, Any]) -> Callable[[], None]:
         return lambda: self.emit(t, event, fields)

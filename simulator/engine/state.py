@@ -18,8 +18,8 @@ class Rcpt:
 
     def __init__(self, plan: RecipientPlan, at: int | None) -> None:
         self.plan = plan
-        self.address = plan.email.strip().lower() if plan.skip_reason is None else plan.email
-        self.domain = self.address.rpartition("@")[2]
+        self.address = plan.address or plan.email
+        self.domain = plan.domain
         if plan.skip_reason is None:
             self.outcome = "none"
             self.reason: str | None = None
@@ -38,7 +38,7 @@ class Rcpt:
 class Email:
     """One invoice's email from the moment its batch completes."""
 
-    __slots__ = ("batch", "client_ip", "completed_at", "group", "helo", "invoice", "message_id", "notes",
+    __slots__ = ("batch", "client_ip", "completed_at", "group", "helo", "invoice", "notes", "plans",
                  "property", "queued_at", "reason", "recipients", "sender", "sender_path", "sent_at", "status",
                  "stuck_at")
 
@@ -54,12 +54,16 @@ class Email:
         self.reason: str | None = None
         self.notes: tuple[str, ...] = ()
         self.recipients: list[Rcpt] = []
+        self.plans: tuple[RecipientPlan, ...] = ()  # shared by every email of the same property and batch
         self.group: Group | None = None
         self.sender: str | None = None
         self.sender_path: str | None = None
         self.client_ip: str | None = None
         self.helo: str | None = None
-        self.message_id = f"<{invoice}@mailsim.invalid>"
+
+    @property
+    def message_id(self) -> str:
+        return f"<{self.invoice}@mailsim.invalid>"
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,6 +145,29 @@ class ReceivingServer:
         self._greylist: dict[tuple[str, str, str], int] = {}
         self._default = MailboxDomain(domain="*")
 
+    def shareable(self, domain: str, now: int) -> bool:
+        """Would every message of one envelope get the same replies right now?
+
+        True unless a per-message draw (a fault with probability < 1) or a per-mailbox
+        counter (quota) is in play. The memory transport then runs one transaction and
+        files the identical copies, which is what makes a million emails cheap.
+        """
+        if self.policy(domain).quota:
+            return False
+        for f in self.faults:
+            if f.probability < 1.0 and f.active_at(now) and (f.target is None or _under(domain, f.target)):
+                return False
+        return True
+
+    def file_copies(self, rcpts: Sequence[str], folder: str, message_ids: Sequence[str], now: int) -> None:
+        for r in rcpts:
+            box = self.store.box(r)
+            if folder == "junk":
+                box.junk += len(message_ids)
+            else:
+                box.inbox += len(message_ids)
+            box.messages.extend((mid, folder, now) for mid in message_ids)
+
     def policy(self, domain: str | None) -> MailboxDomain:
         if domain is None:
             return self._default
@@ -225,3 +248,8 @@ class ReceivingServer:
 
 def spf_action(policy: SpfPolicy, result: str) -> str:
     return policy.action(result)
+
+
+def _under(domain: str, target: str) -> bool:
+    d, t = domain.lower(), target.lower().rstrip(".")
+    return d == t or d.endswith("." + t)

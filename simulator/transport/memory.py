@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 from simulator.net.receiver import MailStore, ReceivingServer
 from simulator.transport.base import Attempt, AttemptResult, Dsn, run_transaction
 
@@ -15,6 +18,18 @@ class MemoryTransport:
 
     def attempt(self, att: Attempt) -> AttemptResult:
         return run_transaction(self.server, att)
+
+    def attempt_many(self, first: Attempt, message_ids: Sequence[str]) -> Sequence[AttemptResult]:
+        """One envelope, many messages: run one transaction when the replies cannot differ."""
+        if len(message_ids) == 1:
+            return [run_transaction(self.server, first)]
+        if not self.server.shareable(first.domain, first.now):
+            return [run_transaction(self.server, replace(first, message_id=mid)) for mid in message_ids]
+        res = run_transaction(self.server, first)
+        if res.folder is not None:
+            accepted = [r for r, rep in zip(first.rcpts, res.replies, strict=True) if rep.ok]
+            self.server.file_copies(accepted, res.folder, message_ids[1:], first.now)
+        return [res] * len(message_ids)
 
     def deliver_dsn(self, dsn: Dsn) -> None:
         # §8: a DSN goes straight to the sender's own mailbox: no MX, no SPF filing.
