@@ -7,6 +7,7 @@ a bad ``--scenario``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import sys
@@ -31,7 +32,7 @@ def _say(text: str) -> None:
 
 @app.callback(invoke_without_command=True)
 def sink(
-    host: Annotated[str, typer.Option(help="Address to bind (both listeners).")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Loopback address to bind (both listeners).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Plain SMTP port for ordinary clients (0: any free port).")] = 0,
     proxy_port: Annotated[int, typer.Option(help="PROXY-protocol v2 port for mailsim's own MTA (0: any).")] = 0,
     maildir: Annotated[Path | None, typer.Option(help="Store messages here (default: a new temp directory).")] = None,
@@ -49,6 +50,13 @@ def sink(
         except ScenarioError as exc:
             sys.stderr.write(f"error: {exc}\n")
             raise typer.Exit(2) from None
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        sys.stderr.write(f"error: --host must be a loopback address (127.0.0.1 or ::1), got {host!r}\n")
+        raise typer.Exit(2)
     logging.getLogger("mail.log").setLevel(logging.INFO if verbose else logging.ERROR)
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -64,7 +72,7 @@ def sink(
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    old = signal.signal(signal.SIGTERM, on_signal)
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         _say(f"mailsim sink: SMTP  {host}:{s.port}  (plain: swaks, smtplib, smtp-source)")
         _say(f"mailsim sink: PROXY {host}:{s.proxy_port}  (PROXY protocol v2 header first: mailsim's own MTA)")
@@ -75,7 +83,8 @@ def sink(
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         s.stop()
     _say(orjson.dumps(s.summary(), option=orjson.OPT_INDENT_2).decode())
 

@@ -32,6 +32,7 @@ Virtual time stays virtual: ``now`` travels in the PROXY header, nobody sleeps.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import smtplib
 import socket
@@ -230,5 +231,10 @@ class WireTransport:
 
 
 def wire_transport(engine: Engine) -> WireTransport:
-    """The transport factory ``simulate(scn, transport=wire_transport)`` takes."""
-    return WireTransport(engine)
+    """The transport factory ``simulate(scn, transport=wire_transport)`` takes.
+
+    The sink's Maildir is a temporary directory removed at the end of the run,
+    unless ``MAILSIM_WIRE_MAILDIR`` names a directory to keep it in.
+    """
+    keep = os.environ.get("MAILSIM_WIRE_MAILDIR") or None
+    return WireTransport(engine, maildir=keep)
