@@ -1,0 +1,100 @@
+"""Smoke tests of the benchmark generators and the naive baseline at tiny sizes.
+
+They check what the generated workload contains and that both models agree on it;
+they never time anything (DESIGN §6: benchmarks, never timed tests).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import run as bench_run
+from benchmarks.naive import run_naive
+from benchmarks.scenarios import DOMAINS, build, workload
+from simulator.engine.run import simulate
+
+
+def test_workload_shape() -> None:
+    w = workload(2000, batches=1000)
+    assert w.per_batch == 2
+    assert w.expiry_min == 500 and w.resync_min == 620
+    # only the region sender's batches (branches north-1, north-2) completed while the token is dead
+    assert len(w.blocked_batches) == 80
+    assert w.blocked_emails == 160
+    with pytest.raises(ValueError):
+        workload(1500, batches=1000)
+
+
+def test_generated_scenario_is_the_section6_workload() -> None:
+    scn = build(3000, batches=30)
+    assert len(scn.batches) == 30
+    assert all(b.compact is not None and b.count == 100 for b in scn.batches)
+    assert sum(b.count for b in scn.batches) == 3000
+    assert sorted(m.domain for m in scn.mailboxes) == sorted(DOMAINS)
+    kinds = Counter(ev.kind for ev in scn.timeline)
+    assert kinds == {"complete_batch": 30, "resync": 1}
+    # each property's single contact is at one of the three domains, all three used
+    contacts = {c.id: c.email for c in scn.contacts}
+    domains = {contacts[p.contacts[0].contact].rpartition("@")[2] for p in scn.properties}
+    assert domains == set(DOMAINS)
+
+
+def test_mailsim_run_blocks_then_drains() -> None:
+    n = 2000
+    res = simulate(build(n))
+    assert res.ok, [(x.text, x.detail) for x in res.expectations if not x.ok]
+    acc = res.accounting()
+    assert acc["sent"] == n and acc["inbox"] == n and acc["lost"] == 0
+    w = workload(n)
+    eng = res.engine
+    blocked = [e for bid in w.blocked_batches for e in eng.emails[bid]]
+    assert len(blocked) == w.blocked_emails
+    # blocked ones wait for the resync poll, everything else leaves at its completion poll
+    assert all(e.sent_at == w.resync_min * 60 for e in blocked)
+    blocked_ids = set(w.blocked_batches)
+    others = [e for bid, es in eng.emails.items() if bid not in blocked_ids for e in es]
+    assert all(e.sent_at == e.completed_at for e in others)
+    boxes = res.mailboxes()
+    inbox_by_domain: Counter[str] = Counter()
+    for addr, box in boxes.items():
+        inbox_by_domain[addr.rpartition("@")[2]] += box["inbox"]
+    assert set(inbox_by_domain) == set(DOMAINS)
+    assert sum(inbox_by_domain.values()) == n
+
+
+def test_naive_baseline_matches_the_workload() -> None:
+    n = 2000
+    r = run_naive(n)
+    w = workload(n)
+    assert r.sent == r.delivered == n
+    assert r.blocked == w.blocked_emails
+    assert sum(r.delivered_per_domain.values()) == n
+    assert set(r.delivered_per_domain) == set(DOMAINS)
+    assert min(r.sent_at) >= 0
+
+
+def test_naive_and_mailsim_send_at_the_same_times() -> None:
+    n = 1000
+    res = simulate(build(n))
+    r = run_naive(n)
+    mailsim_sent = sorted(e.sent_at or 0 for es in res.engine.emails.values() for e in es)
+    assert mailsim_sent == sorted(r.sent_at)
+
+
+def test_targets_report_missed_and_pass() -> None:
+    ms = {1000: {"size": 1000, "seconds": 1.0, "emails_per_s": 1000.0, "us_per_email": 1000.0, "peak_rss_mb": 50.0},
+          2000: {"size": 2000, "seconds": 2.5, "emails_per_s": 800.0, "us_per_email": 1250.0, "peak_rss_mb": 60.0}}
+    nv = {1000: {"emails_per_s": 400.0}, 2000: {"emails_per_s": 500.0}}
+    trace = {"size": 2000, "seconds": 3.0}
+    rows = {r["target"]: r["status"] for r in bench_run.evaluate_targets([1000, 2000], ms, nv, trace)}
+    assert rows["1M emails, trace off: wall"] == "n/a"
+    assert rows["throughput vs naive at 1,000"] == "PASS"
+    assert rows["throughput vs naive at 2,000"] == "MISSED"
+    assert rows["trace on at 2,000"] == "PASS"
+    assert rows["linearity 2,000 vs 1,000"] == "MISSED"
