@@ -95,7 +95,7 @@ properties:
       - {contact: c5, email_invoice: true}
       - {contact: c6, email_invoice: true}
 batches:
-  - {id: B1, invoices: {count: 40, properties: [p1]}}
+  - {id: B1, invoices: {count: 20, properties: [p1]}}
 dns:
   records:
     - {name: acme.example, type: TXT, value: "v=spf1 ip4:198.51.100.10 -all"}
@@ -198,3 +198,20 @@ def test_proxy_header_is_required_on_the_proxy_listener() -> None:
         sock.close()
         (m,) = s.wait_for("u@a.example", 1, 10)
         assert m.client_ip == "203.0.113.9" and m.now == 5 and m.message_id == "<p@x>"
+
+
+def test_wire_dsn_is_a_real_rfc3464_report_in_the_senders_maildir(tmp_path: Path) -> None:
+    scn = load_scenario_text(FAULTY, "wire-faults.yaml")
+    scn = dataclasses.replace(scn, faults=(), batches=(dataclasses.replace(scn.batches[0], compact=CompactInvoices(
+        1, ("p1",))),))
+    res = simulate(scn, transport=lambda e: WireTransport(e, maildir=tmp_path))
+    assert res.to_json()["mailboxes"]["billing@acme.example"]["bounces"] == 1
+    (path,) = (tmp_path / "billing@acme.example" / "new").iterdir()
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    assert msg["Received-SPF"] is None  # §8: no SPF filing for a DSN
+    parts = [p.get_content_type() for p in msg.iter_parts()]
+    assert parts == ["text/plain", "message/delivery-status", "text/rfc822-headers"]
+    status = path.read_text()
+    assert "Final-Recipient: rfc822; nobody@client.example" in status and "Status: 5.1.1" in status

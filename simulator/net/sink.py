@@ -812,12 +812,15 @@ class Sink:
                 *, header: str) -> StoredMessage:
         """Write one accepted message for one recipient and index it."""
         body = content.replace(b"\r\n", b"\n")
-        lines = [f"Return-Path: <{tx.mail_from}>", f"Delivered-To: {recipient}"]
+        sender = tx.mail_from.strip()
+        if sender.startswith("<") and sender.endswith(">"):  # aiosmtpd spells the null sender "<>"
+            sender = sender[1:-1]
+        lines = [f"Return-Path: <{sender}>", f"Delivered-To: {recipient}"]
         if header:
             lines.append(header)
         data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape") + body
         path = self._maildir.deliver(recipient, folder, tx.message_id, tx.now, data)
-        msg = StoredMessage(recipient.lower(), folder, path, tx.message_id, tx.mail_from, tx.client_ip, tx.helo,
+        msg = StoredMessage(recipient.lower(), folder, path, tx.message_id, sender, tx.client_ip, tx.helo,
                             spf, tx.now, len(data))
         with self._cond:
             self._index.messages.append(msg)
