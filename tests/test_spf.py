@@ -1,4 +1,4 @@
-"""RFC 7208 check_host() over the in-memory resolver."""
+"""RFC 7208 check_host() over the in-memory resolver, macro expansion, and `mailsim spf check`."""
 
 from __future__ import annotations
 

@@ -51,9 +51,7 @@ def _evaluate(zone: Zone, ip: str, sender: str, helo: str, *, wire: bool, receiv
 def check(
     file: Annotated[Path, typer.Argument(help="Scenario file (mailsim/1 YAML) whose dns: is used.")],
     ip: Annotated[str, typer.Option("--ip", help="The connecting client's IP address.")],
-    sender: Annotated[
-        str, typer.Option("--sender", help="MAIL FROM address; '' or '<>' checks postmaster@HELO.")
-    ],
+    sender: Annotated[str, typer.Option("--sender", help="MAIL FROM address; '' or '<>' checks postmaster@HELO.")],
     helo: Annotated[
         str | None, typer.Option("--helo", help="HELO/EHLO name (default: the scenario's platform helo).")
     ] = None,
@@ -82,9 +80,7 @@ def check(
     res = _evaluate(zone, ip, sender, helo_name, wire=wire, receiver=receiver)
     if json_out:
         doc = res.to_dict()
-        doc.update(
-            {"ip": ip.strip(), "sender": sender, "helo": helo_name, "transport": "wire" if wire else "memory"}
-        )
+        doc.update({"ip": ip.strip(), "sender": sender, "helo": helo_name, "transport": "wire" if wire else "memory"})
         typer.echo(json.dumps(doc))
         return
     typer.echo(f"{res.result}: {res.explanation}")

@@ -707,7 +707,7 @@ class _Evaluation:
             return None
 
 
-def _describe(ip: IPAddress, domain: str, o: _Outcome) -> str:
+def _describe(ip: IPAddress, o: _Outcome) -> str:
     if o.term is None:
         return o.note
     text = f"{ip} matched '{o.term}' in {o.where}"
@@ -749,7 +749,7 @@ def check_host(
         return SpfResult("temperror", str(e), ev.top_term, ev.lookups, ev.voids, dom)
     except RecursionError:
         return SpfResult("permerror", "SPF evaluation nested too deeply", ev.top_term, ev.lookups, ev.voids, dom)
-    return SpfResult(o.result, _describe(addr, dom, o), o.term, ev.lookups, ev.voids, dom, o.exp)
+    return SpfResult(o.result, _describe(addr, o), o.term, ev.lookups, ev.voids, dom, o.exp)
 
 
 def check_mail_from(
