@@ -47,6 +47,9 @@ def reason_for(reply: Reply, spf_result: str | None) -> str:
     return "remote-tempfail" if code < 500 else "remote-permfail"
 
 
+OK, DEFER, BOUNCE = 0, 1, 2
+
+
 class Unit:
     """Emails that share one envelope towards one recipient domain, and so one retry clock.
 
@@ -190,59 +193,78 @@ class Mta:
 
             self._later(now + delay, finish)
 
+    def _prepare(self, result: AttemptResult, now: int, exhausted: bool) -> list[tuple[Any, ...]]:
+        """What one result does to each recipient position, computed once per distinct result."""
+        out: list[tuple[Any, ...]] = []
+        for reply in result.replies:
+            code, enh = reply.code or None, reply.enhanced or None
+            if reply.ok:
+                folder = result.folder or "inbox"
+                reason = None if folder == "inbox" else f"spf-{result.spf_result}-junk"
+                out.append((code, enh, OK, folder, reason, None, folder))
+                continue
+            why = reason_for(reply, result.spf_result)
+            line = reply.line()
+            if reply.transient and exhausted:
+                out.append((code, enh, BOUNCE, "bounced", "retries-exhausted", f"last reply: {line} ({why})", None))
+            elif reply.transient:
+                out.append((code, enh, DEFER, "deferred", why, line, None))
+            else:
+                out.append((code, enh, BOUNCE, "bounced", why, line, None))
+        return out
+
     def _apply(self, unit: Unit, results: Sequence[AttemptResult], now: int, route: str) -> None:
         eng = self.engine
         tracing = eng.tracing
         positions = unit.positions
         retry: dict[tuple[int, ...], list[Email]] = {}
         exhausted_at = (now if unit.first is None else unit.first) + self.settings.max_queue_lifetime
+        exhausted = now >= exhausted_at
+        last: AttemptResult | None = None
+        prepared: list[tuple[Any, ...]] = []
         for email, result in zip(unit.emails, results, strict=True):
-            deferred: list[int] = []
-            bounced: list[Rcpt] = []
+            if result is not last:
+                prepared = self._prepare(result, now, exhausted)
+                last = result
+            deferred: list[int] | None = None
+            bounced: list[Rcpt] | None = None
             recipients = email.recipients
-            for pos, reply in zip(positions, result.replies, strict=True):
+            for pos, (code, enh, kind, outcome, reason, evidence, folder) in zip(positions, prepared, strict=True):
                 r = recipients[pos]
                 r.attempts += 1
-                r.code = reply.code or None
-                r.enhanced = reply.enhanced or None
+                r.code = code
+                r.enhanced = enh
                 r.at = now
+                r.outcome = outcome
+                r.reason = reason
+                r.evidence = evidence
+                if kind == OK:
+                    r.folder = folder
+                elif kind == DEFER:
+                    if deferred is None:
+                        deferred = [pos]
+                    else:
+                        deferred.append(pos)
+                elif bounced is None:
+                    bounced = [r]
+                else:
+                    bounced.append(r)
                 if tracing:
+                    reply = result.replies[positions.index(pos)]
                     eng.emit(now, "smtp.reply", {"invoice": email.invoice, "recipient": r.address,
                                                  "attempt": unit.attempt, "code": reply.code,
                                                  "enhanced": reply.enhanced, "text": reply.text, "mx": route,
                                                  "spf": result.spf_result})
-                if reply.ok:
-                    folder = result.folder or "inbox"
-                    r.outcome = folder
-                    r.folder = folder
-                    r.reason = None if folder == "inbox" else f"spf-{result.spf_result}-junk"
-                    r.evidence = None
-                    if tracing:
+                    if kind == OK:
                         eng.on_delivered(email, r, now, result.spf_result)
-                    continue
-                r.evidence = reply.line()
-                if reply.transient:
-                    r.outcome = "deferred"
-                    r.reason = reason_for(reply, result.spf_result)
-                    if now >= exhausted_at:
-                        r.evidence = f"last reply: {r.evidence} ({r.reason})"
-                        r.outcome = "bounced"
-                        r.reason = "retries-exhausted"
-                        bounced.append(r)
-                    else:
-                        deferred.append(pos)
-                else:
-                    r.outcome = "bounced"
-                    r.reason = reason_for(reply, result.spf_result)
-                    bounced.append(r)
-            if deferred:
+            if deferred is not None:
                 key = tuple(deferred)
                 bucket = retry.get(key)
                 if bucket is None:
                     retry[key] = [email]
                 else:
                     bucket.append(email)
-            if bounced:
+            if bounced is not None:
                 self._bounce(email, bounced, now)
         if retry:
             sched = self.settings.retry_schedule
