@@ -361,6 +361,8 @@ class SinkHandler:
         self._msg_seq = itertools.count(1)
 
     async def _work(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.sink.inline:
+            return fn(*args)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.sink.executor, partial(fn, *args))
 
@@ -625,6 +627,10 @@ class Sink:
     caller (the wire transport) share the engine's :class:`MailStore`. ``clock``
     is the plain listener's time in seconds (default: since :meth:`start`).
     ``maildir`` None: a temporary directory removed on :meth:`stop`.
+    ``inline`` runs the receiver and Maildir work on the event loop itself
+    instead of the worker thread: fewer thread hand-offs for a single client
+    that waits for each reply (the wire transport), but one slow SPF lookup or
+    disk write then holds up every other connection.
     """
 
     def __init__(
@@ -643,6 +649,7 @@ class Sink:
         proxy_timeout: float = 5.0,
         plain: bool = True,
         proxy: bool = True,
+        inline: bool = False,
     ) -> None:
         self.scenario = scenario
         self.host = host
@@ -653,6 +660,7 @@ class Sink:
         self.proxy_timeout = proxy_timeout
         self._plain_on = plain
         self._proxy_on = proxy
+        self.inline = inline
         if spf is None:
             if scenario is not None:
                 from simulator.engine.dnsview import DnsView
@@ -702,6 +710,11 @@ class Sink:
     def proxy_port(self) -> int:
         """The PROXY-protocol listener's port (the simulator's own MTA)."""
         return self._proxy.port
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The sink's event loop (running between :meth:`start` and :meth:`stop`)."""
+        return self._loop
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> Sink:

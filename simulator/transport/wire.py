@@ -16,7 +16,9 @@ wire``) starts, for the run:
   reports are what the sink stored), and writes every message to a Maildir.
 
 Each :meth:`WireTransport.attempt` is one SMTP session on the sink's PROXY
-listener: a PROXY v2 header with the simulated client IP (the MX address the
+listener, spoken by a small asyncio client scheduled on the sink's own event
+loop (so a request/reply exchange is not a thread hand-off each time; the
+engine's thread waits once per session): a PROXY v2 header with the simulated client IP (the MX address the
 engine resolved as destination — every fake MX address leads to this one
 sink) and TLVs carrying the message id, attempt, virtual ``now``, recipient
 domain and a session token; then EHLO, MAIL FROM, RCPT TO for each recipient,
@@ -31,13 +33,14 @@ Virtual time stays virtual: ``now`` travels in the PROXY header, nobody sleeps.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import os
 import re
-import smtplib
-import socket
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from simulator.engine.dnsview import DnsView
 from simulator.net.dns_server import DnsServerThread
@@ -49,10 +52,12 @@ from simulator.transport.base import Attempt, AttemptResult, Dsn
 if TYPE_CHECKING:
     from simulator.engine.sim import Engine
 
+T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 DNS_TIMEOUT = 1.0  # seconds a DNS question may take on loopback before it counts as a timeout
 SMTP_TIMEOUT = 60.0
-_BARE_LF = re.compile(rb"(?<!\r)\n")
+_EOL = re.compile(rb"\r\n|\r|\n")
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?: (.*))?$", re.DOTALL)
 
 
@@ -71,23 +76,82 @@ def parse_reply(code: int, msg: bytes | str) -> Reply:
     return Reply(code, m.group(1), m.group(2) or "")
 
 
-class _ProxySMTP(smtplib.SMTP):
-    """smtplib's client that sends a PROXY header first on the socket it opens."""
-
-    def __init__(self, header: bytes, *, timeout: float = SMTP_TIMEOUT) -> None:
-        self._proxy_header = header
-        super().__init__(timeout=timeout)
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = socket.create_connection((host, port), timeout)
-        sock.sendall(self._proxy_header)
-        return sock
+def _wire_body(body: bytes) -> bytes:
+    """DATA payload: CRLF line ends (RFC 5321 §2.3.8), dot-stuffed (§4.5.2), terminated."""
+    data = _EOL.sub(b"\r\n", body)
+    data = _LEADING_DOT.sub(b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
 
 
-def _checked(code: int, msg: bytes) -> Reply:
-    if code == -1:
-        raise SmtpDropped(msg)
-    return parse_reply(code, msg)
+async def _bounded(coro: Coroutine[Any, Any, T]) -> T:
+    return await asyncio.wait_for(coro, SMTP_TIMEOUT)
+
+
+class _Client:
+    """A minimal asyncio SMTP client; it runs on the sink's own event loop (no thread hand-offs)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int, header: bytes) -> tuple[_Client, Reply]:
+        try:
+            reader, writer = await asyncio.open_connection(LOOPBACK, port)
+        except OSError as e:
+            raise SmtpDropped(str(e)) from None
+        client = cls(reader, writer)
+        writer.write(header)
+        return client, await client.reply()
+
+    async def reply(self) -> Reply:
+        """One (possibly multi-line) reply, lines joined with "\n" as smtplib does."""
+        texts: list[str] = []
+        code = ""
+        while True:
+            try:
+                raw = await self.reader.readline()
+            except (OSError, ValueError) as e:
+                raise SmtpDropped(str(e)) from None
+            if not raw.endswith(b"\n"):
+                raise SmtpDropped("connection closed")
+            line = raw.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
+            code = line[:3]
+            texts.append(line[4:])
+            if line[3:4] != "-":
+                break
+        if not code.isdigit():
+            raise SmtpDropped(f"not an SMTP reply: {raw!r}")
+        return parse_reply(int(code), "\n".join(texts))
+
+    async def cmd(self, line: str) -> Reply:
+        try:
+            self.writer.write(line.encode("utf-8", "surrogateescape") + b"\r\n")
+            await self.writer.drain()
+        except OSError as e:
+            raise SmtpDropped(str(e)) from None
+        return await self.reply()
+
+    async def data(self, body: bytes) -> Reply:
+        r = await self.cmd("DATA")
+        if r.code != 354:
+            return r
+        try:
+            self.writer.write(_wire_body(body))
+            await self.writer.drain()
+        except OSError as e:
+            raise SmtpDropped(str(e)) from None
+        return await self.reply()
+
+    async def close(self) -> None:
+        with contextlib.suppress(SmtpDropped, OSError):
+            if not self.writer.is_closing():
+                await asyncio.wait_for(self.cmd("QUIT"), SMTP_TIMEOUT)
+        self.writer.close()
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(self.writer.wait_closed(), SMTP_TIMEOUT)
 
 
 class WireTransport:
@@ -110,7 +174,9 @@ class WireTransport:
                                  resolver=WireResolver(LOOPBACK, port, timeout=dns_timeout))
             sink_dns = DnsView(engine.zone, scn.faults, scn.seed,
                                resolver=WireResolver(LOOPBACK, port, timeout=dns_timeout))
-            self.sink = Sink(scn, maildir, host=LOOPBACK, store=engine.store, spf=sink_dns.spf, plain=False)
+            # one client (this thread) waiting for every reply: stage work inline on the sink's loop
+            self.sink = Sink(scn, maildir, host=LOOPBACK, store=engine.store, spf=sink_dns.spf, plain=False,
+                             inline=True)
             self.sink.start()
         except BaseException:
             self.close()
@@ -124,68 +190,49 @@ class WireTransport:
         return self._now if self._now is not None else self.engine.dns.now
 
     # -- one SMTP session -------------------------------------------------------------------
-    def _open(self, header: bytes) -> tuple[_ProxySMTP, Reply]:
-        assert self.sink is not None
-        client = _ProxySMTP(header)
-        try:
-            code, msg = client.connect(LOOPBACK, self.sink.proxy_port)
-        except smtplib.SMTPServerDisconnected:
-            client.close()
-            raise SmtpDropped("no greeting") from None
-        return client, parse_reply(code, msg)
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a client coroutine on the sink's loop and wait for it (one hand-off per session)."""
+        assert self.sink is not None and self.sink.loop is not None
+        return asyncio.run_coroutine_threadsafe(_bounded(coro), self.sink.loop).result()
 
     def attempt(self, att: Attempt) -> AttemptResult:
-        assert self.sink is not None
         n = len(att.rcpts)
         token = f"a{next(self._tokens)}"
         header = proxy_header(att.client_ip, att.mx_ip, message_id=att.message_id, attempt=att.attempt,
                               now=att.now, domain=att.domain, kind="msg", token=token)
         self._now = att.now
-        client: _ProxySMTP | None = None
         try:
-            try:
-                client, greeting = self._open(header)
-                r = greeting
-                if r.ok:
-                    r = _checked(*client.ehlo(att.helo))
-                if r.ok:
-                    r = _checked(*client.mail(att.mail_from))
-                if not r.ok:
-                    return self._result((r,) * n, token)
-                replies: list[Reply | None] = []
-                for rcpt in att.rcpts:
-                    rr = _checked(*client.rcpt(rcpt))
-                    replies.append(None if rr.ok else rr)
-                if all(r is not None for r in replies):
-                    return self._result(tuple(r for r in replies if r is not None), token)
-                v = self._data(client, att.render())
-            except (SmtpDropped, smtplib.SMTPServerDisconnected, ConnectionError):
-                return self._result((DROPPED,) * n, token, dropped=True)
-            final = tuple(v if r is None else r for r in replies)
-            return self._result(final, token, data=True)
+            replies, data = self._run(self._session(header, att))
+        except SmtpDropped:
+            return self._result((DROPPED,) * n, token, dropped=True)
         finally:
             self._now = None
-            if client is not None:
-                self._quit(client)
+        return self._result(replies, token, data=data)
 
-    @staticmethod
-    def _data(client: _ProxySMTP, body: bytes) -> Reply:
+    async def _session(self, header: bytes, att: Attempt) -> tuple[tuple[Reply, ...], bool]:
+        """The transaction, in :func:`run_transaction`'s order; SmtpDropped for a dropped connection."""
+        assert self.sink is not None
+        n = len(att.rcpts)
+        client, r = await asyncio.wait_for(_Client.open(self.sink.proxy_port, header), SMTP_TIMEOUT)
         try:
-            # smtplib sends bytes as they are: the wire wants CRLF line ends (RFC 5321 §2.3.8)
-            code, msg = client.data(_BARE_LF.sub(b"\r\n", body))
-        except smtplib.SMTPDataError as e:  # DATA itself refused (never by this sink)
-            return parse_reply(e.smtp_code, e.smtp_error)
-        return _checked(code, msg)
-
-    @staticmethod
-    def _quit(client: _ProxySMTP) -> None:
-        try:
-            if client.sock is not None:
-                client.quit()
-        except (smtplib.SMTPException, OSError):
-            pass
+            if r.ok:
+                r = await client.cmd(f"EHLO {att.helo}")
+            if r.ok:
+                r = await client.cmd(f"MAIL FROM:<{att.mail_from}>")
+            if r.code == 0:
+                raise SmtpDropped("no reply")
+            if not r.ok:
+                return (r,) * n, False
+            replies: list[Reply | None] = []
+            for rcpt in att.rcpts:
+                rr = await client.cmd(f"RCPT TO:<{rcpt}>")
+                replies.append(None if rr.ok else rr)
+            if all(x is not None for x in replies):
+                return tuple(x for x in replies if x is not None), False
+            v = await client.data(att.render())
+            return tuple(v if x is None else x for x in replies), True
         finally:
-            client.close()
+            await client.close()
 
     def _result(self, replies: tuple[Reply, ...], token: str, *, data: bool = False,
                 dropped: bool = False) -> AttemptResult:
@@ -210,18 +257,21 @@ class WireTransport:
             return
         header = proxy_header(LOOPBACK, LOOPBACK, message_id=dsn.message_id, now=dsn.now,
                               domain=dsn.to.rpartition("@")[2], kind="dsn", token="")
-        client, greeting = self._open(header)
+        steps = self._run(self._dsn_session(header, dsn))
+        bad = [s for s in steps if not s.ok]
+        if bad:
+            raise RuntimeError(f"sink refused the DSN {dsn.message_id} for {dsn.to}: {bad[0].line()}")
+
+    async def _dsn_session(self, header: bytes, dsn: Dsn) -> list[Reply]:
+        assert self.sink is not None
+        client, greeting = await asyncio.wait_for(_Client.open(self.sink.proxy_port, header), SMTP_TIMEOUT)
         try:
-            steps = [greeting]
-            steps.append(_checked(*client.ehlo(self.engine.scn.platform.helo)))
-            steps.append(_checked(*client.mail("")))
-            steps.append(_checked(*client.rcpt(dsn.to)))
-            steps.append(self._data(client, dsn.render()))
-            bad = [s for s in steps if not s.ok]
-            if bad:
-                raise RuntimeError(f"sink refused the DSN {dsn.message_id} for {dsn.to}: {bad[0].line()}")
+            steps = [greeting, await client.cmd(f"EHLO {self.engine.scn.platform.helo}"),
+                     await client.cmd("MAIL FROM:<>"), await client.cmd(f"RCPT TO:<{dsn.to}>")]
+            steps.append(await client.data(dsn.render()))
+            return steps
         finally:
-            self._quit(client)
+            await client.close()
 
     def close(self) -> None:
         if self.sink is not None:
