@@ -198,3 +198,26 @@ def test_same_seed_same_trace_bytes(tmp_path: object) -> None:
     outcomes = {v.recipients[0].attempts for v in ra.invoices()}
     assert len(outcomes) > 1  # the faults really did hit some attempts and not others
     assert ra.accounting()["lost"] == 0
+
+
+def test_never_checks_outcomes_and_reasons_over_the_whole_window() -> None:
+    scn = scenario(
+        timeline="  - {at: +30m, deactivate_user: u1}\n  - {at: +1h, complete_batch: B1}\n"
+                 "  - {at: +2h, activate_user: u1}",
+        extra="""expect:
+  - {invoice: INV-1, recipient: jane@client.example, never: {outcome: inbox}, until: +3h}
+  - {invoice: INV-1, recipient: jane@client.example, never: {outcome: inbox}, until: +30m}
+  - {invoice: INV-1, never: {reason: sender-not-a-user}, until: +3h}
+  - {invoice: INV-1, never: {reason: sender-not-a-user}, until: +59m}
+  - {invoice: INV-1, never: {email_status: Sent}, until: +1h59m}""")
+    r = simulate(scn)
+    assert [x.ok for x in r.expectations] == [False, True, False, True, True]
+
+
+def test_dns_fault_window_ends_and_the_spf_gate_reopens() -> None:
+    users = "  - {id: u1, email: ar@acme.example}"
+    r = run(users=users, spf="v=spf1 ip4:198.51.100.10 -all",
+            extra="faults:\n  - {at: +30m, for: 2h30m, kind: dns_timeout, target: acme.example}",
+            timeline="  - {at: +1h, complete_batch: B1}")
+    v = r.invoice("INV-1")
+    assert v is not None and v.sent_at == 3 * H and v.recipients[0].outcome == "inbox"

@@ -64,12 +64,8 @@ CASES = [
          chain=("branch lakeside Invoicing Email From = lakeside@greenacre.example", "expired 2026-10-23 09:00Z")),
     Case("step2-multi-branch-batch", "INV-1501", (2,), status="Sent",
          chain=("by billing@greenacre.example via sync path",),
-         warnings=("multi-branch-uses-configuration",),
-         marks=(pytest.mark.xfail(strict=True, reason=(
-             "explain derives guide_steps only from the status reason and recipient reasons, never from notes:"
-             " a delivered multi-branch invoice gets [1], not step 2 (DESIGN §4: multi-branch-uses-configuration"
-             " → step 2)")),)),
-    Case("step2-multi-branch-batch", "INV-1502", (1,), status="Sent",
+         warnings=("multi-branch-uses-configuration",)),
+    Case("step2-multi-branch-batch", "INV-1502", (2,), status="Sent",
          chain=("by billing@greenacre.example via sync path",), warnings=("multi-branch-uses-configuration",)),
     Case("step2-region-sender", "INV-1301", (1,), status="Sent",
          chain=("by north-ar@greenacre.example via sync path",)),
@@ -116,11 +112,7 @@ CASES = [
     Case("step4-duplicate-email-rejected", "INV-4301", (4,), status="Sent",
          chain=("2026-11-02 09:30Z: changing jane's email to 'jane@cedar.example' was refused (already used by"
                 " jane-2019, an inactive contact) [duplicate-email-rejected]",
-                "jane.old@cedar.example: inbox at 2026-11-02 10:00Z"),
-         marks=(pytest.mark.xfail(strict=True, reason=(
-             "explain shows the refused edit in the chain but derives guide_steps only from status/recipient"
-             " reasons, so the duplicate story gets [1] instead of step 4 (DESIGN §4: duplicate-email-rejected"
-             " → step 4)")),)),
+                "jane.old@cedar.example: inbox at 2026-11-02 10:00Z")),
     # Step 5
     Case("step5-billing-contact-not-emailed", "INV-5801", (1, 5), status="N/A", reason="no-invoice-email-contact",
          chain=("eve <eve@cedar.example> [Primary, Billing]",), warnings=("billing-contact-not-emailed",)),
@@ -157,6 +149,10 @@ CASES = [
                 "no such domain (NXDOMAIN)")),
     Case("after-sending-spf-temperror-deferred", "INV-6401", (0, 3), at=1 * H + 10 * M, status="Sent",
          chain=("[spf-temperror-deferred] 451 4.7.24",)),
+    Case("after-sending-message-too-big", "INV-6101", (0,), status="Sent",
+         chain=("gil@tiny.example: bounced at 2026-11-02 10:00Z [message-too-big] 552 5.3.4",)),
+    Case("after-sending-spf-softfail-deferred", "INV-6201", (0, 3), at=2 * H, status="Sent",
+         chain=("[spf-softfail-deferred] 451 4.7.24",)),
     Case("after-sending-seeded-tempfail", "NOV-8", (0,), at=1 * H + 5 * M, status="Sent",
          chain=("c8@maple.example: deferred after 2 attempt(s) [remote-tempfail] 451 4.3.0",)),
     # the tour

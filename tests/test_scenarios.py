@@ -36,13 +36,7 @@ OTHER_TAGS = {"tour", "known-bug"}
 
 # Why each known-bug scenario fails today (reported upstream; see the scenario's description
 # for what DESIGN.md says should happen).
-KNOWN_BUGS: dict[str, str] = {
-    "step3-dns-timeout-spf-temperror": (
-        "Engine.decide caches the SMTP-path SPF gate under dns.epoch(), which reads DnsView.now; that is only"
-        " advanced inside DnsView.spf()/mx(), so once the decision is cached the dns_timeout window never"
-        " 'ends' for the gate and the invoice stays In Queue (sender-spf-not-authorized) forever"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @cache
@@ -343,9 +337,9 @@ def test_seeded_faults_depend_on_the_seed() -> None:
 
 # -- the library covers the guide ---------------------------------------------------------------
 
-GENERATED_SPF = {f"spf-{r}-{a}" for r in SPF_RESULTS for a in ("junk", "rejected")}
+GENERATED_SPF = {f"spf-{r}-{a}" for r in SPF_RESULTS for a in ("junk", "rejected", "deferred")}
 # DESIGN §4 names these two outright (and the brief asks for the softfail junk story)
-NAMED_SPF = {"spf-fail-rejected", "spf-softfail-junk"}
+NAMED_SPF = {"spf-fail-rejected", "spf-softfail-junk", "spf-temperror-deferred", "spf-softfail-deferred"}
 # info / warning / refusal codes: not an invoice's status reason, so shown in notes or explain
 NOTE_CODES = {"multi-branch-uses-configuration", "sync-provider-unsupported", "billing-contact-not-emailed"}
 REFUSAL_CODES = {"duplicate-email-rejected"}

@@ -174,6 +174,12 @@ REASONS: dict[str, ReasonInfo] = {
             "Make the sender domain's DNS reachable; retries deliver it.",
         ),
         _R(
+            "message-too-big", "delivery", "bounced", (0,),
+            "The recipient's server refused the message as larger than its size limit (552 5.3.4)",
+            "The bounce in the sender's inbox; the invoice's attachments.",
+            "Send a smaller invoice (fewer or compressed attachments) or ask the recipient to raise the limit.",
+        ),
+        _R(
             "retries-exhausted", "delivery", "bounced", (0,),
             "Temporary failures lasted past the maximum queue lifetime; the message bounced",
             "The bounce in the sender's inbox and the deferral reasons before it.",
@@ -192,6 +198,16 @@ for _res in ("pass", "fail", "softfail", "neutral", "none", "permerror", "temper
             f"Delivered to the junk folder: the receiver files SPF {_res} as junk",
             "Ask the customer to check junk/spam; look up the sender domain's SPF record.",
             "Authorise the sending IPs in SPF (pass) so receivers file it in the inbox.",
+        ),
+    )
+    _code = f"spf-{_res}-deferred"
+    REASONS.setdefault(
+        _code,
+        _R(
+            _code, "delivery", "deferred", (0, 3),
+            f"The receiver defers SPF {_res} (451 4.7.24); the platform retries",
+            "The sender domain's SPF record and DNS reachability.",
+            "Fix the sender domain's SPF (or its DNS) so receivers get a definite pass.",
         ),
     )
     _code = f"spf-{_res}-rejected"

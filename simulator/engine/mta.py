@@ -48,6 +48,8 @@ def reason_for(reply: Reply, spf_result: str | None) -> str:
 
 
 OK, DEFER, BOUNCE = 0, 1, 2
+# Rendered invoice messages are far smaller than this: below it a size limit can matter.
+SIZE_CHECK_BOUND = 1_000_000
 
 
 class Unit:
@@ -165,7 +167,15 @@ class Mta:
                       domain=unit.domain, mx_host=route.host, mx_ip=route.ip, rcpts=rcpt_addrs,
                       render=render_for(first))
         results: Sequence[AttemptResult]
-        if len(unit.emails) == 1:
+        limit = eng.receiver.policy(unit.domain).size_limit
+        if limit and limit < SIZE_CHECK_BOUND:
+            # the declared size can decide the reply: each message declares its own, exactly
+            results = []
+            for e in unit.emails:
+                render = render_for(e)
+                results.append(self.transport.attempt(replace(att, message_id=e.message_id, render=render,
+                                                              size=len(render()))))
+        elif len(unit.emails) == 1:
             results = [self.transport.attempt(att)]
         elif self._many is not None:
             results = self._many(att, [e.message_id for e in unit.emails])

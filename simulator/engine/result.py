@@ -138,10 +138,11 @@ def evaluate(eng: Engine, x: Expectation, now: int) -> ExpectationResult:
     if v is None:
         return res(False, f"no invoice {x.invoice}")
     if x.never is not None:
-        seen = _statuses_until(eng, v, now)
-        bad = [f"{k}={val}" for k, val in x.never if (k == "email_status" and val in seen)
-               or (k == "batch_status" and val == "Sent" and v.completed_at is not None and v.completed_at <= now)]
-        return res(not bad, f"until {at}: statuses seen {sorted(seen)}" + (f"; violated {bad}" if bad else ""))
+        seen = set(eng.watch.get((x.invoice, x.recipient), set()))
+        seen.update(f"email_status={s}" for s in _statuses_until(eng, v, now))
+        bad = [f"{k}={val}" for k, val in x.never if f"{k}={val}" in seen]
+        shown = sorted(s for s in seen if not s.startswith("batch_status"))
+        return res(not bad, f"until {at}: seen {shown}" + (f"; violated {bad}" if bad else ""))
     if x.recipient is not None:
         r = _find_rcpt(v, x.recipient)
         if r is None:

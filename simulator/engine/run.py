@@ -43,6 +43,8 @@ def simulate(
         for x in scn.expect:
             if x.when is not None:
                 eng.checkpoints.append((x.when, checker(x)))
+            if x.never is not None and x.invoice is not None:
+                eng.watch[(x.invoice, x.recipient)] = set()
         eng.setup()
         for when, fn in eng.checkpoints:
             if when is not None:

@@ -99,6 +99,8 @@ class Engine:
         self.sync_log: dict[str, list[tuple[int, str]]] = {u.id: [] for u in scn.users}
         self.checkpoints: list[tuple[int | None, Callable[[], None]]] = []
         self._invoice_index: dict[str, tuple[Batch, int]] | None = None
+        # invoices named by ``never`` expectations: every state they pass through is recorded
+        self.watch: dict[tuple[str, str | None], set[str]] = {}  # (invoice, recipient) -> states seen
         self.batches = {b.id: b for b in scn.batches}
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -352,6 +354,7 @@ class Engine:
 
     # -- the queue worker --------------------------------------------------------------------
     def decide(self, group: Group, now: int) -> SenderDecision:
+        self.dns.now = now  # the DNS fault epoch is part of the key: it must be read at this instant
         key = (self.version, self.zone.version, self.dns.epoch())
         d = group.decision
         if d is not None and group.decision_key == key and (d.valid_until is None or now < d.valid_until):
@@ -516,6 +519,8 @@ class Engine:
                         "fault": f.index, "kind": f.kind}))
         self.env.process(self._timeline())
         self.env.process(self._worker())
+        if self.watch:
+            self.observe()
 
     @staticmethod
     def _count_property(b: Batch, pid: str) -> int:
@@ -544,6 +549,8 @@ class Engine:
             if scn.until is None and until is None and t > must and not self.busy():
                 break
             env.step()
+            if self.watch:
+                self.observe()
             if self.progress is not None and int(env.now) // 3600 != last_report:
                 last_report = int(env.now) // 3600
                 self.progress(int(env.now), hard)
@@ -554,6 +561,26 @@ class Engine:
         else:
             self.end = min(self._horizon, max(int(env.now), must))
         return self.end
+
+    def observe(self) -> None:
+        """Record the current state of each watched invoice (for ``never … until``)."""
+        from simulator.engine.result import view_of
+
+        for (inv, rcpt), seen in self.watch.items():
+            v = view_of(self, inv)
+            if v is None:
+                continue
+            seen.add(f"email_status={v.email_status}")
+            seen.add(f"batch_status={v.batch_status}")
+            if v.reason:
+                seen.add(f"reason={v.reason}")
+            key = rcpt.strip().lower() if rcpt else None
+            for r in v.recipients:
+                if key is not None and r.email.strip().lower() != key:
+                    continue
+                seen.add(f"outcome={r.outcome}")
+                if r.reason:
+                    seen.add(f"reason={r.reason}")
 
     # -- reading the state -------------------------------------------------------------------
     def invoice_index(self) -> dict[str, tuple[Batch, int]]:

@@ -168,7 +168,9 @@ class _Explainer:
                 x.chain.append(f"recipient {r.email!r} ({r.contact}) skipped [{r.reason}]{detail}")
         if v.email_status in ("Sent", "In Queue"):
             x.chain.extend(self.refused_edits(v.property))
-        codes = [c for c in (code, *[r.reason for r in v.recipients]) if c]
+        refused = [why for ev, why in eng.events_applied
+                   if why and ev.contact in {pc.contact for pc in eng.properties[v.property].contacts}]
+        codes = [c for c in (code, *[r.reason for r in v.recipients], *v.notes, *refused) if c]
         steps: set[int] = set()
         for c in codes:
             info = REASONS.get(c)
@@ -227,6 +229,12 @@ class _Explainer:
             x.headline = "Sent — left the platform; " + ", ".join(f"{k}: {n}" for k, n in sorted(outs.items()))
         x.chain.append(f"batch {v.batch} completed {self.iso(v.completed_at)}; sent {self.iso(v.sent_at)} by"
                        f" {v.sender} via {v.sender_path} path from {v.client_ip}")
+        if v.sender_path == "sync" and v.sender:
+            from simulator.domain.sender import find_sender_user
+
+            user = find_sender_user(v.sender, self.eng.users)
+            if user is not None:
+                x.chain.extend(self.sync_story(user.id, v.sent_at or 0))
         if v.sent_at is not None and v.queued_at is not None and v.sent_at - v.queued_at >= 3600:
             x.chain.append(f"it waited {format_duration(v.sent_at - v.queued_at)} in the queue first")
         for r in v.recipients:

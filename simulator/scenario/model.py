@@ -61,6 +61,7 @@ REASON_CODES: tuple[str, ...] = (
     "mx-lookup-failed",
     "retries-exhausted",
     "no-deliverable-recipient",
+    "message-too-big",
     # what a receiver did with the message by its SPF result and spf_policy action
     *(f"spf-{r}-{a}" for r in SPF_RESULTS for a in ("junk", "rejected", "deferred")),
 )

@@ -29,6 +29,7 @@ class Attempt:
     mx_ip: str
     rcpts: tuple[str, ...]
     render: Callable[[], bytes]  # the message as it goes on the wire (built only if needed)
+    size: int | None = None  # declared SIZE (RFC 1870); set when the receiver's limit could matter
 
 
 @dataclass(frozen=True, slots=True)

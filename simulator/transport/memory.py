@@ -17,7 +17,7 @@ class MemoryTransport:
         self.dsns: list[Dsn] = []
 
     def attempt(self, att: Attempt) -> AttemptResult:
-        return run_transaction(self.server, att)
+        return run_transaction(self.server, att, att.size)
 
     def attempt_many(self, first: Attempt, message_ids: Sequence[str]) -> Sequence[AttemptResult]:
         """One envelope, many messages: run one transaction when the replies cannot differ."""
