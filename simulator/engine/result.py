@@ -223,7 +223,9 @@ class RunResult:
                     c["not_emailed"] += 1
                 elif e.status == "In Queue":
                     c["in_queue"] += 1
-                    if e.reason is None and e.queued_at != self.end:
+                    # without a blocking reason an email may only be waiting for the next poll
+                    poll = self.engine.settings.queue_poll
+                    if e.reason is None and (e.queued_at is None or self.end - e.queued_at >= poll):
                         c["lost"] += 1
                 elif e.status == "Sent":
                     c["sent"] += 1

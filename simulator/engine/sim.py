@@ -496,7 +496,8 @@ class Engine:
 
     def setup(self) -> None:
         scn = self.scn
-        self._horizon = scn.until if scn.until is not None else max(MAX_DEFAULT_RUN, self._must_reach())
+        self._must = self._must_reach()
+        self._horizon = scn.until if scn.until is not None else max(MAX_DEFAULT_RUN, self._must)
         for pid in self.properties:
             self._refresh_property(pid, 0)
         if self.tracing:
@@ -533,34 +534,43 @@ class Engine:
     def _marker(self, t: int, event: str, fields: dict[str, Any]) -> Callable[[], None]:
         return lambda: self.emit(t, event, fields)
 
+    def due(self, until: int | None = None) -> bool:
+        """Is there an event the run should still process (before ``until``, if given)?"""
+        t = self.env.peek()
+        hard = self._horizon if until is None else min(until, self._horizon)
+        if t == float("inf") or t > hard:
+            return False
+        return not (self.scn.until is None and until is None and t > self._must and not self.busy())
+
+    def step(self) -> None:
+        """Process one SimPy event (which may emit several trace events, or none)."""
+        self.env.step()
+        if self.watch:
+            self.observe()
+
+    def finish(self, until: int | None = None) -> int:
+        """The virtual end time of a run stopped here (DESIGN §8: ``until`` is inclusive)."""
+        if until is not None:
+            self.end = min(until, self._horizon)
+        elif self.scn.until is not None:
+            self.end = self.scn.until
+        else:
+            self.end = min(self._horizon, max(int(self.env.now), self._must))
+        return self.end
+
     def run(self, until: int | None = None) -> int:
         """Run to the end (or to ``until``, for stepping); returns the virtual end time."""
         if not hasattr(self, "_horizon"):
             self.setup()
-        scn = self.scn
         hard = self._horizon if until is None else min(until, self._horizon)
-        must = self._must_reach()
-        env = self.env
         last_report = -1
-        while True:
-            t = env.peek()
-            if t == float("inf") or t > hard:
-                break
-            if scn.until is None and until is None and t > must and not self.busy():
-                break
-            env.step()
-            if self.watch:
-                self.observe()
-            if self.progress is not None and int(env.now) // 3600 != last_report:
-                last_report = int(env.now) // 3600
-                self.progress(int(env.now), hard)
-        if until is not None:
-            self.end = hard
-        elif scn.until is not None:
-            self.end = scn.until
-        else:
-            self.end = min(self._horizon, max(int(env.now), must))
-        return self.end
+        progress = self.progress
+        while self.due(until):
+            self.step()
+            if progress is not None and int(self.env.now) // 3600 != last_report:
+                last_report = int(self.env.now) // 3600
+                progress(int(self.env.now), hard)
+        return self.finish(until)
 
     def observe(self) -> None:
         """Record the current state of each watched invoice (for ``never … until``)."""

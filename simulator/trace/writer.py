@@ -31,7 +31,8 @@ def _render(_: Any, __: str, event_dict: EventDict) -> bytes:
 class TraceWriter:
     """Writes one header line, then ``{"seq", "t", "at", "event", ...}`` per event."""
 
-    def __init__(self, out: BinaryIO, scn: Scenario, extra_processors: list[Processor] | None = None) -> None:
+    def __init__(self, out: BinaryIO, scn: Scenario, extra_processors: list[Processor] | None = None,
+                 records: list[dict[str, Any]] | None = None) -> None:
         self._out = out
         self._start: datetime = scn.start
         self._seq = 0
@@ -41,6 +42,7 @@ class TraceWriter:
         # chain without a BoundLogger per call, which costs ~8 µs an event otherwise.
         self._processors: list[Processor] = [*(extra_processors or ()), _render]
         self._sink = structlog.BytesLogger(out)
+        self.records = records  # when given, every event dict is also kept here (stepping, timelines)
         header = {
             "schema": TRACE_SCHEMA,
             "scenario": scn.name,
@@ -49,6 +51,7 @@ class TraceWriter:
             "start": format_time(scn.start, 0),
             "version": __version__,
         }
+        self.header = header
         out.write(orjson.dumps(header) + b"\n")
 
     def emit(self, t: int, event: str, fields: dict[str, Any]) -> None:
@@ -58,6 +61,8 @@ class TraceWriter:
         self._seq += 1
         record: dict[str, Any] = {"seq": self._seq, "t": t, "at": self._iso, "event": event}
         record.update(fields)
+        if self.records is not None:
+            self.records.append(record)
         ed: Any = record
         for proc in self._processors:
             ed = proc(None, event, ed)

@@ -1,0 +1,156 @@
+"""A run you can step through, rewind and branch: the engine behind ``step``, ``timeline`` and ``diff``.
+
+Rewinding is exact because the model is deterministic: ``goto(k)`` re-runs the
+scenario from the start (re-applying the what-if injections at the same points)
+until the trace holds ``k`` events. The unit a person steps through is one
+trace event; the model advances one SimPy event at a time, so when one SimPy
+event emits many trace events (a poll sending a thousand emails) the state
+shown is the state after that SimPy event, and the trace events are revealed
+one by one.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from simulator.engine.result import RunResult
+from simulator.engine.sim import Engine
+from simulator.scenario.model import Event, Scenario
+from simulator.trace.writer import TraceWriter
+
+Record = dict[str, Any]
+
+
+class _NullIO(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        return len(b)
+
+
+@dataclass(frozen=True, slots=True)
+class Injection:
+    """A what-if event applied when the model's trace held ``position`` events (at time ``at``)."""
+
+    position: int
+    at: int
+    event: Event
+
+
+class Session:
+    def __init__(self, scn: Scenario, injections: tuple[Injection, ...] = ()) -> None:
+        self.scn = scn
+        self.records: list[Record] = []
+        self.writer = TraceWriter(_NullIO(), scn, records=self.records)  # type: ignore[arg-type]
+        self.eng = Engine(scn, trace=self.writer)
+        self.eng.setup()
+        self.injections: list[Injection] = list(injections)
+        self._next_injection = 0
+        self.cursor = 0  # trace events revealed to the viewer (≤ len(records))
+        self._apply_due_injections()
+
+    # -- where we are ------------------------------------------------------------------------
+    @property
+    def now(self) -> int:
+        return self.eng.now
+
+    @property
+    def done(self) -> bool:
+        return self.cursor >= len(self.records) and not self.eng.due()
+
+    def current(self) -> Record | None:
+        return self.records[self.cursor - 1] if self.cursor else None
+
+    def upcoming_time(self) -> int | None:
+        """When the next SimPy event happens (None: the run is over)."""
+        if not self.eng.due():
+            return None
+        return int(self.eng.env.peek())
+
+    def result(self) -> RunResult:
+        return RunResult(self.eng, self.eng.now)
+
+    # -- moving forward ------------------------------------------------------------------------
+    def _apply_due_injections(self) -> None:
+        while (self._next_injection < len(self.injections)
+               and self.injections[self._next_injection].position <= len(self.records)):
+            inj = self.injections[self._next_injection]
+            self.eng.apply(replace(inj.event, at=self.eng.now))
+            self._next_injection += 1
+
+    def _model_step(self) -> bool:
+        if not self.eng.due():
+            return False
+        self.eng.step()
+        self._apply_due_injections()
+        return True
+
+    def next(self, n: int = 1) -> int:
+        """Reveal up to ``n`` more trace events; returns how many were revealed."""
+        moved = 0
+        while moved < n:
+            if self.cursor < len(self.records):
+                self.cursor += 1
+                moved += 1
+                continue
+            if not self._model_step():
+                break
+        return moved
+
+    def until(self, pred: Callable[[Record], bool], limit: int = 10_000_000) -> Record | None:
+        """Step until a revealed event satisfies ``pred`` (None: the run ended first)."""
+        for _ in range(limit):
+            if self.next(1) == 0:
+                return None
+            rec = self.records[self.cursor - 1]
+            if pred(rec):
+                return rec
+        return None
+
+    def until_time(self, t: int) -> None:
+        """Advance the clock to ``t`` (everything scheduled at ``t`` included)."""
+        while True:
+            if self.cursor < len(self.records):
+                if self.records[self.cursor]["t"] > t:
+                    return
+                self.cursor += 1
+                continue
+            if not self.eng.due(t):
+                break
+            self._model_step()
+        if self.eng.env.now < t and self.eng.due():
+            # nothing happened in between: the clock still moves to t
+            self.eng.env._now = t  # SimPy has no public API to move an idle clock
+        elif not self.eng.due():
+            self.eng.env._now = max(self.eng.env.now, min(t, self.eng.finish()))
+
+    # -- moving back (exact re-run) ------------------------------------------------------------
+    def goto(self, seq: int) -> Session:
+        """A session positioned at trace event ``seq`` (re-run from the start when going back)."""
+        seq = max(0, seq)
+        target: Session = self
+        if seq < self.cursor:
+            kept = tuple(i for i in self.injections if i.position <= seq)
+            target = Session(self.scn, kept)
+        target.next(seq - target.cursor)
+        return target
+
+    def back(self, n: int = 1) -> Session:
+        return self.goto(self.cursor - n)
+
+    # -- branching -----------------------------------------------------------------------------
+    def inject(self, event: Event) -> Injection:
+        """Apply a timeline event now. Later injections of an abandoned branch are dropped."""
+        # reveal the rest of the current SimPy event first: injections sit on model boundaries
+        self.cursor = len(self.records)
+        self.injections = [i for i in self.injections if i.position <= len(self.records)]
+        inj = Injection(len(self.records), self.eng.now, replace(event, at=self.eng.now))
+        self.injections.append(inj)
+        self._next_injection = len(self.injections)
+        self.eng.apply(inj.event)
+        self.cursor = len(self.records)
+        return inj
