@@ -134,7 +134,7 @@ class Session:
         seq = max(0, seq)
         target: Session = self
         if seq < self.cursor:
-            kept = tuple(i for i in self.injections if i.position <= seq)
+            kept = tuple(i for i in self.injections if i.position < seq)  # its own trace event is position+1
             target = Session(self.scn, kept)
         target.next(seq - target.cursor)
         return target
