@@ -39,6 +39,10 @@ def _mount() -> None:
         ("simulator.cli.spf_cmd", "spf", "RFC 7208 SPF checks against a scenario's DNS."),
         ("simulator.cli.dns_cmd", "dns", "Serve a scenario's DNS on loopback."),
         ("simulator.cli.sink_cmd", "sink", "Run the SMTP sink standalone."),
+        ("simulator.cli.step_cmd", "step", "Step through a scenario's timeline interactively."),
+        ("simulator.cli.timeline_cmd", "timeline", "Draw a run as an HTML (and PNG) timeline."),
+        ("simulator.cli.replay_cmd", "replay", "Re-run a trace's scenario and check it is byte-identical."),
+        ("simulator.cli.diff_cmd", "diff", "Where two runs (scenarios or traces) diverge."),
     ):
         try:
             sub = importlib.import_module(mod)
