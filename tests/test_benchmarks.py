@@ -98,3 +98,4 @@ def test_targets_report_missed_and_pass() -> None:
     assert rows["throughput vs naive at 2,000"] == "MISSED"
     assert rows["trace on at 2,000"] == "PASS"
     assert rows["linearity 2,000 vs 1,000"] == "MISSED"
+    assert not any(k.startswith("marginal") for k in rows)  # needs three sizes
