@@ -82,8 +82,9 @@ CASES = [
     Case("step3-login-after-expiry-then-resync", "INV-3301", (3,), at=3 * H, status="In Queue",
          reason="sync-token-expired",
          chain=("expired 2026-10-28 09:00Z", "logins after expiry did not revive it: 2026-11-02 11:00Z")),
-    Case("step3-login-after-expiry-then-resync", "INV-3301", (1,), status="Sent",
-         chain=("it waited 23h in the queue first",)),
+    Case("step3-login-after-expiry-then-resync", "INV-3301", (3,), status="Sent",
+         chain=("it waited 23h in the queue first", "blocked from 2026-11-02 10:00Z by sync-token-expired",
+                "unblocked by resync at")),
     Case("step3-login-at-day-85-saves-token", "INV-3201", (1,), status="Sent",
          chain=("batch NOV-LAKE completed 2026-11-10 09:00Z; sent 2026-11-10 09:00Z by lakeside@greenacre.example"
                 " via sync path",)),

@@ -419,6 +419,7 @@ class Engine:
                 continue
             if group.reason != d.reason:
                 group.reason = d.reason
+                group.history.append((now, d.reason, d.evidence))
                 group.reason_applied = 0
             if group.reason_applied < len(q):
                 for e in q[group.reason_applied:]:
@@ -439,6 +440,8 @@ class Engine:
             group.stuck_upto = i
 
     def _send_group(self, group: Group, d: SenderDecision, now: int) -> None:
+        if group.reason is not None:
+            group.history.append((now, None, f"sent by {d.address} via the {d.path} path"))
         q = group.queue
         group.queue = []
         group.reason = None
@@ -459,7 +462,6 @@ class Engine:
             e.client_ip = single_ip or mta.client_ip(e, d)
             if d.notes:
                 e.notes = tuple(dict.fromkeys(e.notes + d.notes))
-            e.group = None
             key = id(e.plans)
             deliverable = deliverable_plans.get(key)
             if deliverable is None:

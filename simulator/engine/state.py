@@ -87,7 +87,7 @@ class SenderDecision:
 class Group:
     """The emails waiting in the queue that share one sender resolution (a batch's branch set)."""
 
-    __slots__ = ("branch_ids", "decision", "decision_key", "key", "queue", "reason", "reason_applied",
+    __slots__ = ("branch_ids", "decision", "decision_key", "history", "key", "queue", "reason", "reason_applied",
                  "stuck_upto")
 
     def __init__(self, key: str, branch_ids: tuple[str, ...]) -> None:
@@ -96,6 +96,8 @@ class Group:
         self.queue: list[Email] = []
         self.reason: str | None = None
         self.reason_applied = 0
+        # (time, blocking reason or None when the gate opened, evidence): what explain replays
+        self.history: list[tuple[int, str | None, str]] = []
         self.stuck_upto = 0
         self.decision: SenderDecision | None = None
         self.decision_key: tuple[int, int, tuple[int, ...]] | None = None

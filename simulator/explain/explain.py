@@ -131,6 +131,35 @@ class _Explainer:
                        f" {self.iso(st.synced)}: the sync is broken until re-sync")
         return out
 
+    def queue_story(self, v: InvoiceView) -> list[str]:
+        """Why a sent email waited: the blocks it sat behind and what unblocked it."""
+        assert v.queued_at is not None and v.sent_at is not None
+        email = self.eng.email_of(v.id)
+        group = email.group if email is not None else None
+        out = [f"it waited {format_duration(v.sent_at - v.queued_at)} in the queue first"]
+        if group is None:
+            return out
+        blocks = [(t, reason, ev) for t, reason, ev in group.history
+                  if reason is not None and v.queued_at <= t < v.sent_at]
+        for t, reason, evidence in blocks:
+            out.append(f"blocked from {self.iso(t)} by {reason}: {evidence}")
+        last_change = max([v.queued_at, *[t for t, _, _ in blocks]])
+        fixes = [ev for ev, refused in self.eng.events_applied
+                 if not refused and last_change <= ev.at <= v.sent_at and ev.kind != "complete_batch"]
+        if blocks and fixes:
+            what = ", ".join(f"{ev.kind} at {self.iso(ev.at)}" + (f" ({ev.loc})" if ev.loc else "") for ev in fixes)
+            out.append(f"unblocked by {what}; the next queue poll sent it")
+        elif blocks:
+            ended = [f for f in self.scn.faults if f.at is not None and f.for_ is not None
+                     and last_change <= f.at + f.for_ <= v.sent_at]
+            if ended:
+                what = ", ".join(f"the {f.kind} fault on {f.target or 'every name'} ended at {self.iso(f.at + f.for_)}"
+                                 for f in ended if f.at is not None and f.for_ is not None)
+                out.append(f"unblocked when {what}; the next queue poll sent it")
+            else:
+                out.append(f"unblocked at {self.iso(v.sent_at)} (the blocking condition ended by itself)")
+        return out
+
     def sender_user_story(self, address: str) -> list[str]:
         key = normalize_email(address)
         matches = [u for u in self.eng.users.values() if normalize_email(u.email) == key]
@@ -170,7 +199,12 @@ class _Explainer:
             x.chain.extend(self.refused_edits(v.property))
         refused = [why for ev, why in eng.events_applied
                    if why and ev.contact in {pc.contact for pc in eng.properties[v.property].contacts}]
-        codes = [c for c in (code, *[r.reason for r in v.recipients], *v.notes, *refused) if c]
+        waited: list[str] = []
+        email = eng.email_of(v.id)
+        if email is not None and email.group is not None and v.queued_at is not None:
+            end = v.sent_at if v.sent_at is not None else now + 1
+            waited = [r for t, r, _ in email.group.history if r is not None and v.queued_at <= t < end]
+        codes = [c for c in (code, *waited, *[r.reason for r in v.recipients], *v.notes, *refused) if c]
         steps: set[int] = set()
         for c in codes:
             info = REASONS.get(c)
@@ -203,6 +237,9 @@ class _Explainer:
         x.chain.append(f"batch {v.batch} completed {self.iso(v.completed_at)}; email queued {self.iso(v.queued_at)}")
         if group is not None:
             x.chain.extend(self.sender_chain(group.branch_ids))
+            first = next((t for t, r, _ in group.history if r == code and (v.queued_at or 0) <= t), None)
+            if first is not None:
+                x.chain.append(f"blocked by {code} since {self.iso(first)}")
         if d is not None and d.address:
             if code == "sender-not-a-user":
                 x.chain.extend(self.sender_user_story(d.address))
@@ -235,8 +272,8 @@ class _Explainer:
             user = find_sender_user(v.sender, self.eng.users)
             if user is not None:
                 x.chain.extend(self.sync_story(user.id, v.sent_at or 0))
-        if v.sent_at is not None and v.queued_at is not None and v.sent_at - v.queued_at >= 3600:
-            x.chain.append(f"it waited {format_duration(v.sent_at - v.queued_at)} in the queue first")
+        if v.sent_at is not None and v.queued_at is not None and v.sent_at > v.queued_at:
+            x.chain.extend(self.queue_story(v))
         for r in v.recipients:
             where = r.email.strip()
             if r.outcome in ("inbox", "junk"):
