@@ -50,6 +50,7 @@ class TraceWriter:
             "seed": scn.seed,
             "start": format_time(scn.start, 0),
             "version": __version__,
+            "scenario_path": scn.source,  # an addition to the §5 header: lets ``mailsim replay`` find the file
         }
         self.header = header
         out.write(orjson.dumps(header) + b"\n")
