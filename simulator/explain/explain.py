@@ -144,14 +144,16 @@ class _Explainer:
         for t, reason, evidence in blocks:
             out.append(f"blocked from {self.iso(t)} by {reason}: {evidence}")
         last_change = max([v.queued_at, *[t for t, _, _ in blocks]])
+        # what changed between the last poll that still blocked it and the poll that sent it
+        since = max(last_change, v.sent_at - self.eng.settings.queue_poll)
         fixes = [ev for ev, refused in self.eng.events_applied
-                 if not refused and last_change <= ev.at <= v.sent_at and ev.kind != "complete_batch"]
+                 if not refused and since < ev.at <= v.sent_at and ev.kind != "complete_batch"]
         if blocks and fixes:
             what = ", ".join(f"{ev.kind} at {self.iso(ev.at)}" + (f" ({ev.loc})" if ev.loc else "") for ev in fixes)
             out.append(f"unblocked by {what}; the next queue poll sent it")
         elif blocks:
             ended = [f for f in self.scn.faults if f.at is not None and f.for_ is not None
-                     and last_change <= f.at + f.for_ <= v.sent_at]
+                     and since < f.at + f.for_ <= v.sent_at]
             if ended:
                 what = ", ".join(f"the {f.kind} fault on {f.target or 'every name'} ended at {self.iso(f.at + f.for_)}"
                                  for f in ended if f.at is not None and f.for_ is not None)
