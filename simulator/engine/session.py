@@ -34,11 +34,18 @@ class _NullIO(io.RawIOBase):
 
 @dataclass(frozen=True, slots=True)
 class Injection:
-    """A what-if event applied when the model's trace held ``position`` events (at time ``at``)."""
+    """A what-if event applied when the model's trace held ``position`` events (at time ``at``).
+
+    ``steps``: how many model (SimPy) steps had run when it was applied. A re-run applies it
+    after exactly that many steps — not merely once the trace is as long again, which can be
+    earlier when steps emit nothing — and moves an idle clock on to ``at`` first. ``None``
+    (injections made without it) keeps the by-position rule.
+    """
 
     position: int
     at: int
     event: Event
+    steps: int | None = None
 
 
 class Session:
@@ -50,6 +57,7 @@ class Session:
         self.eng.setup()
         self.injections: list[Injection] = list(injections)
         self._next_injection = 0
+        self.steps = 0  # model (SimPy) steps run so far
         self.cursor = 0  # trace events revealed to the viewer (≤ len(records))
         self._apply_due_injections()
 
@@ -76,9 +84,15 @@ class Session:
 
     # -- moving forward ------------------------------------------------------------------------
     def _apply_due_injections(self) -> None:
-        while (self._next_injection < len(self.injections)
-               and self.injections[self._next_injection].position <= len(self.records)):
+        while self._next_injection < len(self.injections):
             inj = self.injections[self._next_injection]
+            if inj.steps is not None:
+                if inj.steps > self.steps:
+                    break
+                if self.eng.env.now < inj.at:
+                    self.eng.env._now = inj.at  # the clock had been moved on (until_time / inject at)
+            elif inj.position > len(self.records):
+                break
             self.eng.apply(replace(inj.event, at=self.eng.now))
             self._next_injection += 1
 
@@ -86,6 +100,7 @@ class Session:
         if not self.eng.due():
             return False
         self.eng.step()
+        self.steps += 1
         self._apply_due_injections()
         return True
 
@@ -111,13 +126,18 @@ class Session:
                 return rec
         return None
 
-    def until_time(self, t: int) -> None:
-        """Advance the clock to ``t`` (everything scheduled at ``t`` included)."""
+    def until_time(self, t: int, stop: Callable[[Record], bool] | None = None) -> Record | None:
+        """Advance the clock to ``t`` (everything scheduled at ``t`` included).
+
+        With ``stop``: halt early on the first revealed event it accepts and return it.
+        """
         while True:
             if self.cursor < len(self.records):
                 if self.records[self.cursor]["t"] > t:
-                    return
+                    return None
                 self.cursor += 1
+                if stop is not None and stop(self.records[self.cursor - 1]):
+                    return self.records[self.cursor - 1]
                 continue
             if not self.eng.due(t):
                 break
@@ -127,6 +147,7 @@ class Session:
             self.eng.env._now = t  # SimPy has no public API to move an idle clock
         elif not self.eng.due():
             self.eng.env._now = max(self.eng.env.now, min(t, self.eng.finish()))
+        return None
 
     # -- moving back (exact re-run) ------------------------------------------------------------
     def goto(self, seq: int) -> Session:
@@ -143,12 +164,21 @@ class Session:
         return self.goto(self.cursor - n)
 
     # -- branching -----------------------------------------------------------------------------
-    def inject(self, event: Event) -> Injection:
-        """Apply a timeline event now. Later injections of an abandoned branch are dropped."""
+    def inject(self, event: Event, at: int | None = None) -> Injection:
+        """Apply a timeline event now. Later injections of an abandoned branch are dropped.
+
+        ``at`` (optional, ≥ now): apply it at that time instead, moving an idle clock on; nothing
+        may be scheduled before it (raises ValueError otherwise).
+        """
         # reveal the rest of the current SimPy event first: injections sit on model boundaries
         self.cursor = len(self.records)
+        if at is not None and at > self.eng.now:
+            nxt = self.upcoming_time()
+            if nxt is not None and nxt < at:
+                raise ValueError(f"an event is scheduled at {nxt}, before {at}")
+            self.eng.env._now = at
         self.injections = [i for i in self.injections if i.position <= len(self.records)]
-        inj = Injection(len(self.records), self.eng.now, replace(event, at=self.eng.now))
+        inj = Injection(len(self.records), self.eng.now, replace(event, at=self.eng.now), self.steps)
         self.injections.append(inj)
         self._next_injection = len(self.injections)
         self.eng.apply(inj.event)
