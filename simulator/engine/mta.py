@@ -223,60 +223,81 @@ class Mta:
                 out.append((code, enh, BOUNCE, "bounced", why, line, None))
         return out
 
-    def _apply(self, unit: Unit, results: Sequence[AttemptResult], now: int, route: str) -> None:
+    @staticmethod
+    def _update(recipients: list[Rcpt], positions: tuple[int, ...], prepared: list[tuple[Any, ...]],
+                now: int) -> tuple[list[int] | None, list[Rcpt] | None]:
+        """Write one attempt's outcome into the recipients; returns (deferred positions, bounced)."""
+        deferred: list[int] | None = None
+        bounced: list[Rcpt] | None = None
+        for pos, (code, enh, kind, outcome, reason, evidence, folder) in zip(positions, prepared, strict=True):
+            r = recipients[pos]
+            r.attempts += 1
+            r.code = code
+            r.enhanced = enh
+            r.at = now
+            r.outcome = outcome
+            r.reason = reason
+            r.evidence = evidence
+            if kind == OK:
+                r.folder = folder
+            elif kind == DEFER:
+                if deferred is None:
+                    deferred = [pos]
+                else:
+                    deferred.append(pos)
+            elif bounced is None:
+                bounced = [r]
+            else:
+                bounced.append(r)
+        return deferred, bounced
+
+    def _trace(self, unit: Unit, email: Email, result: AttemptResult, now: int, route: str) -> None:
         eng = self.engine
-        tracing = eng.tracing
+        for pos, reply in zip(unit.positions, result.replies, strict=True):
+            r = email.recipients[pos]
+            eng.emit(now, "smtp.reply", {"invoice": email.invoice, "recipient": r.address, "attempt": unit.attempt,
+                                         "code": reply.code, "enhanced": reply.enhanced, "text": reply.text,
+                                         "mx": route, "spf": result.spf_result})
+            if reply.ok:
+                eng.on_delivered(email, r, now, result.spf_result)
+
+    def _apply(self, unit: Unit, results: Sequence[AttemptResult], now: int, route: str) -> None:
+        tracing = self.engine.tracing
         positions = unit.positions
+        emails = unit.emails
         retry: dict[tuple[int, ...], list[Email]] = {}
         exhausted_at = (now if unit.first is None else unit.first) + self.settings.max_queue_lifetime
         exhausted = now >= exhausted_at
-        last: AttemptResult | None = None
-        prepared: list[tuple[Any, ...]] = []
-        for email, result in zip(unit.emails, results, strict=True):
-            if result is not last:
-                prepared = self._prepare(result, now, exhausted)
-                last = result
-            deferred: list[int] | None = None
-            bounced: list[Rcpt] | None = None
-            recipients = email.recipients
-            for pos, (code, enh, kind, outcome, reason, evidence, folder) in zip(positions, prepared, strict=True):
-                r = recipients[pos]
-                r.attempts += 1
-                r.code = code
-                r.enhanced = enh
-                r.at = now
-                r.outcome = outcome
-                r.reason = reason
-                r.evidence = evidence
-                if kind == OK:
-                    r.folder = folder
-                elif kind == DEFER:
-                    if deferred is None:
-                        deferred = [pos]
-                    else:
-                        deferred.append(pos)
-                elif bounced is None:
-                    bounced = [r]
-                else:
-                    bounced.append(r)
-                if tracing:
-                    reply = result.replies[positions.index(pos)]
-                    eng.emit(now, "smtp.reply", {"invoice": email.invoice, "recipient": r.address,
-                                                 "attempt": unit.attempt, "code": reply.code,
-                                                 "enhanced": reply.enhanced, "text": reply.text, "mx": route,
-                                                 "spf": result.spf_result})
-                    if kind == OK:
-                        eng.on_delivered(email, r, now, result.spf_result)
+        shared = emails[0].recipients
+        first = results[0]
+        if (shared.sharers == len(emails) and all(r is first for r in results)
+                and all(e.recipients is shared for e in emails)):
+            # the whole cohort shares one recipient set and one result: update it once
+            deferred, bounced = self._update(shared, positions, self._prepare(first, now, exhausted), now)
+            if tracing:
+                for e in emails:
+                    self._trace(unit, e, first, now, route)
             if deferred is not None:
-                key = tuple(deferred)
-                bucket = retry.get(key)
-                if bucket is None:
-                    retry[key] = [email]
-                else:
-                    bucket.append(email)
+                retry[tuple(deferred)] = list(emails)
             if bounced is not None:
-                self._bounce(email, bounced, now)
+                for e in emails:
+                    self._bounce(e, bounced, now)
+        else:
+            last: AttemptResult | None = None
+            prepared: list[tuple[Any, ...]] = []
+            for email, result in zip(emails, results, strict=True):
+                if result is not last:
+                    prepared = self._prepare(result, now, exhausted)
+                    last = result
+                deferred, bounced = self._update(email.own_recipients(), positions, prepared, now)
+                if tracing:
+                    self._trace(unit, email, result, now, route)
+                if deferred is not None:
+                    retry.setdefault(tuple(deferred), []).append(email)
+                if bounced is not None:
+                    self._bounce(email, bounced, now)
         if retry:
+            eng = self.engine
             sched = self.settings.retry_schedule
             nxt = min(now + sched[min(unit.attempt - 1, len(sched) - 1)], exhausted_at)
             for positions_left, emails in retry.items():

@@ -27,7 +27,7 @@ from simulator.domain.statuses import EmailStatus
 from simulator.domain.sync import SyncState, change_password, expires_at, initial_state, login, resync
 from simulator.engine.dnsview import DnsView
 from simulator.engine.mta import Mta, MtaSettings
-from simulator.engine.state import Email, Group, Rcpt, SenderDecision
+from simulator.engine.state import Email, Group, Rcpt, RcptSet, Send, SenderDecision
 from simulator.net.receiver import MailStore, ReceivingServer
 from simulator.net.zone import Zone
 from simulator.scenario.model import DAY, Batch, Event, Scenario, User
@@ -313,38 +313,38 @@ class Engine:
             group = self.groups[key] = Group(key, branch_ids)
         tracing = self.tracing
         self.emit(t, "batch.completed", {"batch": bid, "invoices": b.count, "branches": list(branch_ids)})
-        # per property: the recipients are fixed now (§8), one shared plan tuple per property
-        per_prop: dict[str, tuple[tuple[RecipientPlan, ...], str, str, tuple[str, ...]]] = {}
-        status: str
-        notes: tuple[str, ...]
+        # per property: the recipients are fixed now (§8); one plan tuple and one recipient set per
+        # property, shared copy-on-write by its emails (see RcptSet)
+        per_prop: dict[str, tuple[tuple[RecipientPlan, ...], str, str | None, int | None, tuple[str, ...],
+                                  RcptSet, Group | None]] = {}
         for pid in b.property_ids():
             plans = self.prop_plans[pid]
-            status, reason = draft_status(plans)
-            notes = ("billing-contact-not-emailed",) if billing_contact_warnings(self.properties[pid],
-                                                                                self._roles()) else ()
-            per_prop[pid] = (plans, status, reason, notes)
-        emails: list[Email] = []
-        queue = group.queue
-        for inv, pid in b.iter_invoices():
-            plans, status, reason, notes = per_prop[pid]
-            e = Email(inv, bid, pid, t)
-            e.notes = notes
-            e.plans = plans
-            e.recipients = [Rcpt(p, t) for p in plans]
-            if status == EmailStatus.NA:
-                e.status = "N/A"
-                e.reason = reason
+            draft, why = draft_status(plans)
+            warn: tuple[str, ...] = (("billing-contact-not-emailed",)
+                                     if billing_contact_warnings(self.properties[pid], self._roles()) else ())
+            rs = RcptSet((Rcpt(p, t) for p in plans), 0)
+            if draft == EmailStatus.NA:
+                per_prop[pid] = (plans, "N/A", why, None, warn, rs, None)
             else:
-                e.status = "In Queue"
-                e.queued_at = t
-                e.group = group
-                queue.append(e)
-            emails.append(e)
+                per_prop[pid] = (plans, "In Queue", None, t, warn, rs, group)
+        emails: list[Email] = []
+        append = emails.append
+        n_queued = 0
+        for inv, pid in b.iter_invoices():
+            plans, status, reason, queued_at, notes, rs, grp = per_prop[pid]
+            rs.sharers += 1
+            e = Email(inv, bid, pid, t, status, reason, queued_at, notes, plans, rs, grp)
+            append(e)
+            if grp is not None:
+                n_queued += 1
             if tracing:
-                self.emit(t, "invoice.status", {"invoice": inv, "batch": bid, "email_status": e.status,
-                                                "reason": e.reason})
+                self.emit(t, "invoice.status", {"invoice": inv, "batch": bid, "email_status": status,
+                                                "reason": reason})
+        if n_queued == len(emails):
+            group.queue.extend(emails)
+        elif n_queued:
+            group.queue.extend(e for e in emails if e.group is not None)
         self.emails[bid] = emails
-        n_queued = sum(1 for e in emails if e.status == "In Queue")
         self.queued += n_queued
         self.emailed += len(emails)
         if n_queued and self._wake is not None and not self._wake.triggered:
@@ -450,18 +450,21 @@ class Engine:
         self.queued -= len(q)
         tracing = self.tracing
         mta = self.mta
-        single_ip = d.client_ips[0] if len(d.client_ips) == 1 else None
+        sends: dict[str, Send] = {}
+        for ip in d.client_ips or (self.scn.platform.helo,):
+            sends[ip] = Send(now, d.address, d.path, d.helo, ip, d.provider)
+        single = next(iter(sends.values())) if len(sends) == 1 else None
         deliverable_plans: dict[int, bool] = {}
+        merged_notes: dict[tuple[str, ...], tuple[str, ...]] = {}
         out: list[Email] = []
         for e in q:
             e.status = "Sent"
-            e.sent_at = now
-            e.sender = d.address
-            e.sender_path = d.path
-            e.helo = d.helo
-            e.client_ip = single_ip or mta.client_ip(e, d)
+            e.send = single or sends[mta.client_ip(e, d)]
             if d.notes:
-                e.notes = tuple(dict.fromkeys(e.notes + d.notes))
+                notes = merged_notes.get(e.notes)
+                if notes is None:
+                    notes = merged_notes[e.notes] = tuple(dict.fromkeys(e.notes + d.notes))
+                e.notes = notes
             key = id(e.plans)
             deliverable = deliverable_plans.get(key)
             if deliverable is None:
@@ -469,7 +472,7 @@ class Engine:
             e.reason = None if deliverable else "no-deliverable-recipient"
             if tracing:
                 self.emit(now, "email.sent", {"invoice": e.invoice, "sender": d.address, "path": d.path,
-                                              "provider": d.provider, "client_ip": e.client_ip,
+                                              "provider": d.provider, "client_ip": e.send.client_ip,
                                               "reason": e.reason})
             if deliverable:
                 out.append(e)

@@ -7,6 +7,7 @@ reference to one frozen object.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from simulator.domain.recipients import RecipientPlan
@@ -34,36 +35,94 @@ class Rcpt:
         self.attempts = 0
         self.evidence: str | None = None  # the last reply line or cause, for explain
 
+    def copy(self) -> Rcpt:
+        c = Rcpt.__new__(Rcpt)
+        for name in Rcpt.__slots__:
+            setattr(c, name, getattr(self, name))
+        return c
+
+
+class RcptSet(list[Rcpt]):
+    """An email's recipients, shared copy-on-write by every email whose fate is identical.
+
+    The emails of one batch and property start with one shared set; as long as
+    the MTA treats them as one cohort it updates the set once for all of them.
+    ``sharers`` counts the emails holding it: a cohort may update it in place only
+    when it holds every sharer, otherwise each email gets its own copy first.
+    """
+
+    __slots__ = ("sharers",)
+
+    def __init__(self, items: Iterable[Rcpt] = (), sharers: int = 1) -> None:
+        super().__init__(items)
+        self.sharers = sharers
+
+
+class Send:
+    """When, by whom and how a cohort of emails left the platform (shared by the cohort)."""
+
+    __slots__ = ("at", "client_ip", "helo", "path", "provider", "sender")
+
+    def __init__(self, at: int, sender: str | None, path: str, helo: str, client_ip: str,
+                 provider: str | None) -> None:
+        self.at = at
+        self.sender = sender
+        self.path = path
+        self.helo = helo
+        self.client_ip = client_ip
+        self.provider = provider
+
 
 class Email:
     """One invoice's email from the moment its batch completes."""
 
-    __slots__ = ("batch", "client_ip", "completed_at", "group", "helo", "invoice", "notes", "plans",
-                 "property", "queued_at", "reason", "recipients", "sender", "sender_path", "sent_at", "status",
-                 "stuck_at")
+    __slots__ = ("batch", "completed_at", "group", "invoice", "notes", "plans", "property", "queued_at",
+                 "reason", "recipients", "send", "status", "stuck_at")
 
-    def __init__(self, invoice: str, batch: str, prop: str, completed_at: int) -> None:
+    def __init__(self, invoice: str, batch: str, prop: str, completed_at: int, status: str, reason: str | None,
+                 queued_at: int | None, notes: tuple[str, ...], plans: tuple[RecipientPlan, ...],
+                 recipients: RcptSet, group: Group | None) -> None:
         self.invoice = invoice
         self.batch = batch
         self.property = prop
         self.completed_at = completed_at
-        self.queued_at: int | None = None
-        self.sent_at: int | None = None
+        self.status = status
+        self.reason = reason
+        self.queued_at = queued_at
+        self.notes = notes
+        self.plans = plans  # shared by every email of the same property and batch
+        self.recipients = recipients
+        self.group = group
+        self.send: Send | None = None
         self.stuck_at: int | None = None
-        self.status = "N/A"
-        self.reason: str | None = None
-        self.notes: tuple[str, ...] = ()
-        self.recipients: list[Rcpt] = []
-        self.plans: tuple[RecipientPlan, ...] = ()  # shared by every email of the same property and batch
-        self.group: Group | None = None
-        self.sender: str | None = None
-        self.sender_path: str | None = None
-        self.client_ip: str | None = None
-        self.helo: str | None = None
 
     @property
     def message_id(self) -> str:
         return f"<{self.invoice}@mailsim.invalid>"
+
+    @property
+    def sent_at(self) -> int | None:
+        return self.send.at if self.send is not None else None
+
+    @property
+    def sender(self) -> str | None:
+        return self.send.sender if self.send is not None else None
+
+    @property
+    def client_ip(self) -> str | None:
+        return self.send.client_ip if self.send is not None else None
+
+    @property
+    def sender_path(self) -> str | None:
+        return self.send.path if self.send is not None else None
+
+    def own_recipients(self) -> RcptSet:
+        """Give this email a private copy of its recipients before it diverges from its cohort."""
+        rs = self.recipients
+        if rs.sharers > 1:
+            rs.sharers -= 1
+            rs = self.recipients = RcptSet((r.copy() for r in rs), 1)
+        return rs
 
 
 @dataclass(frozen=True, slots=True)
