@@ -43,11 +43,15 @@ receiver and Maildir work runs on one worker thread, so the receiver's state
 from __future__ import annotations
 
 import asyncio
+import base64
+import collections
 import contextlib
 import email.parser
 import email.policy
 import ipaddress
 import itertools
+import json
+import queue
 import re
 import struct
 import threading
@@ -89,6 +93,10 @@ TLV_DOMAIN = 0xE3
 TLV_KIND = 0xE4  # b"msg" | b"dsn"
 TLV_TOKEN = 0xE5  # opaque key of the session record the wire transport reads back
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+# ESMTP keyword and MAIL FROM parameter of the PROXY listener: the per-transaction context.
+XMAILSIM = "XMAILSIM"
+# A MAIL FROM line may be this long on the PROXY listener (aiosmtpd reads at most 1001 bytes a line).
+PROXY_MAIL_LINE_LIMIT = 998
 
 _ENHANCED_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(?: |$)")
 _DEFAULT_ENHANCED: dict[int, str] = {
@@ -152,6 +160,46 @@ def proxy_header(
         tlvs += struct.pack("!BH", typ, len(raw)) + raw
     body = addrs + tlvs
     return PROXY_V2_SIGNATURE + struct.pack("!BBH", 0x21, fam, len(body)) + body
+
+
+@dataclass(frozen=True, slots=True)
+class MailContext:
+    """The simulator's per-transaction context, carried by ``MAIL FROM:<...> XMAILSIM=<value>``."""
+
+    message_id: str
+    attempt: int = 1
+    now: int = 0
+    domain: str = ""
+    kind: str = "msg"  # "msg" | "dsn"
+    token: str = ""
+
+
+def xmailsim_value(ctx: MailContext) -> str:
+    """The ``XMAILSIM`` parameter's value: the context as compact JSON, base32 without padding.
+
+    Base32 because aiosmtpd upper-cases MAIL parameters (the alphabet is A-Z2-7), and an
+    esmtp-value may not hold ``=`` or spaces (RFC 5321 §4.1.2).
+    """
+    raw = json.dumps([ctx.message_id, ctx.attempt, ctx.now, ctx.domain, ctx.kind, ctx.token],
+                     separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogateescape")
+    return base64.b32encode(raw).decode("ascii").rstrip("=")
+
+
+def parse_xmailsim(value: str) -> MailContext:
+    """Decode an ``XMAILSIM`` value (any case); ValueError when it is not one."""
+    v = value.strip().upper()
+    try:
+        raw = base64.b32decode(v + "=" * (-len(v) % 8))
+        items = json.loads(raw.decode("utf-8", "surrogateescape"))
+    except (ValueError, UnicodeDecodeError) as e:  # binascii.Error is a ValueError
+        raise ValueError(f"bad XMAILSIM value: {e}") from None
+    if not (isinstance(items, list) and len(items) == 6):
+        raise ValueError("bad XMAILSIM value: not a 6-item list")
+    mid, attempt, now, domain, kind, token = items
+    if not (isinstance(mid, str) and isinstance(domain, str) and isinstance(token, str)
+            and type(attempt) is int and type(now) is int and kind in ("msg", "dsn")):
+        raise ValueError("bad XMAILSIM value: wrong field types")
+    return MailContext(mid, attempt, now, domain, kind, token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,12 +301,23 @@ class SinkSession(Session):
 class SinkSMTP(SMTP):
     """aiosmtpd's SMTP with the greeting decided by the receiver, enhanced codes, DSN params."""
 
-    def __init__(self, handler: SinkHandler, **kwargs: Any) -> None:
+    def __init__(self, handler: SinkHandler, *, proxy: bool = False, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.sink_handler = handler
+        self.proxy = proxy  # the PROXY listener: XMAILSIM is advertised and accepted
         self._greeted = False
         self._dropped = False
         self._raw_ok = False  # inside EHLO/HELO: 2xx lines go out unchanged (RFC 2034)
+        # aiosmtpd keeps these limits in one dict shared by every connection (and grows MAIL's
+        # on each EHLO); give each connection its own, with room for XMAILSIM on the PROXY listener.
+        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        if proxy:
+            self.command_size_limits["MAIL"] = PROXY_MAIL_LINE_LIMIT
+
+    @property
+    def dropped(self) -> bool:
+        """The connection was dropped (a fault): later pipelined commands must not reach the receiver."""
+        return self._dropped or self.transport is None
 
     def _create_session(self) -> Session:
         return SinkSession(self.loop)
@@ -284,6 +343,8 @@ class SinkSMTP(SMTP):
         if result is not None:
             for key in DSN_MAIL_PARAMS | DSN_RCPT_PARAMS:
                 result.pop(key, None)
+            if self.proxy:
+                result.pop(XMAILSIM, None)
         return result
 
     async def smtp_EHLO(self, hostname: str) -> None:
@@ -367,6 +428,11 @@ class SinkHandler:
         return await loop.run_in_executor(self.sink.executor, partial(fn, *args))
 
     @staticmethod
+    def _gone(server: SMTP) -> bool:
+        """Dropped by a fault: commands the client had pipelined behind it are not answered."""
+        return isinstance(server, SinkSMTP) and server.dropped
+
+    @staticmethod
     def _session(server: SMTP) -> SinkSession:
         s = server.session
         assert isinstance(s, SinkSession)
@@ -445,6 +511,8 @@ class SinkHandler:
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
                           responses: list[str]) -> list[str]:
+        if self._gone(server):
+            return []
         s = self._session(server)
         reply, line = await self._helo(server, s, hostname)
         if line is None:
@@ -453,10 +521,15 @@ class SinkHandler:
             return [line]
         s.host_name = hostname
         out = [r for r in responses if not r.endswith(" HELP")]
-        out += ["250-ENHANCEDSTATUSCODES", "250-DSN", "250 HELP"]
+        out += ["250-ENHANCEDSTATUSCODES", "250-DSN"]
+        if isinstance(server, SinkSMTP) and server.proxy:
+            out.append(f"250-{XMAILSIM}")
+        out.append("250 HELP")
         return out
 
     async def handle_HELO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str) -> str:
+        if self._gone(server):
+            return ""
         s = self._session(server)
         reply, line = await self._helo(server, s, hostname)
         if line is None:
@@ -467,6 +540,8 @@ class SinkHandler:
         return line
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._gone(server):
+            return ""
         s = self._session(server)
         if s.tx is not None:
             s.tx.rcpts.clear()
@@ -475,10 +550,26 @@ class SinkHandler:
     # -- MAIL / RCPT --------------------------------------------------------------------------
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:
+        if self._gone(server):
+            return ""
         s = self._session(server)
         tx = s.tx
         assert tx is not None
         params = _params(mail_options)
+        if s.proxied and XMAILSIM in params:
+            # a new transaction on a reused connection: its own message id, attempt, clock, domain
+            try:
+                ctx = parse_xmailsim(params[XMAILSIM])
+            except ValueError:
+                return "501 5.5.4 Invalid XMAILSIM parameter"
+            tx = s.tx = Transaction(now=ctx.now, client_ip=tx.client_ip, domain=ctx.domain or None,
+                                    message_id=ctx.message_id or f"<proxy-{next(self._conn_seq)}@sink>",
+                                    attempt=ctx.attempt, helo=tx.helo)
+            s.kind = ctx.kind
+            s.token = ctx.token
+            s.delay_seen = 0
+            if s.token:
+                self.sink.record_for(s.token)  # the transaction reached the sink
         if "RET" in params and params["RET"] not in ("FULL", "HDRS"):
             return "501 5.5.4 Invalid RET parameter (FULL or HDRS)"
         if "ENVID" in params and not params["ENVID"]:
@@ -507,12 +598,16 @@ class SinkHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
+        if self._gone(server):
+            return ""
         s = self._session(server)
         tx = s.tx
         assert tx is not None
         params = _params(rcpt_options)
         if DSN_MAIL_PARAMS & params.keys():
             return "555 5.5.4 RET and ENVID belong on MAIL FROM"
+        if XMAILSIM in params:
+            return f"555 5.5.4 {XMAILSIM} belongs on MAIL FROM"
         if "NOTIFY" in params:
             vals = set(params["NOTIFY"].split(","))
             if not (vals == {"NEVER"} or (vals and vals <= _NOTIFY_VALUES)):
@@ -541,6 +636,8 @@ class SinkHandler:
 
     # -- DATA -----------------------------------------------------------------------------------
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._gone(server):
+            return ""
         s = self._session(server)
         tx = s.tx
         assert tx is not None
@@ -618,6 +715,49 @@ class _Index:
     by_rcpt: dict[str, list[StoredMessage]] = field(default_factory=dict)
 
 
+class _WriteBehind:
+    """One thread writing the Maildir files in order, behind a bounded queue.
+
+    The receiver has decided and counted a message before it is queued here, so
+    a transaction never waits for the disk; :meth:`flush` waits until every
+    queued file is written and indexed (the queue's bound holds the SMTP side
+    back if the disk cannot keep up). A failed write is raised by the next
+    :meth:`flush`.
+    """
+
+    def __init__(self, maxsize: int = 2048) -> None:
+        self._q: queue.Queue[Callable[[], object] | None] = queue.Queue(maxsize)
+        self._errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._loop, name="mailsim-sink-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, job: Callable[[], object]) -> None:
+        self._q.put(job)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._q.get()
+            try:
+                if job is None:
+                    return
+                job()
+            except BaseException as e:  # reported by flush()
+                self._errors.append(e)
+            finally:
+                self._q.task_done()
+
+    def flush(self) -> None:
+        self._q.join()
+        if self._errors:
+            err, self._errors = self._errors[0], []
+            raise OSError(f"the sink could not write a message: {err}") from err
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
+
+
 class Sink:
     """Both listeners on an event loop thread; ``with Sink(scn, maildir=d) as s: s.port``.
 
@@ -630,7 +770,11 @@ class Sink:
     ``inline`` runs the receiver and Maildir work on the event loop itself
     instead of the worker thread: fewer thread hand-offs for a single client
     that waits for each reply (the wire transport), but one slow SPF lookup or
-    disk write then holds up every other connection.
+    disk write then holds up every other connection. ``write_behind`` writes
+    the Maildir files on a writer thread behind a bounded queue instead of
+    before the 250 reply: the receiver's counts (and so a simulator run) are
+    unchanged, :meth:`messages`, :meth:`summary` and :meth:`stop` wait for the
+    queue, and :meth:`wait_for` for the files it waits for.
     """
 
     def __init__(
@@ -650,6 +794,7 @@ class Sink:
         plain: bool = True,
         proxy: bool = True,
         inline: bool = False,
+        write_behind: bool = False,
     ) -> None:
         self.scenario = scenario
         self.host = host
@@ -661,6 +806,8 @@ class Sink:
         self._plain_on = plain
         self._proxy_on = proxy
         self.inline = inline
+        self.write_behind = write_behind
+        self._writer: _WriteBehind | None = None
         if spf is None:
             if scenario is not None:
                 from simulator.engine.dnsview import DnsView
@@ -721,6 +868,8 @@ class Sink:
         if self._thread is not None:
             raise RuntimeError("sink already started")
         self._start_mono = time.monotonic()
+        if self.write_behind:
+            self._writer = _WriteBehind()
         self._thread = threading.Thread(target=self._run, name="mailsim-sink", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -728,8 +877,22 @@ class Sink:
             self._thread.join()
             self._thread = None
             self.executor.shutdown(wait=True)
+            self._close_writer()
             raise self._error
         return self
+
+    def flush(self) -> None:
+        """Wait until every accepted message is written (write-behind); OSError if a write failed."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def _close_writer(self) -> None:
+        w, self._writer = self._writer, None
+        if w is not None:
+            try:
+                w.flush()
+            finally:
+                w.close()
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
@@ -754,6 +917,7 @@ class Sink:
                 timeout=self.timeout,
                 proxy_protocol_timeout=self.proxy_timeout if proxy else None,
                 loop=loop,
+                proxy=proxy,
             )
 
         return make
@@ -809,9 +973,12 @@ class Sink:
         self._thread.join()
         self._thread = None
         self.executor.shutdown(wait=True)
-        if self._tmpdir is not None:
-            self._tmpdir.cleanup()
-            self._tmpdir = None
+        try:
+            self._close_writer()
+        finally:
+            if self._tmpdir is not None:
+                self._tmpdir.cleanup()
+                self._tmpdir = None
 
     def __enter__(self) -> Sink:
         return self.start()
@@ -822,8 +989,8 @@ class Sink:
 
     # -- storing (worker thread) ----------------------------------------------------------------
     def deliver(self, recipient: str, folder: str, tx: Transaction, spf: str | None, content: bytes,
-                *, header: str) -> StoredMessage:
-        """Write one accepted message for one recipient and index it."""
+                *, header: str) -> StoredMessage | None:
+        """Write one accepted message for one recipient and index it (None: queued, write-behind)."""
         body = content.replace(b"\r\n", b"\n")
         sender = tx.mail_from.strip()
         if sender.startswith("<") and sender.endswith(">"):  # aiosmtpd spells the null sender "<>"
@@ -832,9 +999,18 @@ class Sink:
         if header:
             lines.append(header)
         data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape") + body
-        path = self._maildir.deliver(recipient, folder, tx.message_id, tx.now, data)
-        msg = StoredMessage(recipient.lower(), folder, path, tx.message_id, sender, tx.client_ip, tx.helo,
-                            spf, tx.now, len(data))
+        job = partial(self._store, recipient, folder, tx.message_id, sender, tx.client_ip, tx.helo, spf, tx.now,
+                      data)
+        if self._writer is not None:
+            self._writer.put(job)
+            return None
+        return job()
+
+    def _store(self, recipient: str, folder: str, message_id: str, sender: str, client_ip: str, helo: str,
+               spf: str | None, now: int, data: bytes) -> StoredMessage:
+        path = self._maildir.deliver(recipient, folder, message_id, now, data)
+        msg = StoredMessage(recipient.lower(), folder, path, message_id, sender, client_ip, helo, spf, now,
+                            len(data))
         with self._cond:
             self._index.messages.append(msg)
             self._index.by_rcpt.setdefault(msg.recipient, []).append(msg)
@@ -855,6 +1031,7 @@ class Sink:
 
     # -- reading ------------------------------------------------------------------------------------
     def messages(self, recipient: str | None = None) -> list[StoredMessage]:
+        self.flush()
         with self._cond:
             if recipient is None:
                 return list(self._index.messages)
@@ -873,6 +1050,7 @@ class Sink:
     def summary(self) -> dict[str, Any]:
         """JSON-able: per address the inbox/junk/bounce counts and the files (relative to the Maildir)."""
         boxes: dict[str, dict[str, Any]] = {}
+        self.flush()
         with self._cond:
             msgs = list(self._index.messages)
         for m in sorted(msgs, key=lambda m: m.recipient):

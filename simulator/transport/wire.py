@@ -13,22 +13,36 @@ wire``) starts, for the run:
   ``faults:`` and seed, whose receiver evaluates SPF through its own
   ``WireResolver`` against the same DNS server and files into the engine's own
   :class:`~simulator.net.receiver.MailStore` (so the mailbox counts the run
-  reports are what the sink stored), and writes every message to a Maildir.
+  reports are what the sink stored), and writes every message to a Maildir
+  (on a writer thread: a transaction never waits for the disk).
 
-Each :meth:`WireTransport.attempt` is one SMTP session on the sink's PROXY
-listener, spoken by a small asyncio client scheduled on the sink's own event
-loop (so a request/reply exchange is not a thread hand-off each time; the
-engine's thread waits once per session): a PROXY v2 header with the simulated client IP (the MX address the
-engine resolved as destination — every fake MX address leads to this one
-sink) and TLVs carrying the message id, attempt, virtual ``now``, recipient
-domain and a session token; then EHLO, MAIL FROM, RCPT TO for each recipient,
-DATA with the rendered message. The real replies are parsed back into
-``Reply`` objects exactly as :func:`~simulator.transport.base.run_transaction`
-would have produced them; a dropped connection is code 0. What SMTP cannot
-carry — the virtual seconds a ``slow`` fault added, the receiver's SPF verdict
-and the folder — is read from the sink's session record for the token.
+The SMTP client is a small asyncio client scheduled on the sink's own event
+loop, so a request/reply exchange is not a thread hand-off; the engine's thread
+waits once per :meth:`WireTransport.attempt`, or once for all the messages of
+a cohort (:meth:`WireTransport.attempt_many`). Each message is its own SMTP
+transaction, exactly as :func:`~simulator.transport.base.run_transaction`
+drives the receiver in memory, and the real replies are parsed back into
+``Reply`` objects (a dropped connection is code 0).
 
-Virtual time stays virtual: ``now`` travels in the PROXY header, nobody sleeps.
+Connections are reused. The sink's PROXY listener takes a PROXY v2 header at
+connect time (the simulated client IP, so SPF sees the scenario's sending IP)
+and, per transaction, the context that makes fault draws and the clock match
+memory mode — message id, attempt, virtual ``now``, recipient domain, kind and
+a session token — as an ESMTP parameter only that listener advertises:
+``MAIL FROM:<sender> XMAILSIM=<base32 JSON>``. One connection per (client IP,
+HELO name) carries consecutive transactions (``RSET`` between them when one
+stopped before DATA); commands up to ``DATA`` are pipelined (RFC 2920 style)
+and the sink answers nothing after a fault dropped the connection. When a
+``connect``- or ``helo``-stage fault could apply to the attempt's domain at its
+virtual time, the attempt gets a fresh connection of its own whose PROXY TLVs
+carry the context, so the greeting and HELO are judged per attempt as in
+memory. A pooled connection the sink has closed meanwhile (idle timeout) is
+told apart from a fault by the sink's session record: a transaction the sink
+never saw is retried on a new connection.
+
+What SMTP cannot carry — the virtual seconds a ``slow`` fault added, the
+receiver's SPF verdict and the folder — is read from the sink's session record
+for the token. Virtual time stays virtual: nobody sleeps.
 """
 
 from __future__ import annotations
@@ -38,15 +52,26 @@ import contextlib
 import itertools
 import os
 import re
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from simulator.domain.faults import SMTP_FAULT_KINDS, stage_of, targets_domain
 from simulator.engine.dnsview import DnsView
+from simulator.engine.dsn import render_invoice
 from simulator.net.dns_server import DnsServerThread
 from simulator.net.receiver import DROPPED, Reply
 from simulator.net.resolver import WireResolver
-from simulator.net.sink import Sink, proxy_header
+from simulator.net.sink import (
+    PROXY_MAIL_LINE_LIMIT,
+    XMAILSIM,
+    MailContext,
+    Sink,
+    proxy_header,
+    xmailsim_value,
+)
 from simulator.transport.base import Attempt, AttemptResult, Dsn
 
 if TYPE_CHECKING:
@@ -59,6 +84,8 @@ SMTP_TIMEOUT = 60.0
 _EOL = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?: (.*))?$", re.DOTALL)
+# the engine's message ids (``Email.message_id``): ``<INVOICE@mailsim.invalid>``
+_ENGINE_MID = re.compile(r"<(.+)@mailsim\.invalid>\Z")
 
 
 class SmtpDropped(Exception):
@@ -85,6 +112,35 @@ def _wire_body(body: bytes) -> bytes:
     return data + b".\r\n"
 
 
+# --- the invoice message, fast ---------------------------------------------------------------
+# ``render_invoice`` (the engine's) builds the message with the ``email`` package: ~1-3 ms a
+# message, more than the whole SMTP transaction. For the plain inputs the engine produces it is a
+# fixed layout; this renders that layout directly and returns None whenever an input could make
+# the ``email`` package fold, encode or re-spell a header (the caller then renders the slow way).
+_ATOM = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
+_PLAIN_ADDR = re.compile(rf"{_ATOM}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z")
+_PLAIN_MID = re.compile(rf"<{_ATOM}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>\Z")
+_PLAIN_INVOICE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\Z")
+_MAX_LINE = 78  # email.policy.default.max_line_length: longer header lines would be folded
+
+
+def fast_invoice(*, message_id: str, sender: str, rcpts: tuple[str, ...], invoice: str, start: datetime,
+                 now: int) -> bytes | None:
+    """``render_invoice``'s exact bytes for plain inputs, else None (tests compare the two)."""
+    if not (_PLAIN_INVOICE.match(invoice) and _PLAIN_MID.match(message_id) and _PLAIN_ADDR.match(sender)
+            and rcpts and all(_PLAIN_ADDR.match(r) for r in rcpts)):
+        return None
+    to = ", ".join(rcpts)
+    body = f"Please find invoice {invoice} attached."
+    date = format_datetime(start + timedelta(seconds=now))
+    if max(len(sender) + 6, len(to) + 4, len(invoice) + 17, len(message_id) + 12, len(date) + 6,
+           len(body)) > _MAX_LINE:
+        return None
+    return (f"From: {sender}\nTo: {to}\nSubject: Invoice {invoice}\nMessage-ID: {message_id}\nDate: {date}\n"
+            f"Content-Type: text/plain; charset=\"utf-8\"\nContent-Transfer-Encoding: 7bit\nMIME-Version: 1.0\n"
+            f"\n{body}\n").encode("ascii")
+
+
 async def _bounded(coro: Coroutine[Any, Any, T]) -> T:
     return await asyncio.wait_for(coro, SMTP_TIMEOUT)
 
@@ -95,6 +151,7 @@ class _Client:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.dirty = False  # a transaction stopped before DATA: RSET before the next MAIL
 
     @classmethod
     async def open(cls, port: int, header: bytes) -> tuple[_Client, Reply]:
@@ -105,6 +162,10 @@ class _Client:
         client = cls(reader, writer)
         writer.write(header)
         return client, await client.reply()
+
+    @property
+    def alive(self) -> bool:
+        return not (self.writer.is_closing() or self.reader.at_eof())
 
     async def reply(self) -> Reply:
         """One (possibly multi-line) reply, lines joined with "\n" as smtplib does."""
@@ -126,43 +187,100 @@ class _Client:
             raise SmtpDropped(f"not an SMTP reply: {raw!r}")
         return parse_reply(int(code), "\n".join(texts))
 
-    async def cmd(self, line: str) -> Reply:
+    async def send(self, data: bytes) -> None:
         try:
-            self.writer.write(line.encode("utf-8", "surrogateescape") + b"\r\n")
+            self.writer.write(data)
             await self.writer.drain()
-        except OSError as e:
+        except (OSError, RuntimeError) as e:
             raise SmtpDropped(str(e)) from None
+
+    async def cmd(self, line: str) -> Reply:
+        await self.send(line.encode("utf-8", "surrogateescape") + b"\r\n")
         return await self.reply()
 
     async def data(self, body: bytes) -> Reply:
         r = await self.cmd("DATA")
         if r.code != 354:
             return r
-        try:
-            self.writer.write(_wire_body(body))
-            await self.writer.drain()
-        except OSError as e:
-            raise SmtpDropped(str(e)) from None
+        await self.send(_wire_body(body))
         return await self.reply()
 
+    async def transaction(self, mail: str, rcpts: Sequence[str],
+                          body: Callable[[], bytes]) -> tuple[tuple[Reply, ...], bool]:
+        """``mail``, one RCPT per recipient and DATA pipelined, then the message if DATA got 354.
+
+        In :func:`run_transaction`'s terms: a refused MAIL decides every recipient; a RCPT
+        refusal decides its recipient; DATA's final reply decides the accepted ones. Returns
+        (replies, whether the message was sent); SmtpDropped when the connection drops.
+        """
+        n = len(rcpts)
+        lines = ["RSET"] if self.dirty else []
+        lines.append(mail)
+        lines += [f"RCPT TO:<{r}>" for r in rcpts]
+        lines.append("DATA")
+        self.dirty = True
+        await self.send("".join(x + "\r\n" for x in lines).encode("utf-8", "surrogateescape"))
+        if lines[0] == "RSET":
+            r = await self.reply()
+            if not r.ok:
+                raise SmtpDropped(f"RSET refused: {r.line()}")
+        r = await self.reply()
+        if not r.ok:
+            for _ in range(n + 1):  # the pipelined RCPTs and DATA: 503, nothing reached the receiver
+                await self.reply()
+            return (r,) * n, False
+        replies: list[Reply | None] = []
+        for _ in range(n):
+            rr = await self.reply()
+            replies.append(None if rr.ok else rr)
+        d = await self.reply()
+        if all(x is not None for x in replies):  # DATA got 503: no recipient left
+            return tuple(x for x in replies if x is not None), False
+        if d.code != 354:
+            return tuple(d if x is None else x for x in replies), False
+        await self.send(_wire_body(body()))
+        v = await self.reply()
+        self.dirty = False
+        return tuple(v if x is None else x for x in replies), True
+
     async def close(self) -> None:
-        with contextlib.suppress(SmtpDropped, OSError):
-            if not self.writer.is_closing():
+        with contextlib.suppress(SmtpDropped, OSError, asyncio.TimeoutError):
+            if self.alive:
                 await asyncio.wait_for(self.cmd("QUIT"), SMTP_TIMEOUT)
         self.writer.close()
         with contextlib.suppress(OSError, asyncio.TimeoutError):
             await asyncio.wait_for(self.writer.wait_closed(), SMTP_TIMEOUT)
 
 
+def _mail_line(sender: str, size: int | None, ctx: MailContext | None) -> str:
+    line = f"MAIL FROM:<{sender}>"
+    if size is not None:
+        line += f" SIZE={size}"
+    if ctx is not None:
+        line += f" {XMAILSIM}={xmailsim_value(ctx)}"
+    return line
+
+
 class WireTransport:
-    """Real SMTP to a loopback sink, DNS from a loopback server; see the module docstring."""
+    """Real SMTP to a loopback sink, DNS from a loopback server; see the module docstring.
+
+    ``reuse=False`` opens one connection per attempt with the context in the PROXY
+    header's TLVs (the behaviour before connections were reused; slower).
+    """
 
     def __init__(self, engine: Engine, *, maildir: str | Path | None = None,
-                 dns_timeout: float = DNS_TIMEOUT) -> None:
+                 dns_timeout: float = DNS_TIMEOUT, reuse: bool = True) -> None:
         self.engine = engine
         scn = engine.scn
+        self.reuse = reuse
         self._now: int | None = None
         self._tokens = itertools.count(1)
+        self._pool: dict[tuple[str, str, str], _Client] = {}
+        # faults judged at the greeting or HELO: while one could apply, an attempt needs its own connection
+        self._session_faults = tuple(f for f in scn.faults
+                                     if f.kind in SMTP_FAULT_KINDS and stage_of(f) in ("connect", "helo"))
+        self._fast: bool | None = None  # fast_invoice verified against the engine's renderer (None: not yet)
+        self.stats = {"connections": 0, "transactions": 0, "fresh": 0, "stale_retries": 0}
         self.dns_server = DnsServerThread(engine.zone, LOOPBACK, 0, faults=scn.faults, seed=scn.seed,
                                           clock=self._clock)
         self.dns_server.start()
@@ -174,9 +292,10 @@ class WireTransport:
                                  resolver=WireResolver(LOOPBACK, port, timeout=dns_timeout))
             sink_dns = DnsView(engine.zone, scn.faults, scn.seed,
                                resolver=WireResolver(LOOPBACK, port, timeout=dns_timeout))
-            # one client (this thread) waiting for every reply: stage work inline on the sink's loop
+            # one client (this transport) waiting for every reply: stage work inline on the sink's loop,
+            # Maildir files written behind
             self.sink = Sink(scn, maildir, host=LOOPBACK, store=engine.store, spf=sink_dns.spf, plain=False,
-                             inline=True)
+                             inline=True, write_behind=True)
             self.sink.start()
         except BaseException:
             self.close()
@@ -189,49 +308,149 @@ class WireTransport:
         """The virtual time the DNS server judges faults at: the attempt's, else the engine's last question."""
         return self._now if self._now is not None else self.engine.dns.now
 
-    # -- one SMTP session -------------------------------------------------------------------
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a client coroutine on the sink's loop and wait for it (one hand-off per session)."""
+        """Run a client coroutine on the sink's loop and wait for it (one hand-off)."""
         assert self.sink is not None and self.sink.loop is not None
-        return asyncio.run_coroutine_threadsafe(_bounded(coro), self.sink.loop).result()
+        return asyncio.run_coroutine_threadsafe(coro, self.sink.loop).result()
 
+    # -- the message bodies -----------------------------------------------------------------------
+    def _body(self, att: Attempt, message_id: str) -> Callable[[], bytes]:
+        """The rendered invoice ``message_id`` of ``att``'s envelope (``att.render`` is its own id's).
+
+        The MTA renders with :func:`~simulator.engine.dsn.render_invoice`; for the
+        other messages of a cohort this calls it the same way (the invoice comes from
+        the engine's message id). :func:`fast_invoice` replaces it once it has given
+        the same bytes in this run.
+        """
+        own = message_id == att.message_id
+
+        def render() -> bytes:
+            m = _ENGINE_MID.match(message_id)
+            email = self.engine.email_of(m.group(1)) if m is not None else None
+            if email is None or email.message_id != message_id:
+                if own:
+                    return att.render()
+                raise RuntimeError(f"wire transport: cannot render {message_id} (not an engine message id)")
+            kw: dict[str, Any] = {"message_id": message_id, "sender": att.mail_from, "rcpts": att.rcpts,
+                                  "invoice": email.invoice, "start": self.engine.scn.start, "now": att.now}
+            if self._fast is not False:
+                fast = fast_invoice(**kw)
+                if fast is not None:
+                    if self._fast:
+                        return fast
+                    slow = att.render() if own else render_invoice(**kw)
+                    self._fast = fast == slow  # once a run: still the engine's layout?
+                    return slow
+            return att.render() if own else render_invoice(**kw)
+
+        return render
+
+    # -- attempts ---------------------------------------------------------------------------------
     def attempt(self, att: Attempt) -> AttemptResult:
-        n = len(att.rcpts)
-        token = f"a{next(self._tokens)}"
-        header = proxy_header(att.client_ip, att.mx_ip, message_id=att.message_id, attempt=att.attempt,
-                              now=att.now, domain=att.domain, kind="msg", token=token)
         self._now = att.now
         try:
-            replies, data = self._run(self._session(header, att))
-        except SmtpDropped:
-            return self._result((DROPPED,) * n, token, dropped=True)
+            return self._run(_bounded(self._attempt(att, self._body(att, att.message_id))))
         finally:
             self._now = None
-        return self._result(replies, token, data=data)
 
-    async def _session(self, header: bytes, att: Attempt) -> tuple[tuple[Reply, ...], bool]:
-        """The transaction, in :func:`run_transaction`'s order; SmtpDropped for a dropped connection."""
+    def attempt_many(self, first: Attempt, message_ids: Sequence[str]) -> list[AttemptResult]:
+        """One envelope, many messages: one SMTP transaction each, all in one hand-off to the sink's loop."""
+        atts = [first if mid == first.message_id else _with_id(first, mid) for mid in message_ids]
+        bodies = [self._body(first, mid) for mid in message_ids]
+        self._now = first.now
+        try:
+            return self._run(self._attempts(atts, bodies))
+        finally:
+            self._now = None
+
+    async def _attempts(self, atts: list[Attempt], bodies: list[Callable[[], bytes]]) -> list[AttemptResult]:
+        return [await _bounded(self._attempt(a, b)) for a, b in zip(atts, bodies, strict=True)]
+
+    def _needs_own_connection(self, att: Attempt) -> bool:
+        return not self.reuse or any(f.active_at(att.now) and targets_domain(f, att.domain)
+                                     for f in self._session_faults)
+
+    async def _attempt(self, att: Attempt, body: Callable[[], bytes]) -> AttemptResult:
         assert self.sink is not None
         n = len(att.rcpts)
-        client, r = await asyncio.wait_for(_Client.open(self.sink.proxy_port, header), SMTP_TIMEOUT)
+        token = f"a{next(self._tokens)}"
+        self.stats["transactions"] += 1
+        mail = _mail_line(att.mail_from, att.size, MailContext(att.message_id, att.attempt, att.now, att.domain,
+                                                               "msg", token))
+        if not self._needs_own_connection(att) and len(mail) <= PROXY_MAIL_LINE_LIMIT:
+            key = ("msg", att.client_ip, att.helo)
+            for _ in range(2):
+                client = await self._pooled(key, att.client_ip, att.mx_ip, att.helo,
+                                            MailContext(att.message_id, att.attempt, att.now, att.domain))
+                if client is None:
+                    break  # the pooled connection could not be opened: judge this attempt on its own
+                try:
+                    replies, data = await client.transaction(mail, att.rcpts, body)
+                except SmtpDropped:
+                    await self._discard(key)
+                    rec = self.sink.pop_record(token)
+                    if rec is None:  # the sink never saw it: the connection was stale, not a fault
+                        self.stats["stale_retries"] += 1
+                        continue
+                    return AttemptResult((DROPPED,) * n, None, rec.spf_result, rec.spf_explanation, rec.delay)
+                return self._result(replies, token, data=data)
+        return await self._own_connection(att, body, token)
+
+    async def _own_connection(self, att: Attempt, body: Callable[[], bytes], token: str) -> AttemptResult:
+        """One connection for this attempt; its PROXY TLVs carry the context the greeting and HELO are judged by."""
+        assert self.sink is not None
+        n = len(att.rcpts)
+        self.stats["fresh"] += 1
+        self.stats["connections"] += 1
+        header = proxy_header(att.client_ip, att.mx_ip, message_id=att.message_id, attempt=att.attempt,
+                              now=att.now, domain=att.domain, kind="msg", token=token)
+        client: _Client | None = None
         try:
+            client, r = await _Client.open(self.sink.proxy_port, header)
             if r.ok:
                 r = await client.cmd(f"EHLO {att.helo}")
-            if r.ok:
-                r = await client.cmd(f"MAIL FROM:<{att.mail_from}>")
             if r.code == 0:
                 raise SmtpDropped("no reply")
             if not r.ok:
-                return (r,) * n, False
-            replies: list[Reply | None] = []
-            for rcpt in att.rcpts:
-                rr = await client.cmd(f"RCPT TO:<{rcpt}>")
-                replies.append(None if rr.ok else rr)
-            if all(x is not None for x in replies):
-                return tuple(x for x in replies if x is not None), False
-            v = await client.data(att.render())
-            return tuple(v if x is None else x for x in replies), True
+                return self._result((r,) * n, token)
+            replies, data = await client.transaction(_mail_line(att.mail_from, att.size, None), att.rcpts, body)
+        except SmtpDropped:
+            return self._result((DROPPED,) * n, token, dropped=True)
         finally:
+            if client is not None:
+                await client.close()
+        return self._result(replies, token, data=data)
+
+    async def _pooled(self, key: tuple[str, str, str], client_ip: str, server_ip: str, helo: str,
+                      ctx: MailContext) -> _Client | None:
+        """The open connection for ``key``, opened (PROXY header, EHLO) when there is none."""
+        assert self.sink is not None
+        client = self._pool.get(key)
+        if client is not None and client.alive:
+            return client
+        if client is not None:
+            await self._discard(key)
+        self.stats["connections"] += 1
+        header = proxy_header(client_ip, server_ip, message_id=ctx.message_id, attempt=ctx.attempt, now=ctx.now,
+                              domain=ctx.domain, kind=ctx.kind, token="")
+        try:
+            client, r = await _Client.open(self.sink.proxy_port, header)
+        except SmtpDropped:
+            return None
+        try:
+            if r.ok:
+                r = await client.cmd(f"EHLO {helo}")
+        except SmtpDropped:
+            r = DROPPED
+        if not r.ok or XMAILSIM not in r.text.upper().split("\n"):
+            await client.close()
+            return None
+        self._pool[key] = client
+        return client
+
+    async def _discard(self, key: tuple[str, str, str]) -> None:
+        client = self._pool.pop(key, None)
+        if client is not None:
             await client.close()
 
     def _result(self, replies: tuple[Reply, ...], token: str, *, data: bool = False,
@@ -255,29 +474,63 @@ class WireTransport:
         if not dsn.to:
             self.store.file(dsn.to, "bounce", dsn.message_id, dsn.now)
             return
-        header = proxy_header(LOOPBACK, LOOPBACK, message_id=dsn.message_id, now=dsn.now,
-                              domain=dsn.to.rpartition("@")[2], kind="dsn", token="")
-        steps = self._run(self._dsn_session(header, dsn))
+        steps = self._run(_bounded(self._dsn(dsn)))
         bad = [s for s in steps if not s.ok]
         if bad:
             raise RuntimeError(f"sink refused the DSN {dsn.message_id} for {dsn.to}: {bad[0].line()}")
 
-    async def _dsn_session(self, header: bytes, dsn: Dsn) -> list[Reply]:
+    async def _dsn(self, dsn: Dsn) -> list[Reply]:
         assert self.sink is not None
-        client, greeting = await asyncio.wait_for(_Client.open(self.sink.proxy_port, header), SMTP_TIMEOUT)
+        helo = self.engine.scn.platform.helo
+        domain = dsn.to.rpartition("@")[2]
+        token = f"d{next(self._tokens)}"
+        ctx = MailContext(dsn.message_id, 1, dsn.now, domain, "dsn", token)
+        mail = _mail_line("", None, ctx)
+        if self.reuse and len(mail) <= PROXY_MAIL_LINE_LIMIT:
+            key = ("dsn", LOOPBACK, helo)
+            for _ in range(2):
+                client = await self._pooled(key, LOOPBACK, LOOPBACK, helo, ctx)
+                if client is None:
+                    break
+                try:
+                    replies, _ = await client.transaction(mail, (dsn.to,), dsn.render)
+                except SmtpDropped:
+                    await self._discard(key)
+                    if self.sink.pop_record(token) is None:
+                        continue
+                    return [DROPPED]
+                self.sink.pop_record(token)
+                return list(replies)
+        header = proxy_header(LOOPBACK, LOOPBACK, message_id=dsn.message_id, now=dsn.now, domain=domain,
+                              kind="dsn", token="")
+        client, greeting = await _Client.open(self.sink.proxy_port, header)
         try:
-            steps = [greeting, await client.cmd(f"EHLO {self.engine.scn.platform.helo}"),
+            steps = [greeting, await client.cmd(f"EHLO {helo}"),
                      await client.cmd("MAIL FROM:<>"), await client.cmd(f"RCPT TO:<{dsn.to}>")]
             steps.append(await client.data(dsn.render()))
             return steps
         finally:
             await client.close()
 
+    # -- the end ------------------------------------------------------------------------------
+    async def _close_pool(self) -> None:
+        for key in list(self._pool):
+            await self._discard(key)
+
     def close(self) -> None:
         if self.sink is not None:
+            if self._pool and self.sink.loop is not None:
+                with contextlib.suppress(Exception):
+                    self._run(_bounded(self._close_pool()))
             self.sink.stop()
             self.sink = None
         self.dns_server.stop()
+
+
+def _with_id(att: Attempt, message_id: str) -> Attempt:
+    # dataclasses.replace re-runs __init__ with every field; this is the hot path of a cohort
+    return Attempt(att.now, message_id, att.attempt, att.client_ip, att.helo, att.mail_from, att.domain, att.mx_host,
+                   att.mx_ip, att.rcpts, att.render, att.size)
 
 
 def wire_transport(engine: Engine) -> WireTransport:
