@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
 
 
 def _console() -> Console:
-    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
     return Console(highlight=False, soft_wrap=False, width=width)
 
 
