@@ -252,14 +252,19 @@ class Mta:
         return deferred, bounced
 
     def _trace(self, unit: Unit, email: Email, result: AttemptResult, now: int, route: str) -> None:
+        """One event per recipient: ``email.delivered`` (carrying the 2xx reply) or ``smtp.reply``."""
         eng = self.engine
+        emit = eng.emit
         for pos, reply in zip(unit.positions, result.replies, strict=True):
             r = email.recipients[pos]
-            eng.emit(now, "smtp.reply", {"invoice": email.invoice, "recipient": r.address, "attempt": unit.attempt,
+            if reply.ok:
+                emit(now, "email.delivered", {"invoice": email.invoice, "recipient": r.address, "folder": r.folder,
+                                              "spf": result.spf_result, "reason": r.reason, "attempt": unit.attempt,
+                                              "code": reply.code, "enhanced": reply.enhanced, "mx": route})
+            else:
+                emit(now, "smtp.reply", {"invoice": email.invoice, "recipient": r.address, "attempt": unit.attempt,
                                          "code": reply.code, "enhanced": reply.enhanced, "text": reply.text,
                                          "mx": route, "spf": result.spf_result})
-            if reply.ok:
-                eng.on_delivered(email, r, now, result.spf_result)
 
     def _apply(self, unit: Unit, results: Sequence[AttemptResult], now: int, route: str) -> None:
         tracing = self.engine.tracing

@@ -28,6 +28,20 @@ def _render(_: Any, __: str, event_dict: EventDict) -> bytes:
     return orjson.dumps(event_dict)
 
 
+class _Buffered:
+    """The file as BytesLogger sees it: writes go through, per-line flushes do not.
+
+    BytesLogger flushes after every line (a syscall per event, a third of the cost
+    of a traced run); the writer flushes once, when the run ends.
+    """
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.write = out.write
+
+    def flush(self) -> None:
+        return None
+
+
 class TraceWriter:
     """Writes one header line, then ``{"seq", "t", "at", "event", ...}`` per event."""
 
@@ -41,7 +55,8 @@ class TraceWriter:
         # The structlog pipeline: processors then a BytesLogger. ``emit`` runs the same
         # chain without a BoundLogger per call, which costs ~8 µs an event otherwise.
         self._processors: list[Processor] = [*(extra_processors or ()), _render]
-        self._sink = structlog.BytesLogger(out)
+        self._sink = structlog.BytesLogger(_Buffered(out))  # type: ignore[arg-type]
+        self._write = out.write
         self.records = records  # when given, every event dict is also kept here (stepping, timelines)
         header = {
             "schema": TRACE_SCHEMA,
@@ -60,14 +75,13 @@ class TraceWriter:
             self._iso_t = t
             self._iso = format_time(self._start, t)
         self._seq += 1
-        record: dict[str, Any] = {"seq": self._seq, "t": t, "at": self._iso, "event": event}
-        record.update(fields)
+        record: dict[str, Any] = {"seq": self._seq, "t": t, "at": self._iso, "event": event, **fields}
         if self.records is not None:
             self.records.append(record)
         ed: Any = record
         for proc in self._processors:
             ed = proc(None, event, ed)
-        self._sink.msg(ed)
+        self._write(ed + b"\n")  # what BytesLogger.msg does, minus its lock and per-line flush
 
     @property
     def count(self) -> int:
