@@ -26,7 +26,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 PROMPT = "step> "
 
 
-@app.callback(invoke_without_command=True)
+@app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
 def step(
     file: Annotated[Path, typer.Argument(help="Scenario file (mailsim/1 YAML).")],
     commands: Annotated[Path | None, typer.Option("--commands", "-c",

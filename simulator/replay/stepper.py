@@ -981,7 +981,7 @@ class Stepper:
         live = [g for g in eng.groups.values() if g.queue]
         replies: list[Record] = []
         for rec in reversed(s.records[max(0, s.cursor - 20_000):s.cursor]):
-            if rec["event"] == "smtp.reply":
+            if rec["event"] == "smtp.reply" or (rec["event"] == "email.delivered" and rec.get("code")):
                 replies.append(rec)
                 if len(replies) >= max(2, budget):
                     break
@@ -1057,7 +1057,8 @@ class Stepper:
             row.append(f"{code} {rec.get('enhanced') or ''}", style="green" if code < 400 else
                        "yellow" if code < 500 else "red")
             spf = f" spf={rec['spf']}" if rec.get("spf") else ""
-            row.append(f" {rec.get('recipient')} {rec.get('invoice')}{spf} {rec.get('text') or ''}")
+            said = f"→ {rec['folder']}" if rec["event"] == "email.delivered" else rec.get("text") or ""
+            row.append(f" {rec.get('recipient')} {rec.get('invoice')}{spf} {said}")
             out.append(row)
         return [_fit(x, w) for x in out]
 
