@@ -19,6 +19,7 @@ wall clock; the same run gives the same model.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -241,6 +242,7 @@ def _reason_texts(codes: Iterable[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+@functools.lru_cache(maxsize=256)
 def reason_title(code: str | None) -> str:
     if code is None:
         return ""
@@ -282,10 +284,15 @@ class _Fmt:
     def __init__(self, scn: Scenario) -> None:
         self.scn = scn
 
+        self._cache: dict[int, str] = {}
+
     def at(self, t: int | None) -> str:
         if t is None:
             return "never"
-        return self.scn.iso(t).replace("T", " ").replace(":00Z", "Z")
+        s = self._cache.get(t)
+        if s is None:
+            s = self._cache[t] = self.scn.iso(t).replace("T", " ").replace(":00Z", "Z")
+        return s
 
     def span(self, a: int, b: int) -> str:
         return f"{self.at(a)} → {self.at(b)} ({format_duration(max(0, b - a))})"
@@ -545,16 +552,21 @@ def _recipient_row(row: Row, rv: RecipientView, v: InvoiceView, recs: list[Recor
         return
     cur_t, cur_kind, cur_label, cur_reason = v.sent_at, "transit", "in transit", None
     cur_detail = f"{who}: handed to the MTA"
+    attempts: set[tuple[Any, int]] = set()
     for r in recs:
         ev = r["event"]
         t = r["t"]
-        if ev == "smtp.reply":
+        if ev not in ("smtp.reply", "email.deferred", "email.delivered", "email.bounced"):
+            continue
+        # one tick per SMTP attempt (a cohort's delivery may carry its attempt without a separate reply)
+        att = (r.get("attempt"), t)
+        if r.get("attempt") is not None and att not in attempts and (ev == "smtp.reply" or r.get("code")):
+            attempts.add(att)
             row.marks.append(Mark(t, "attempt", f"attempt {r.get('attempt')}: {r.get('code')}",
                                   f"{v.id} → {rv.email.strip()} attempt {r.get('attempt')} at {fmt.at(t)}: "
-                                  f"{r.get('code')} {r.get('enhanced') or ''} {r.get('text') or ''}"
+                                  f"{r.get('code')} {r.get('enhanced') or ''} {r.get('text') or ''}".rstrip()
                                   + (f" (SPF {r['spf']})" if r.get("spf") else "")))
-            continue
-        if ev not in ("email.deferred", "email.delivered", "email.bounced"):
+        if ev == "smtp.reply":
             continue
         add(row, cur_t, t, cur_kind, cur_label, cur_reason, cur_detail)
         cur_t = t

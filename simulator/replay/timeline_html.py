@@ -96,7 +96,7 @@ _JS = r"""
   "use strict";
   var D = JSON.parse(document.getElementById("timeline-data").textContent);
   var SVGNS = "http://www.w3.org/2000/svg";
-  var LABEL_W = 330, RIGHT = 18, AXIS_H = 64;
+  var LABEL_W = 330, RIGHT = 18, AXIS_H = 74;
   var H_STATUS = 16, H_RCPT = 11, H_SENDER = 16, H_AGG = 30, H_AGG_R = 20, PAD = 5;
   var byId = function (id) { return document.getElementById(id); };
   var view = { a: 0, b: Math.max(D.end, 1) };
@@ -256,7 +256,7 @@ _JS = r"""
     D.faults.forEach(function (f) {
       if (f[1] < view.a || f[0] > view.b) return;
       var x0 = clampX(xOf(f[0]));
-      var t = el("text", { x: x0 + 3, y: 35, "class": "flabel", "data-fault": f[2] }, g);
+      var t = el("text", { x: x0 + 3, y: 36, "class": "flabel", "data-fault": f[2] }, g);
       t.textContent = f[3]; title(t, f[4]);
     });
   }
@@ -523,10 +523,18 @@ _JS = r"""
   byId("f-rcpt").addEventListener("change", function (ev) { state.rcpt = ev.target.checked; render(); });
   window.addEventListener("resize", function () { render(); });
 
-  // initial window: #view=FROM,TO (seconds from start) beats the file's own; else the whole run
-  var m = /view=(-?\d+),(-?\d+)/.exec(location.hash || "");
+  // the address can set the initial state: #view=FROM,TO (seconds from start)&batch=B&status=S&reason=R&q=TEXT
+  var params = {};
+  (location.hash || "").replace(/^#/, "").split("&").forEach(function (kv) {
+    var i = kv.indexOf("="); if (i > 0) params[kv.slice(0, i)] = decodeURIComponent(kv.slice(i + 1));
+  });
+  var m = /^(-?\d+),(-?\d+)$/.exec(params.view || "");
   if (m) { view.a = +m[1]; view.b = +m[2]; }
   else if (D.view) { view.a = D.view[0]; view.b = D.view[1]; }
+  ["batch", "status", "reason"].forEach(function (k) {
+    if (params[k] !== undefined) { state[k] = params[k]; byId("f-" + k).value = params[k]; }
+  });
+  if (params.q !== undefined) { state.q = params.q; byId("f-q").value = params.q; }
   if (D.aggregated) byId("f-rcpt").parentNode.style.display = "none";
   setView(view.a, view.b);
   document.body.setAttribute("data-rendered", "1");
