@@ -181,6 +181,7 @@ def outcomes_from_records(records: Iterable[dict[str, Any]]) -> dict[str, Outcom
             outcome = ("deferred" if ev == "email.deferred" else "bounced" if ev == "email.bounced"
                        else str(rec.get("folder") or "inbox"))
             r[1], r[2], r[3] = outcome, rec.get("reason"), at
+            r[4] = max(int(r[4] or 0), int(rec.get("attempt") or 0))  # a 2xx reply rides on email.delivered
     out: dict[str, Outcome] = {}
     for inv, a in accs.items():
         rcpts = tuple(RecipientOutcome(e, o, why, when, n or None) for e, o, why, when, n in a.recipients.values())
