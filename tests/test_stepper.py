@@ -288,3 +288,23 @@ def test_show_commands() -> None:
     assert re.match(r"#\d+ 11:00:00 email.stuck INV-1004", ev[-1])
     assert st.execute("help").lines and st.execute("quit").quit
     assert st.execute("").state and not st.execute("# comment").state
+
+
+def test_the_training_lesson_runs_as_documented(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "training.md").read_text()
+    block = doc.split("<!-- lesson-commands", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    cmds = tmp_path / "lesson.txt"
+    cmds.write_text(block)
+    p = subprocess.run([*MAILSIM, "step", str(TOUR), "--commands", str(cmds)], capture_output=True, text=True,
+                       cwd=tmp_path, check=False)
+    assert p.returncode == 0, p.stderr
+    assert "hint:" not in p.stdout and "warning" not in p.stdout
+    assert (tmp_path / "tour-fixed.yaml").exists()
+    assert _mailsim("run", str(tmp_path / "tour-fixed.yaml")).returncode == 0
+    # every screen header and reply line the lesson plan quotes is what the stepper prints
+    out = set(p.stdout.splitlines())
+    quoted = [line for line in doc.splitlines()
+              if line.startswith(("tour 2026-", "moved ", "back 3 events", "reached ", "stopped at ", "injected ",
+                                  "  #2"))
+              and "…" not in line]
+    assert quoted and [q for q in quoted if q not in out] == []
