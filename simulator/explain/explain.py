@@ -235,7 +235,11 @@ class _Explainer:
         group = email.group if email is not None else None
         d = group.decision if group is not None else None
         info = REASONS.get(code or "")
-        x.headline = f"In Queue — {info.title if info else code}"
+        if code is None:
+            x.headline = ("In Queue — just queued: the worker picks it up at the next poll"
+                          f" (every {format_duration(eng.settings.queue_poll)})")
+        else:
+            x.headline = f"In Queue — {info.title if info else code}"
         x.chain.append(f"batch {v.batch} completed {self.iso(v.completed_at)}; email queued {self.iso(v.queued_at)}")
         if group is not None:
             x.chain.extend(self.sender_chain(group.branch_ids))
