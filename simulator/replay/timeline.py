@@ -544,12 +544,13 @@ def _recipient_row(row: Row, rv: RecipientView, v: InvoiceView, recs: list[Recor
         if v.completed_at is not None:
             add(row, v.completed_at, end, "skipped", "skipped", rv.reason, f"{who}: {rv.evidence or 'not sent to'}")
         return
+    # the email exists from completion (DESIGN §2): before that a recipient row is empty
     if v.sent_at is None:
         if v.queued_at is not None:
             add(row, v.queued_at, end, "unsent", "not sent yet", None, f"{who}: the email is still In Queue")
-        elif v.completed_at is None:
-            add(row, 0, end, "unsent", "not sent yet", None, f"{who}: batch {v.batch} is still Draft, no email yet")
         return
+    if v.queued_at is not None and v.queued_at < v.sent_at:
+        add(row, v.queued_at, v.sent_at, "unsent", "not sent yet", None, f"{who}: the email waited In Queue")
     cur_t, cur_kind, cur_label, cur_reason = v.sent_at, "transit", "in transit", None
     cur_detail = f"{who}: handed to the MTA"
     attempts: set[tuple[Any, int]] = set()

@@ -156,7 +156,7 @@ _JS = r"""
       box.appendChild(div);
     });
     var m = document.createElement("span"); m.className = "grp";
-    m.innerHTML = '<b>Marks</b><span><span class="ln"></span>stuck threshold (' + D.stuck_after_text +
+    m.innerHTML = '<b>Marks</b><span><span class="ln"></span>▾ stuck threshold (' + D.stuck_after_text +
       ' in queue)</span><span><span class="mk"></span>timeline event</span><span><span class="fb"></span>fault</span>' +
       '<span>▮ SMTP attempt</span>';
     box.appendChild(m);
@@ -246,6 +246,10 @@ _JS = r"""
     merged.forEach(function (m) {
       var x = xOf(m.t);
       var text = m.n === 1 ? m.labels[0] : m.labels[0] + " +" + (m.n - 1) + " more";
+      var done = m.labels.every(function (l) { return / completed$/.test(l); });
+      var joined = done ? m.labels.map(function (l) { return l.replace(/ completed$/, ""); }).join(", ") + " completed"
+        : m.labels.join(" · ");
+      if (m.n > 1 && joined.length <= 70) text = joined;
       var w = text.length * 5.6 + 8;
       var lv = x > level[0] ? 0 : (x > level[1] ? 1 : 0);
       level[lv] = x + w;
@@ -280,7 +284,9 @@ _JS = r"""
       if (m[0] < view.a || m[0] > view.b) return;
       var x = xOf(m[0]), e;
       if (m[1] === "stuck") {
-        e = el("line", { x1: x, x2: x, y1: y - 3, y2: y + h + 3, "class": "stuck", "data-mark": "stuck" }, g);
+        e = el("g", { "data-mark": "stuck" }, g);
+        el("line", { x1: x, x2: x, y1: y - 4, y2: y + h + 4, "class": "stuck" }, e);
+        el("polygon", { points: [x - 4, y - 5, x + 4, y - 5, x, y].join(","), fill: "#b3261e" }, e);
       } else if (m[1] === "attempt") {
         e = el("rect", { x: x - 1, y: y - 1, width: 2.4, height: h + 2, fill: "#243140", "class": "attempt", "data-mark": "attempt" }, g);
       } else {
@@ -338,7 +344,10 @@ _JS = r"""
     row.marks.forEach(function (m) {
       if (m[0] < view.a || m[0] > view.b) return;
       var x = xOf(m[0]);
-      title(el("line", { x1: x, x2: x, y1: y - 3, y2: y + h + 3, "class": "stuck", "data-mark": "stuck" }, g), m[3]);
+      var sg = el("g", { "data-mark": "stuck" }, g);
+      el("line", { x1: x, x2: x, y1: y - 4, y2: y + h + 4, "class": "stuck" }, sg);
+      el("polygon", { points: [x - 4, y - 5, x + 4, y - 5, x, y].join(","), fill: "#b3261e" }, sg);
+      title(sg, m[3]);
     });
   }
 

@@ -124,6 +124,12 @@ def render_png(tl: Timeline, path: str | Path, *, max_lanes: int = PNG_MAX_LANES
         color = "#b3261e" if expiry else "#3b4a5c"
         ax.axvline(x(t), color=color, lw=0.8, ls=(0, (1.5, 2.5)), alpha=0.8, zorder=0.5)
         text = labels[0] + (f" +{len(labels) - 1} more" if len(labels) > 1 else "")
+        if all(lab.endswith(" completed") for lab in labels):
+            joined = ", ".join(lab.removesuffix(" completed") for lab in labels) + " completed"
+        else:
+            joined = " · ".join(labels)
+        if len(labels) > 1 and len(joined) <= 70:
+            text = joined
         level = 0 if x(t) > last_end[0] else 1
         last_end[level] = x(t) + xspan * len(text) * 0.0048
         ax.text(x(t), -1.7 - level * 0.9, " " + text, fontsize=7.5, color=color, va="bottom", clip_on=False)
@@ -152,7 +158,7 @@ def render_png(tl: Timeline, path: str | Path, *, max_lanes: int = PNG_MAX_LANES
     ax.set_xlabel("time (UTC)", fontsize=8)
 
     title = f"mailsim timeline — {tl.scenario}"
-    sub = (f"{tl.start_iso} → {tl.end_iso} · {tl.n_invoices:,} invoices · "
+    sub = (f"{tl.start_iso.replace('T', ' ')} → {tl.end_iso.replace('T', ' ')} · {tl.n_invoices:,} invoices · "
            + ", ".join(f"{k} {v:,}" for k, v in tl.counts.items())
            + f" · stuck after {format_duration(tl.stuck_after)} in queue (red dashes)")
     if aggregated:
