@@ -276,13 +276,13 @@ def subject(rec: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(rec.get(k) for k in SUBJECT_KEYS)
 
 
-def describe(rec: dict[str, Any]) -> str:
-    """``user.login lee`` / ``invoice.status INV-1 In Queue``: an event in a few words."""
+def describe(rec: dict[str, Any], *, brief: bool = False) -> str:
+    """``user.login lee`` / ``invoice.status INV-1 email_status=In Queue``: an event in a few words."""
     parts = [str(rec.get("event"))]
     for k in SUBJECT_KEYS[1:]:
         if rec.get(k) is not None:
             parts.append(str(rec[k]))
-    for k in ("email_status", "reason", "folder", "code"):
+    for k in () if brief else ("email_status", "reason", "folder", "code"):
         if rec.get(k) is not None and k not in SUBJECT_KEYS:
             parts.append(f"{k}={rec[k]}")
     return " ".join(parts)
@@ -318,7 +318,7 @@ class Divergence:
         side, ev, other_ev = self.first_side, self.first, self.other
         other = "B" if side == "A" else "A"
         if self.kind == "changed":
-            return f"{describe(ev)} differs in {', '.join(c.key for c in self.changes)}"
+            return f"{describe(ev, brief=True)} differs in {', '.join(c.key for c in self.changes)}"
         head = f"{side} has {describe(ev)} at {ev.get('at')}"
         head += f"; {other} has it only later" if self.first_in_other else f"; {other} does not"
         if other_ev is None:
