@@ -335,6 +335,20 @@ def test_cli_bad_scenario_exits_2_with_a_location(tmp_path: Path) -> None:
     assert not (tmp_path / "x.html").exists()
 
 
+def test_timeline_of_a_stepped_session_shows_the_state_so_far() -> None:
+    from simulator.engine.session import Session
+    from simulator.replay.timeline import timeline_of_session
+
+    s = Session(load_scenario(TOUR))
+    s.until(lambda r: r["event"] == "email.stuck")
+    tl = timeline_of_session(s)
+    assert tl.end == 7200
+    inv4 = lane(tl, "INV-1004")
+    assert kinds(inv4) == [(0, 3600, "pending", "batch-draft"), (3600, 7200, "queue-blocked", "sync-token-expired")]
+    assert [m.t for m in inv4.rows[0].marks if m.kind == "stuck"] == [7200]
+    assert kinds(lane(tl, "user:nora")) == [(0, 7200, "token-expired", "sync-token-expired")]
+
+
 def test_detail_lane_threshold_default() -> None:
     assert MAX_DETAIL_LANES == 300
 

@@ -276,6 +276,11 @@ def timeline_of(scn: Scenario, view: tuple[int, int] | None = None) -> Timeline:
     return build_timeline(result, records, view=view)
 
 
+def timeline_of_session(session: Any, view: tuple[int, int] | None = None) -> Timeline:
+    """The timeline of a :class:`~simulator.engine.session.Session` as it stands (its records so far)."""
+    return build_timeline(session.result(), session.records[: session.cursor], view=view)
+
+
 def _key(address: str) -> str:
     return address.strip().lower()
 
