@@ -7,9 +7,12 @@ the loopback server — and the ``--json`` results must be identical.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import email
 import email.policy
+import json
+import smtplib
 import socket
 from pathlib import Path
 
@@ -218,3 +221,226 @@ def test_wire_dsn_is_a_real_rfc3464_report_in_the_senders_maildir(tmp_path: Path
     assert parts == ["text/plain", "message/delivery-status", "text/rfc822-headers"]
     status = path.read_text()
     assert "Final-Recipient: rfc822; nobody@client.example" in status and "Status: 5.1.1" in status
+
+
+REUSE = """
+schema: mailsim/1
+name: wire-reuse
+start: 2026-11-02T09:00:00Z
+seed: 23
+until: +6d
+platform: {sending_ips: [198.51.100.10, 198.51.100.11], helo: out.platform.example}
+organization:
+  configuration: {invoice_email_from: billing@acme.example}
+  branches: [{id: b1}]
+users:
+  - {id: u1, email: billing@acme.example}
+contacts:
+  - {id: c1, email: jane@client.example}
+  - {id: c2, email: bob@client.example}
+  - {id: c3, email: amy@grey.example}
+  - {id: c4, email: kim@full.example}
+  - {id: c5, email: sam@down.example}
+properties:
+  - {id: p1, branch: b1, contacts: [{contact: c1, email_invoice: true}, {contact: c2, email_invoice: true}]}
+  - {id: p2, branch: b1, contacts: [{contact: c3, email_invoice: true}, {contact: c1, email_invoice: true}]}
+  - {id: p3, branch: b1, contacts: [{contact: c4, email_invoice: true}]}
+  - {id: p4, branch: b1, contacts: [{contact: c5, email_invoice: true}]}
+batches:
+  - {id: B1, invoices: {count: 160, properties: [p1, p2, p3, p4]}}
+  - {id: B2, invoices: {count: 40, properties: [p1, p2]}}
+dns:
+  records:
+    - {name: acme.example, type: TXT, value: "v=spf1 ip4:198.51.100.0/24 -all"}
+    - {name: client.example, type: MX, value: "10 mx.client.example"}
+    - {name: mx.client.example, type: A, value: 192.0.2.25}
+    - {name: grey.example, type: MX, value: "10 mx.grey.example"}
+    - {name: mx.grey.example, type: A, value: 192.0.2.26}
+    - {name: full.example, type: MX, value: "10 mx.full.example"}
+    - {name: mx.full.example, type: A, value: 192.0.2.28}
+    - {name: down.example, type: MX, value: "10 mx.down.example"}
+    - {name: mx.down.example, type: A, value: 192.0.2.29}
+mailboxes:
+  - {domain: client.example, users: [jane, bob]}
+  - {domain: grey.example, greylist: 10m}
+  - {domain: full.example, quota: 25}
+timeline:
+  - {at: +1h, complete_batch: B1}
+  - {at: +2h, complete_batch: B2}
+faults:
+  - {kind: tempfail, stage: rcpt, probability: 0.25, target: client.example}
+  - {kind: disconnect, stage: rcpt, probability: 0.05}
+  - {kind: tempfail, stage: data, probability: 0.15}
+  - {kind: disconnect, stage: data, probability: 0.1}
+  - {kind: permfail, stage: mail, probability: 0.03}
+  - {kind: slow, stage: rcpt, probability: 0.2, delay: 2m}
+  - {kind: tempfail, stage: helo, probability: 0.3, target: down.example}
+  - {at: +2h, for: 30m, kind: outage, target: client.example}
+"""
+
+
+def test_reused_connections_draw_the_same_faults_as_memory(tmp_path: Path) -> None:
+    """Hundreds of messages over pooled connections, probabilistic MAIL/RCPT/DATA faults, drops
+    mid-stream: every per-message draw (and greylist/quota state) matches memory mode."""
+    scn = load_scenario_text(REUSE, "wire-reuse.yaml")
+    made: list[WireTransport] = []
+
+    def factory(e: Engine) -> WireTransport:
+        made.append(WireTransport(e))
+        return made[0]
+
+    mem = simulate(scn, trace=tmp_path / "mem.jsonl").to_json()
+    wire = simulate(scn, transport=factory, trace=tmp_path / "wire.jsonl").to_json()
+    assert wire == mem
+    events = [json.loads(line) for line in (tmp_path / "mem.jsonl").read_text().splitlines()[1:]]
+    wire_events = [json.loads(line) for line in (tmp_path / "wire.jsonl").read_text().splitlines()[1:]]
+    # every reply of every attempt, in order (the reply text of a 250 names the message: equal too)
+    assert [e for e in wire_events if e["event"] == "smtp.reply"] == [e for e in events if e["event"] == "smtp.reply"]
+    reasons = {r["reason"] for inv in mem["invoices"] for r in inv["recipients"]}
+    reasons |= {e["reason"] for e in events if e["event"] == "email.deferred"}
+    # the draws fired at every stage, and both connection kinds were used
+    assert {"remote-disconnect", "remote-tempfail", "remote-permfail", "greylisted", "mailbox-full",
+            "remote-outage"} <= reasons
+    stats = made[0].stats
+    assert stats["fresh"] > 0  # down.example (HELO faults) and the outage window: a connection each
+    assert stats["transactions"] - stats["fresh"] > 10 * (stats["connections"] - stats["fresh"])  # reuse
+
+
+def test_a_pipelined_command_after_a_drop_never_reaches_the_receiver() -> None:
+    """A RCPT-stage disconnect: the second RCPT (pipelined behind) must not touch greylisting."""
+    scn = load_scenario_text(REUSE, "wire-reuse.yaml")
+    scn = dataclasses.replace(scn, faults=tuple(
+        dataclasses.replace(f, probability=1.0, target="grey.example", stage="rcpt", kind="disconnect", at=None,
+                            for_=None) for f in scn.faults[:1]))
+    eng = Engine(scn, transport=WireTransport)
+    wt = eng.transport
+    assert isinstance(wt, WireTransport)
+    try:
+        att = Attempt(now=60, message_id="<d1@x>", attempt=1, client_ip="198.51.100.10",
+                      helo="out.platform.example", mail_from="billing@acme.example", domain="grey.example",
+                      mx_host="mx.grey.example", mx_ip="192.0.2.26", rcpts=("amy@grey.example", "ann@grey.example"),
+                      render=lambda: b"Subject: x\n\nbody\n")
+        res = wt.attempt(att)
+        assert res.replies == (DROPPED, DROPPED)
+        assert wt.sink is not None
+        assert wt.sink.receiver._greylist == {}
+    finally:
+        wt.close()
+
+
+def test_a_stale_pooled_connection_is_retried_not_reported_as_a_drop(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.transport import wire
+
+    monkeypatch.setattr(wire._Client, "alive", property(lambda self: True))  # do not notice the hang-up early
+    scn = dataclasses.replace(load_scenario_text(FAULTY, "wire-faults.yaml"), faults=())
+    eng = Engine(scn, transport=lambda e: WireTransport(e, maildir=tmp_path))
+    wt = eng.transport
+    assert isinstance(wt, WireTransport) and wt.sink is not None and wt.sink.loop is not None
+    try:
+        att = Attempt(now=60, message_id="<s1@x>", attempt=1, client_ip="198.51.100.10",
+                      helo="out.platform.example", mail_from="billing@acme.example", domain="client.example",
+                      mx_host="mx.client.example", mx_ip="192.0.2.25", rcpts=("jane@client.example",),
+                      render=lambda: b"Subject: x\n\nbody\n")
+        assert wt.attempt(att).replies[0].code == 250
+        # the sink hangs up on every connection (as an idle timeout would)
+        sink = wt.sink
+        loop = sink.loop
+        assert loop is not None
+
+        def hang_up() -> None:
+            for conn in list(sink.handler.connections):
+                assert conn.transport is not None
+                conn.transport.close()
+
+        loop.call_soon_threadsafe(hang_up)
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), loop).result(30)
+        res = wt.attempt(dataclasses.replace(att, message_id="<s2@x>"))
+        assert res.replies[0].code == 250
+        assert wt.stats["stale_retries"] >= 1
+        assert eng.store.box("jane@client.example").inbox == 2
+    finally:
+        wt.close()
+    assert len(list((tmp_path / "jane@client.example" / "new").iterdir())) == 2
+
+
+def test_attempt_many_sends_each_message_once_over_one_connection(tmp_path: Path) -> None:
+    scn = dataclasses.replace(load_scenario_text(FAULTY, "wire-faults.yaml"), faults=())
+    eng = Engine(scn, transport=lambda e: WireTransport(e, maildir=tmp_path))
+    wt = eng.transport
+    assert isinstance(wt, WireTransport)
+    try:
+        bodies = {f"<m{i}@x>": f"Message-ID: <m{i}@x>\nSubject: {i}\n\n.leading dot {i}\n".encode() for i in range(5)}
+        att = Attempt(now=60, message_id="<m0@x>", attempt=1, client_ip="198.51.100.10",
+                      helo="out.platform.example", mail_from="billing@acme.example", domain="client.example",
+                      mx_host="mx.client.example", mx_ip="192.0.2.25",
+                      rcpts=("jane@client.example", "nobody@client.example"), render=lambda: bodies["<m0@x>"])
+        # message ids that are not the engine's cannot be rendered except the first one's
+        with pytest.raises(RuntimeError):
+            wt.attempt_many(att, list(bodies))
+        res = wt.attempt_many(att, ["<m0@x>"])
+        assert [(r.code, r.enhanced) for r in res[0].replies] == [(250, "2.0.0"), (550, "5.1.1")]
+    finally:
+        wt.close()
+    # m0 twice (once per call; the failed call stopped at m1), each file as sent
+    paths = list((tmp_path / "jane@client.example" / "new").iterdir())
+    assert len(paths) == 2
+    for path in paths:
+        assert path.read_bytes().endswith(b"\n.leading dot 0\n")  # dot-stuffed on the wire, unstuffed on disk
+
+
+@pytest.mark.parametrize("invoice,sender,rcpts,now", [
+    ("INV-1", "billing@acme.example", ("jane@client.example",), 0),
+    ("B2-000001", "ar@acme.example", ("a@x.example", "b.c+d@y-z.example"), 86400 * 40 + 61),
+    ("X.Y_Z-9", "A.B@C.EXAMPLE", ("Jane.Doe@Client.Example",), 3600),
+    ("INV-" + "9" * 50, "billing@acme.example", ("jane@client.example",), 0),  # long: folded → slow path
+    ("INV 1", "billing@acme.example", ("jane@client.example",), 0),  # space: slow path
+    ("INV-1", "", ("jane@client.example",), 0),  # null sender: slow path
+    ("INV-ü", "billing@acme.example", ("jane@client.example",), 0),
+    ("INV-1", "billing@acme.example", tuple(f"user{i}@client.example" for i in range(4)), 0),  # long To:
+])
+def test_fast_invoice_is_render_invoice(invoice: str, sender: str, rcpts: tuple[str, ...], now: int) -> None:
+    from datetime import UTC, datetime
+
+    from simulator.engine.dsn import render_invoice
+    from simulator.transport.wire import fast_invoice
+
+    kw = {"message_id": f"<{invoice}@mailsim.invalid>", "sender": sender, "rcpts": rcpts, "invoice": invoice,
+          "start": datetime(2026, 11, 2, 9, tzinfo=UTC), "now": now}
+    fast = fast_invoice(**kw)  # type: ignore[arg-type]
+    if fast is not None:
+        assert fast == render_invoice(**kw)  # type: ignore[arg-type]
+    else:
+        assert not invoice.startswith("INV-1") or sender == "" or len(rcpts) > 1 or " " in invoice
+
+
+def test_xmailsim_round_trip_and_refusals() -> None:
+    from simulator.net.sink import MailContext, Sink, parse_xmailsim, xmailsim_value
+
+    ctx = MailContext("<Mixed.Case-ü@x>", 3, 86400, "client.example", "dsn", "a17")
+    assert parse_xmailsim(xmailsim_value(ctx)) == ctx
+    assert parse_xmailsim(xmailsim_value(ctx).lower()) == ctx  # aiosmtpd upper-cases parameters
+    for bad in ("zz", "", "5B5D", xmailsim_value(ctx)[:-2]):
+        with pytest.raises(ValueError):
+            parse_xmailsim(bad)
+    with Sink(proxy_timeout=3.0) as s:
+        # the plain listener neither advertises nor accepts it
+        c = smtplib.SMTP("127.0.0.1", s.port, timeout=30)
+        try:
+            c.ehlo("h.example")
+            assert not c.has_extn("xmailsim")
+            assert c.docmd("MAIL FROM:<a@b.example> XMAILSIM=" + xmailsim_value(ctx))[0] == 555
+        finally:
+            c.close()
+        sock = socket.create_connection(("127.0.0.1", s.proxy_port), 30)
+        sock.sendall(proxy_header("203.0.113.9", "192.0.2.1"))
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"220 ")
+        sock.sendall(b"EHLO h.example\r\nMAIL FROM:<a@b.example> XMAILSIM=ZZ\r\n"
+                     b"MAIL FROM:<a@b.example> XMAILSIM=" + xmailsim_value(ctx).encode() + b"\r\n"
+                     b"RCPT TO:<u@a.example> XMAILSIM=00\r\nQUIT\r\n")
+        lines = f.read().splitlines()
+        f.close()
+        sock.close()
+        tail = [ln[:9] for ln in lines if not ln.startswith(b"250-") and not ln.startswith(b"220")]
+        assert tail[1:] == [b"501 5.5.4", b"250 2.1.0", b"555 5.5.4", b"221 2.0.0"], lines

@@ -43,7 +43,6 @@ receiver and Maildir work runs on one worker thread, so the receiver's state
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import contextlib
 import email.parser
@@ -98,6 +97,9 @@ XMAILSIM = "XMAILSIM"
 # A MAIL FROM line may be this long on the PROXY listener (aiosmtpd reads at most 1001 bytes a line).
 PROXY_MAIL_LINE_LIMIT = 998
 
+# a plain reverse-/forward-path and what follows it: "<local@domain> PARAMS"
+_PLAIN_PATH = re.compile(r"<([A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
+                         r"(?:[ \t]+(?![ \t(])|\Z)(.*)\Z", re.DOTALL)
 _ENHANCED_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(?: |$)")
 _DEFAULT_ENHANCED: dict[int, str] = {
     500: "5.5.2", 501: "5.5.4", 502: "5.5.1", 503: "5.5.1", 504: "5.5.4", 552: "5.3.4", 553: "5.1.3",
@@ -175,23 +177,22 @@ class MailContext:
 
 
 def xmailsim_value(ctx: MailContext) -> str:
-    """The ``XMAILSIM`` parameter's value: the context as compact JSON, base32 without padding.
+    """The ``XMAILSIM`` parameter's value: the context as compact JSON (UTF-8), in hex.
 
-    Base32 because aiosmtpd upper-cases MAIL parameters (the alphabet is A-Z2-7), and an
-    esmtp-value may not hold ``=`` or spaces (RFC 5321 §4.1.2).
+    Hex because aiosmtpd upper-cases MAIL parameters and an esmtp-value may not hold
+    ``=`` or spaces (RFC 5321 §4.1.2).
     """
     raw = json.dumps([ctx.message_id, ctx.attempt, ctx.now, ctx.domain, ctx.kind, ctx.token],
                      separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogateescape")
-    return base64.b32encode(raw).decode("ascii").rstrip("=")
+    return raw.hex().upper()
 
 
 def parse_xmailsim(value: str) -> MailContext:
     """Decode an ``XMAILSIM`` value (any case); ValueError when it is not one."""
-    v = value.strip().upper()
     try:
-        raw = base64.b32decode(v + "=" * (-len(v) % 8))
+        raw = bytes.fromhex(value.strip())
         items = json.loads(raw.decode("utf-8", "surrogateescape"))
-    except (ValueError, UnicodeDecodeError) as e:  # binascii.Error is a ValueError
+    except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"bad XMAILSIM value: {e}") from None
     if not (isinstance(items, list) and len(items) == 6):
         raise ValueError("bad XMAILSIM value: not a 6-item list")
@@ -307,6 +308,7 @@ class SinkSMTP(SMTP):
         self.proxy = proxy  # the PROXY listener: XMAILSIM is advertised and accepted
         self._greeted = False
         self._dropped = False
+        self._out: list[bytes] = []  # replies not written yet (pipelined commands pending)
         self._raw_ok = False  # inside EHLO/HELO: 2xx lines go out unchanged (RFC 2034)
         # aiosmtpd keeps these limits in one dict shared by every connection (and grows MAIL's
         # on each EHLO); give each connection its own, with room for XMAILSIM on the PROXY listener.
@@ -322,6 +324,40 @@ class SinkSMTP(SMTP):
     def _create_session(self) -> Session:
         return SinkSession(self.loop)
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # aiosmtpd parses every address with the email package's RFC 5322 parser (and defines
+        # a typing.Protocol class per call); a plain <local@domain> gets the same answer here.
+        m = _PLAIN_PATH.match(arg) if arg else None
+        if m is None:
+            return super()._getaddr(arg)
+        addr = m.group(1)
+        if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return addr, m.group(2)
+
+    async def _push_line(self, line: str) -> None:
+        """Write a reply; replies to pipelined commands go out together (RFC 2920 §3.2).
+
+        A reply waits only while another complete command is already buffered (its reply
+        follows at once); a closing reply (221/421) or the last pending one flushes.
+        """
+        data = line.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "surrogateescape") + b"\r\n"
+        self._out.append(data)
+        buffered = getattr(self._reader, "_buffer", None)
+        if (isinstance(buffered, bytearray) and b"\n" in buffered and line[:3] not in ("221", "421", "502")
+                and self.transport is not None and not self.transport.is_closing()):
+            return
+        self.flush_replies()
+        assert self._writer is not None
+        await self._writer.drain()
+
+    def flush_replies(self) -> None:
+        if self._out:
+            out, self._out = b"".join(self._out), []
+            if self.transport is not None and not self.transport.is_closing():
+                assert self._writer is not None
+                self._writer.write(out)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.sink_handler.connections.add(self)
@@ -332,6 +368,7 @@ class SinkSMTP(SMTP):
 
     def drop(self) -> None:
         """Close the connection without a reply (a ``disconnect`` fault)."""
+        self.flush_replies()  # the replies before the drop still go out
         self._dropped = True
         if self.transport is not None:
             self.transport.close()
@@ -381,7 +418,7 @@ class SinkSMTP(SMTP):
             return
         if not (line.startswith("354") or (self._raw_ok and line[:1] == "2")):
             line = with_enhanced(line)
-        await super().push(line)
+        await self._push_line(line)
 
 
 def _tlv_text(proxy_data: ProxyData, typ: int) -> str | None:

@@ -152,6 +152,7 @@ class _Client:
         self.reader = reader
         self.writer = writer
         self.dirty = False  # a transaction stopped before DATA: RSET before the next MAIL
+        self.broken = False  # an exception left a transaction half-way: never reuse
 
     @classmethod
     async def open(cls, port: int, header: bytes) -> tuple[_Client, Reply]:
@@ -165,7 +166,7 @@ class _Client:
 
     @property
     def alive(self) -> bool:
-        return not (self.writer.is_closing() or self.reader.at_eof())
+        return not (self.broken or self.writer.is_closing() or self.reader.at_eof())
 
     async def reply(self) -> Reply:
         """One (possibly multi-line) reply, lines joined with "\n" as smtplib does."""
@@ -205,22 +206,41 @@ class _Client:
         await self.send(_wire_body(body))
         return await self.reply()
 
-    async def transaction(self, mail: str, rcpts: Sequence[str],
-                          body: Callable[[], bytes]) -> tuple[tuple[Reply, ...], bool]:
-        """``mail``, one RCPT per recipient and DATA pipelined, then the message if DATA got 354.
-
-        In :func:`run_transaction`'s terms: a refused MAIL decides every recipient; a RCPT
-        refusal decides its recipient; DATA's final reply decides the accepted ones. Returns
-        (replies, whether the message was sent); SmtpDropped when the connection drops.
-        """
-        n = len(rcpts)
+    def _group(self, mail: str, rcpts: Sequence[str]) -> bytes:
+        """The pipelined commands of one transaction (``RSET`` first when the last one stopped early)."""
         lines = ["RSET"] if self.dirty else []
         lines.append(mail)
         lines += [f"RCPT TO:<{r}>" for r in rcpts]
         lines.append("DATA")
         self.dirty = True
-        await self.send("".join(x + "\r\n" for x in lines).encode("utf-8", "surrogateescape"))
-        if lines[0] == "RSET":
+        return "".join(x + "\r\n" for x in lines).encode("utf-8", "surrogateescape")
+
+    async def transaction(self, mail: str, rcpts: Sequence[str], body: Callable[[], bytes], *,
+                          sent: bool = False, then: tuple[str, Sequence[str]] | None = None,
+                          ) -> tuple[tuple[Reply, ...], bool, bool]:
+        try:
+            return await self._transaction(mail, rcpts, body, sent, then)
+        except BaseException:
+            self.broken = True  # whatever the server thinks the state is, this connection is done
+            self.writer.close()
+            raise
+
+    async def _transaction(self, mail: str, rcpts: Sequence[str], body: Callable[[], bytes], sent: bool,
+                           then: tuple[str, Sequence[str]] | None) -> tuple[tuple[Reply, ...], bool, bool]:
+        """``mail``, one RCPT per recipient and DATA pipelined, then the message if DATA got 354.
+
+        In :func:`run_transaction`'s terms: a refused MAIL decides every recipient; a RCPT
+        refusal decides its recipient; DATA's final reply decides the accepted ones.
+        ``sent``: the commands already went out (behind the previous message). ``then``:
+        the next transaction's (MAIL line, recipients), sent right behind this message's
+        content when it gets that far. Returns (replies, whether the content was sent,
+        whether ``then`` was sent); SmtpDropped when the connection drops.
+        """
+        n = len(rcpts)
+        rset = self.dirty and not sent  # commands sent ahead follow a content: no RSET
+        if not sent:
+            await self.send(self._group(mail, rcpts))
+        if rset:
             r = await self.reply()
             if not r.ok:
                 raise SmtpDropped(f"RSET refused: {r.line()}")
@@ -228,20 +248,23 @@ class _Client:
         if not r.ok:
             for _ in range(n + 1):  # the pipelined RCPTs and DATA: 503, nothing reached the receiver
                 await self.reply()
-            return (r,) * n, False
+            return (r,) * n, False, False
         replies: list[Reply | None] = []
         for _ in range(n):
             rr = await self.reply()
             replies.append(None if rr.ok else rr)
         d = await self.reply()
         if all(x is not None for x in replies):  # DATA got 503: no recipient left
-            return tuple(x for x in replies if x is not None), False
+            return tuple(x for x in replies if x is not None), False, False
         if d.code != 354:
-            return tuple(d if x is None else x for x in replies), False
-        await self.send(_wire_body(body()))
+            return tuple(d if x is None else x for x in replies), False, False
+        payload = _wire_body(body())
+        self.dirty = False  # the content ends the transaction, whatever the reply
+        if then is not None:
+            payload += self._group(*then)
+        await self.send(payload)
         v = await self.reply()
-        self.dirty = False
-        return tuple(v if x is None else x for x in replies), True
+        return tuple(v if x is None else x for x in replies), True, then is not None
 
     async def close(self) -> None:
         with contextlib.suppress(SmtpDropped, OSError, asyncio.TimeoutError):
@@ -364,7 +387,58 @@ class WireTransport:
             self._now = None
 
     async def _attempts(self, atts: list[Attempt], bodies: list[Callable[[], bytes]]) -> list[AttemptResult]:
-        return [await _bounded(self._attempt(a, b)) for a, b in zip(atts, bodies, strict=True)]
+        """The messages in order, each its own transaction; on a pooled connection each one's
+        commands go out right behind the previous message's content (one write per message)."""
+        assert self.sink is not None
+        tokens = [f"a{next(self._tokens)}" for _ in atts]
+        mails = [_mail_line(a.mail_from, a.size, MailContext(a.message_id, a.attempt, a.now, a.domain, "msg", t))
+                 for a, t in zip(atts, tokens, strict=True)]
+        pooled = [not self._needs_own_connection(a) and len(m) <= PROXY_MAIL_LINE_LIMIT
+                  for a, m in zip(atts, mails, strict=True)]
+        out: list[AttemptResult] = []
+        client: _Client | None = None  # set while the next message's commands are already on it
+        ahead = False
+        stale = 0
+        i = 0
+        while i < len(atts):
+            att, token = atts[i], tokens[i]
+            self.stats["transactions"] += 1
+            key = ("msg", att.client_ip, att.helo)
+            if client is None and pooled[i]:
+                client = await self._pooled(key, att.client_ip, att.mx_ip, att.helo,
+                                            MailContext(att.message_id, att.attempt, att.now, att.domain))
+            if client is None:
+                out.append(await _bounded(self._own_connection(att, bodies[i], token)))
+                i += 1
+                continue
+            nxt = (mails[i + 1], atts[i + 1].rcpts) if i + 1 < len(atts) and pooled[i + 1] else None
+            try:
+                async with asyncio.timeout(SMTP_TIMEOUT):
+                    replies, data, ahead = await client.transaction(mails[i], att.rcpts, bodies[i], sent=ahead,
+                                                                    then=nxt)
+            except (SmtpDropped, TimeoutError):
+                client, ahead = None, False
+                await self._discard(key)
+                rec = self.sink.pop_record(token)
+                if rec is None:  # the sink never saw it: the pooled connection was stale
+                    stale += 1
+                    if stale > 2:
+                        raise RuntimeError(f"wire transport: the sink keeps closing the connection ({att.message_id})"
+                                           ) from None
+                    self.stats["stale_retries"] += 1
+                    self.stats["transactions"] -= 1
+                    continue
+                out.append(AttemptResult((DROPPED,) * len(att.rcpts), None, rec.spf_result, rec.spf_explanation,
+                                         rec.delay))
+                stale = 0
+                i += 1
+                continue
+            out.append(self._result(replies, token, data=data))
+            i += 1
+            stale = 0
+            if not ahead:  # else the next message's commands are on this connection already
+                client = None
+        return out
 
     def _needs_own_connection(self, att: Attempt) -> bool:
         return not self.reuse or any(f.active_at(att.now) and targets_domain(f, att.domain)
@@ -385,7 +459,7 @@ class WireTransport:
                 if client is None:
                     break  # the pooled connection could not be opened: judge this attempt on its own
                 try:
-                    replies, data = await client.transaction(mail, att.rcpts, body)
+                    replies, data, _ = await client.transaction(mail, att.rcpts, body)
                 except SmtpDropped:
                     await self._discard(key)
                     rec = self.sink.pop_record(token)
@@ -413,7 +487,8 @@ class WireTransport:
                 raise SmtpDropped("no reply")
             if not r.ok:
                 return self._result((r,) * n, token)
-            replies, data = await client.transaction(_mail_line(att.mail_from, att.size, None), att.rcpts, body)
+            replies, data, _ = await client.transaction(_mail_line(att.mail_from, att.size, None), att.rcpts,
+                                                        body)
         except SmtpDropped:
             return self._result((DROPPED,) * n, token, dropped=True)
         finally:
@@ -493,7 +568,7 @@ class WireTransport:
                 if client is None:
                     break
                 try:
-                    replies, _ = await client.transaction(mail, (dsn.to,), dsn.render)
+                    replies, _, _ = await client.transaction(mail, (dsn.to,), dsn.render)
                 except SmtpDropped:
                     await self._discard(key)
                     if self.sink.pop_record(token) is None:

@@ -1,0 +1,342 @@
+"""Network benchmarks (DESIGN §6): the wire transport and the sink against bare aiosmtpd, the DNS server.
+
+    .venv/bin/python benchmarks/network.py            # full: 2,000 emails, 10 x 200, 5,000 DNS queries
+    .venv/bin/python benchmarks/network.py --quick    # 300 emails, 10 x 30, 500 queries
+
+Measured in one process, everything on loopback, every load bounded in count:
+
+- **wire**: ``simulate(scn, transport=wire_transport)`` of a scenario with N invoice emails
+  (one recipient each, 3 recipient domains, SMTP path with SPF pass) → emails/s, wall time of
+  the whole run (servers started and stopped, every Maildir file written);
+- **bare**: the baseline — bare aiosmtpd (a handler that appends to a list, 127.0.0.1,
+  ``hostname=`` given) and ``smtplib.SMTP`` sending N messages of the same size over ONE
+  connection → msgs/s. The two alternate for ``rounds`` rounds; the ratio is of the medians
+  (target ≥ 0.8);
+- **sink, 10 clients**: the sink's plain listener fed by 10 concurrent smtplib clients × M
+  messages each → msgs/s, and a check that exactly 10 × M messages are stored, none twice;
+- **DNS**: the loopback DNS server (``DnsServerThread``) answering K sequential dnspython UDP
+  queries → queries/s (every answer checked).
+
+``run_network_benchmarks(quick)`` returns the JSON-able results; ``__main__`` prints a table
+and writes ``benchmarks/results-network.json``. Exit status 0 even when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import smtplib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from simulator.engine.dsn import render_invoice  # noqa: E402
+from simulator.engine.run import simulate  # noqa: E402
+from simulator.engine.sim import Engine  # noqa: E402
+from simulator.net.sink import Sink  # noqa: E402
+from simulator.scenario.loader import load_scenario_text  # noqa: E402
+from simulator.scenario.model import Scenario  # noqa: E402
+from simulator.transport.wire import WireTransport  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "results-network.json"
+TARGET_WIRE_RATIO = 0.8
+IO_TIMEOUT = 60.0  # socket timeout: bounds a hung run, never a measurement
+
+FULL = {"emails": 2000, "clients": 10, "per_client": 200, "dns_queries": 5000, "rounds": 3}
+QUICK = {"emails": 300, "clients": 10, "per_client": 30, "dns_queries": 500, "rounds": 2}
+
+DOMAINS = ("client-a.example", "client-b.example", "client-c.example")
+
+
+def wire_scenario(n: int) -> Scenario:
+    """N invoices, one contact each at one of 3 domains, completed at once; SMTP path, SPF pass."""
+    contacts = "\n".join(f"  - {{id: c{i}, email: user{i}@{d}}}" for i, d in enumerate(DOMAINS))
+    props = "\n".join(f"  - {{id: p{i}, branch: b1, contacts: [{{contact: c{i}, email_invoice: true}}]}}"
+                      for i in range(len(DOMAINS)))
+    dns = "\n".join(f"    - {{name: {d}, type: MX, value: \"10 mx.{d}\"}}\n"
+                    f"    - {{name: mx.{d}, type: A, value: 192.0.2.{31 + i}}}" for i, d in enumerate(DOMAINS))
+    boxes = "\n".join(f"  - {{domain: {d}}}" for d in DOMAINS)
+    text = f"""
+schema: mailsim/1
+name: network-benchmark
+start: 2026-11-02T09:00:00Z
+seed: 3
+platform: {{sending_ips: [198.51.100.10], helo: out.platform.example}}
+organization:
+  configuration: {{invoice_email_from: billing@acme.example}}
+  branches: [{{id: b1}}]
+users:
+  - {{id: u1, email: billing@acme.example}}
+contacts:
+{contacts}
+properties:
+{props}
+batches:
+  - {{id: B1, invoices: {{count: {n}, properties: [{", ".join(f"p{i}" for i in range(len(DOMAINS)))}]}}}}
+dns:
+  records:
+    - {{name: acme.example, type: TXT, value: "v=spf1 ip4:198.51.100.10 -all"}}
+{dns}
+mailboxes:
+{boxes}
+timeline:
+  - {{at: +1m, complete_batch: B1}}
+"""
+    return load_scenario_text(text, "network-benchmark.yaml")
+
+
+def sample_message(i: int) -> bytes:
+    """A message like the ones wire mode sends (the engine's own rendering)."""
+    from datetime import UTC, datetime
+
+    return render_invoice(message_id=f"<B1-{i:06d}@mailsim.invalid>", sender="billing@acme.example",
+                          rcpts=(f"user{i % 3}@{DOMAINS[i % 3]}",), invoice=f"B1-{i:06d}",
+                          start=datetime(2026, 11, 2, 9, tzinfo=UTC), now=60)
+
+
+# --- (a) wire mode ---------------------------------------------------------------------------------
+def bench_wire(n: int) -> dict[str, Any]:
+    scn = wire_scenario(n)
+    made: list[WireTransport] = []
+
+    def factory(engine: Engine) -> WireTransport:
+        t = WireTransport(engine)
+        made.append(t)
+        return t
+
+    t0 = time.perf_counter()
+    res = simulate(scn, transport=factory)
+    dt = time.perf_counter() - t0
+    boxes = res.to_json()["mailboxes"]
+    stored = sum(b["inbox"] + b["junk"] for b in boxes.values())
+    return {"emails": n, "seconds": dt, "emails_per_s": n / dt, "stored": stored, "ok": stored == n,
+            "stats": dict(made[0].stats) if made else {}}
+
+
+# --- (b) bare aiosmtpd + smtplib, one connection ---------------------------------------------------
+class _ListHandler:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or b""))
+        return "250 OK"
+
+
+class _BareServer:
+    """aiosmtpd's SMTP on 127.0.0.1:0 in its own event loop thread (DESIGN §7: hostname= given)."""
+
+    def __init__(self) -> None:
+        self.handler = _ListHandler()
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._run, name="bare-aiosmtpd", daemon=True)
+
+    def _run(self) -> None:
+        from aiosmtpd.smtp import SMTP
+
+        asyncio.set_event_loop(self._loop)
+
+        async def start() -> None:
+            self._server = await self._loop.create_server(
+                lambda: SMTP(self.handler, hostname="bench.mailsim.test", loop=self._loop), "127.0.0.1", 0)
+            self.port = int(self._server.sockets[0].getsockname()[1])
+
+        self._loop.run_until_complete(start())
+        self._ready.set()
+        self._loop.run_forever()
+        assert self._server is not None
+        self._server.close()
+        self._loop.run_until_complete(self._server.wait_closed())
+        self._loop.close()
+
+    def __enter__(self) -> _BareServer:
+        self._thread.start()
+        self._ready.wait(IO_TIMEOUT)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(IO_TIMEOUT)
+
+
+def bench_bare(n: int) -> dict[str, Any]:
+    msgs = [sample_message(i) for i in range(n)]
+    with _BareServer() as srv:
+        t0 = time.perf_counter()
+        c = smtplib.SMTP("127.0.0.1", srv.port, local_hostname="out.platform.example", timeout=IO_TIMEOUT)
+        for i, body in enumerate(msgs):
+            c.sendmail("billing@acme.example", [f"user{i % 3}@{DOMAINS[i % 3]}"], body)
+        c.quit()
+        dt = time.perf_counter() - t0
+        got = len(srv.handler.messages)
+    return {"messages": n, "seconds": dt, "msgs_per_s": n / dt, "stored": got, "ok": got == n}
+
+
+# --- (c) the sink under 10 concurrent clients ------------------------------------------------------
+def bench_sink_clients(clients: int, per_client: int) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="mailsim-bench-sink-"))
+    errors: list[BaseException] = []
+    sent: list[set[tuple[str, str]]] = [set() for _ in range(clients)]
+    try:
+        with Sink(None, root / "mail", timeout=IO_TIMEOUT) as s:
+            start = threading.Barrier(clients + 1)
+
+            def run(k: int) -> None:
+                try:
+                    rcpt = f"load{k}@client.example"
+                    start.wait(IO_TIMEOUT)
+                    with smtplib.SMTP("127.0.0.1", s.port, local_hostname=f"c{k}.test", timeout=IO_TIMEOUT) as c:
+                        for i in range(per_client):
+                            mid = f"<m{k}-{i}@bench>"
+                            c.sendmail(f"s{k}@x.example", [rcpt],
+                                       f"Message-ID: {mid}\r\nSubject: {i}\r\n\r\nbody {k} {i}\r\n".encode())
+                            sent[k].add((rcpt, mid))
+                except BaseException as e:  # reported in the result
+                    errors.append(e)
+
+            threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(clients)]
+            for t in threads:
+                t.start()
+            start.wait(IO_TIMEOUT)
+            t0 = time.perf_counter()
+            for t in threads:
+                t.join(IO_TIMEOUT * 10)
+            dt = time.perf_counter() - t0
+            stored = [(m.recipient, m.message_id) for m in s.messages()]
+            on_disk = sum(1 for _ in s.maildir.glob("*/new/*"))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    want = set().union(*sent)
+    total = clients * per_client
+    ok = (not errors and len(want) == total and len(stored) == total and set(stored) == want
+          and on_disk == total)
+    return {"clients": clients, "per_client": per_client, "messages": total, "seconds": dt,
+            "msgs_per_s": total / dt, "stored": len(stored), "distinct_stored": len(set(stored)),
+            "on_disk": on_disk, "errors": [repr(e) for e in errors[:3]], "ok": ok}
+
+
+# --- (d) the DNS server ----------------------------------------------------------------------------
+def bench_dns(queries: int) -> dict[str, Any]:
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    from simulator.net.dns_server import DnsServerThread
+    from simulator.net.zone import Zone
+
+    zone = Zone.from_scenario(wire_scenario(3))
+    questions = [("acme.example", "TXT"), *((d, "MX") for d in DOMAINS), *((f"mx.{d}", "A") for d in DOMAINS),
+                 ("nowhere.example", "A")]
+    srv = DnsServerThread(zone, "127.0.0.1", 0).start()
+    bad = 0
+    try:
+        msgs = [dns.message.make_query(q, t) for q, t in questions]
+        t0 = time.perf_counter()
+        for i in range(queries):
+            q = msgs[i % len(msgs)]
+            r = dns.query.udp(q, "127.0.0.1", port=srv.port, timeout=5.0)
+            want = dns.rcode.NXDOMAIN if questions[i % len(msgs)][0] == "nowhere.example" else dns.rcode.NOERROR
+            if r.rcode() != want or (want == dns.rcode.NOERROR and not r.answer):
+                bad += 1
+        dt = time.perf_counter() - t0
+    finally:
+        srv.stop()
+    return {"queries": queries, "seconds": dt, "qps": queries / dt, "bad_answers": bad, "ok": bad == 0}
+
+
+# --- all of it -------------------------------------------------------------------------------------
+def run_network_benchmarks(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every network measurement; JSON-able. ``progress`` gets a line per step."""
+    cfg = QUICK if quick else FULL
+    say = progress or (lambda _msg: None)
+    n = int(cfg["emails"])
+    say(f"warm-up ({min(n, 100)} emails each way)")
+    bench_wire(min(n, 100))
+    bench_bare(min(n, 100))
+    wires: list[dict[str, Any]] = []
+    bares: list[dict[str, Any]] = []
+    for r in range(int(cfg["rounds"])):
+        say(f"round {r + 1}/{cfg['rounds']}: bare aiosmtpd + smtplib, {n} messages")
+        bares.append(bench_bare(n))
+        say(f"round {r + 1}/{cfg['rounds']}: wire transport, {n} emails")
+        wires.append(bench_wire(n))
+    wire_rate = statistics.median(w["emails_per_s"] for w in wires)
+    bare_rate = statistics.median(b["msgs_per_s"] for b in bares)
+    ratio = wire_rate / bare_rate
+    say(f"sink: {cfg['clients']} clients x {cfg['per_client']} messages")
+    sink = bench_sink_clients(int(cfg["clients"]), int(cfg["per_client"]))
+    say(f"DNS: {cfg['dns_queries']} queries")
+    dns_res = bench_dns(int(cfg["dns_queries"]))
+    return {
+        "quick": quick,
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpus": os.cpu_count()},
+        "wire": {"runs": wires, "emails_per_s": wire_rate, "ok": all(w["ok"] for w in wires)},
+        "bare": {"runs": bares, "msgs_per_s": bare_rate, "ok": all(b["ok"] for b in bares)},
+        "wire_vs_bare": {"ratio": ratio, "target": TARGET_WIRE_RATIO, "pass": ratio >= TARGET_WIRE_RATIO,
+                         "per_round": [w["emails_per_s"] / b["msgs_per_s"] for w, b in zip(wires, bares, strict=True)]},
+        "sink_10_clients": {**sink, "pass": sink["ok"]},
+        "dns": dns_res,
+    }
+
+
+def print_table(res: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def verdict(ok: bool) -> str:
+        return "[green]PASS[/green]" if ok else "[red]MISSED[/red]"
+
+    t = Table(title="mailsim network benchmarks" + (" (quick)" if res["quick"] else ""))
+    t.add_column("measurement")
+    t.add_column("count", justify="right")
+    t.add_column("rate", justify="right")
+    t.add_column("target")
+    t.add_column("result")
+    w, b, cmp_ = res["wire"], res["bare"], res["wire_vs_bare"]
+    n = w["runs"][0]["emails"]
+    t.add_row("wire transport (simulate)", f"{n:,} emails × {len(w['runs'])}", f"{w['emails_per_s']:,.0f} emails/s",
+              "", "ok" if w["ok"] else "[red]messages missing[/red]")
+    t.add_row("bare aiosmtpd + smtplib, 1 connection", f"{n:,} msgs × {len(b['runs'])}",
+              f"{b['msgs_per_s']:,.0f} msgs/s", "", "ok" if b["ok"] else "[red]messages missing[/red]")
+    t.add_row("wire / bare", "", f"{cmp_['ratio']:.2f}×", f"≥ {cmp_['target']}×", verdict(cmp_["pass"]))
+    s = res["sink_10_clients"]
+    t.add_row(f"sink, {s['clients']} concurrent clients", f"{s['clients']} × {s['per_client']}",
+              f"{s['msgs_per_s']:,.0f} msgs/s", "none lost, none twice",
+              verdict(s["pass"]) + f" ({s['distinct_stored']:,}/{s['messages']:,} stored, {s['on_disk']:,} files)")
+    d = res["dns"]
+    t.add_row("DNS server, UDP", f"{d['queries']:,} queries", f"{d['qps']:,.0f} q/s", "",
+              "ok" if d["ok"] else f"[red]{d['bad_answers']} bad answers[/red]")
+    Console().print(t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--quick", action="store_true", help="smaller counts (300 emails, 10 x 30, 500 queries)")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"JSON results (default {OUT.relative_to(ROOT)})")
+    args = ap.parse_args(argv)
+    res = run_network_benchmarks(args.quick, progress=lambda m: print(f"· {m}", file=sys.stderr, flush=True))
+    print_table(res)
+    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
