@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, subcommand_metavar="",
                   context_settings={"allow_interspersed_args": True})
 
 
