@@ -156,6 +156,8 @@ def test_wire_attempt_replies_and_maildir(tmp_path: Path) -> None:
         res = wt.attempt(att)
         assert res.replies[0].code == 250 and res.replies[0].enhanced == "2.0.0"
         assert res.folder == "junk" and res.spf_result == "pass"
+        assert wt.sink is not None
+        wt.sink.flush()  # the Maildir is written behind the SMTP replies
         files = list((tmp_path / "tom@soft.example" / ".Junk" / "new").iterdir())
         assert len(files) == 1
         msg = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)

@@ -50,6 +50,7 @@ import email.policy
 import ipaddress
 import itertools
 import json
+import os
 import queue
 import re
 import struct
@@ -246,40 +247,61 @@ def mailbox_dirname(address: str) -> str:
 
 
 class Maildir:
-    """Writes messages Maildir style: ``tmp/`` then an atomic rename into ``new/``."""
+    """Writes messages Maildir style: ``tmp/`` then an atomic rename into ``new/``.
+
+    No fsync: a message is durable once the kernel has it (the sink is a test
+    double, not a mail store). Names are unique within the directory: the names
+    already in ``new/`` are read once per folder, and a name is never reused; a
+    clash with a file another writer made meanwhile in ``tmp/`` is caught by
+    ``O_EXCL``. One writer per Maildir (the sink's worker or writer thread).
+    """
 
     def __init__(self, root: Path, hostname: str = DEFAULT_HOSTNAME) -> None:
         self.root = root
         self.hostname = hostname.replace("/", "_").replace(":", "_")
-        self._made: set[Path] = set()
+        self._names: dict[str, set[str]] = {}  # folder dir -> names taken in new/ and tmp/
 
     def folder_dir(self, recipient: str, folder: str) -> Path:
         base = self.root / mailbox_dirname(recipient)
         return base / ".Junk" if folder == "junk" else base
 
-    def _ensure(self, d: Path) -> None:
-        if d not in self._made:
+    def _taken(self, d: str) -> set[str]:
+        names = self._names.get(d)
+        if names is None:
             for sub in ("tmp", "new", "cur"):
-                (d / sub).mkdir(parents=True, exist_ok=True)
-            self._made.add(d)
+                os.makedirs(os.path.join(d, sub), exist_ok=True)
+            names = set(os.listdir(os.path.join(d, "new"))) | set(os.listdir(os.path.join(d, "tmp")))
+            self._names[d] = names
+        return names
 
     def deliver(self, recipient: str, folder: str, message_id: str, now: int, data: bytes) -> Path:
-        d = self.folder_dir(recipient, folder)
-        self._ensure(d)
+        d = str(self.folder_dir(recipient, folder))
+        taken = self._taken(d)
         digest = blake2b(f"{message_id}\x00{recipient.lower()}".encode("utf-8", "surrogateescape"),
                          digest_size=8).hexdigest()
         stem = f"{now}.M{digest}"
         name = f"{stem}.{self.hostname}"
         n = 1
-        while (d / "new" / name).exists() or (d / "tmp" / name).exists():
-            n += 1
-            name = f"{stem}_{n}.{self.hostname}"
-        tmp = d / "tmp" / name
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        final = d / "new" / name
-        tmp.rename(final)
-        return final
+        while True:
+            while name in taken:
+                n += 1
+                name = f"{stem}_{n}.{self.hostname}"
+            taken.add(name)
+            tmp = f"{d}/tmp/{name}"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+            except FileExistsError:
+                continue
+            break
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        final = f"{d}/new/{name}"
+        os.rename(tmp, final)
+        return Path(final)
 
 
 # --- aiosmtpd plumbing ------------------------------------------------------------------------
