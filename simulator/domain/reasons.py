@@ -188,38 +188,22 @@ REASONS: dict[str, ReasonInfo] = {
     )
 }
 
-# junk and reject variants for every SPF result (spf-softfail-junk, spf-permerror-rejected, …)
+# what a receiver did with the message by its SPF result: spf-softfail-junk, spf-permerror-rejected, …
+_SPF_VARIANTS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("junk", "junk", "Delivered to the junk folder: the receiver files SPF {r} as junk",
+     "Ask the customer to check junk/spam; look up the sender domain's SPF record.",
+     "Authorise the sending IPs in SPF (pass) so receivers file it in the inbox."),
+    ("deferred", "deferred", "The receiver defers SPF {r} (451 4.7.24); the platform retries",
+     "The sender domain's SPF record and DNS reachability.",
+     "Fix the sender domain's SPF (or its DNS) so receivers get a definite pass."),
+    ("rejected", "bounced", "The receiver rejects SPF {r} (550 5.7.23)",
+     "The bounce in the sender's inbox; the sender domain's SPF record.",
+     "Fix the sender domain's SPF record so the sending IPs pass."),
+)
 for _res in ("pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"):
-    _code = f"spf-{_res}-junk"
-    REASONS.setdefault(
-        _code,
-        _R(
-            _code, "delivery", "junk", (0, 3),
-            f"Delivered to the junk folder: the receiver files SPF {_res} as junk",
-            "Ask the customer to check junk/spam; look up the sender domain's SPF record.",
-            "Authorise the sending IPs in SPF (pass) so receivers file it in the inbox.",
-        ),
-    )
-    _code = f"spf-{_res}-deferred"
-    REASONS.setdefault(
-        _code,
-        _R(
-            _code, "delivery", "deferred", (0, 3),
-            f"The receiver defers SPF {_res} (451 4.7.24); the platform retries",
-            "The sender domain's SPF record and DNS reachability.",
-            "Fix the sender domain's SPF (or its DNS) so receivers get a definite pass.",
-        ),
-    )
-    _code = f"spf-{_res}-rejected"
-    REASONS.setdefault(
-        _code,
-        _R(
-            _code, "delivery", "bounced", (0, 3),
-            f"The receiver rejects SPF {_res} (550 5.7.23)",
-            "The bounce in the sender's inbox; the sender domain's SPF record.",
-            "Fix the sender domain's SPF record so the sending IPs pass.",
-        ),
-    )
+    for _suffix, _where, _title, _check, _fix in _SPF_VARIANTS:
+        _code = f"spf-{_res}-{_suffix}"
+        REASONS.setdefault(_code, _R(_code, "delivery", _where, (0, 3), _title.format(r=_res), _check, _fix))
 
 BLOCKING = frozenset(c for c, r in REASONS.items() if r.kind == "blocking")
 
