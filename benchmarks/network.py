@@ -323,7 +323,7 @@ def print_table(res: dict[str, Any]) -> None:
     d = res["dns"]
     t.add_row("DNS server, UDP", f"{d['queries']:,} queries", f"{d['qps']:,.0f} q/s", "",
               "ok" if d["ok"] else f"[red]{d['bad_answers']} bad answers[/red]")
-    Console().print(t)
+    Console(width=max(120, Console().width)).print(t)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -237,3 +237,44 @@ def test_ten_concurrent_clients_two_hundred_messages_each(sink: Sink) -> None:
     assert on_disk == len(want)
     assert sum(b["inbox"] for b in sink.summary()["mailboxes"].values()) == len(want)
     assert sum(refused) > 0
+
+
+def test_pipelined_client_gets_every_reply_in_order(sink: Sink) -> None:
+    """A client that pipelines (RFC 2920) gets one reply per command, in order, none lost when
+    the sink writes them together; a QUIT behind them still gets its 221."""
+    r = Raw(sink.port)
+    try:
+        assert r.cmd(b"EHLO p.test").startswith(b"250 ")
+        batch = (b"MAIL FROM:<p@x.example>\r\nRCPT TO:<jane@client.example>\r\nRCPT TO:<nobody@client.example>\r\n"
+                 b"RSET\r\n") * 20
+        r.send(batch + b"MAIL FROM:<p@x.example>\r\nRCPT TO:<bob@client.example>\r\nDATA\r\n")
+        got = [r.reply()[:9] for _ in range(20 * 4 + 3)]
+        assert got[:4] == [b"250 2.1.0", b"250 2.1.5", b"550 5.1.1", b"250 2.0.0"]
+        assert got[:80] == got[:4] * 20
+        assert got[80:] == [b"250 2.1.0", b"250 2.1.5", b"354 End d"]
+        r.send(b"Message-ID: <pipe@t>\r\nSubject: p\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n")
+        final = r.reply()
+        assert final[:3] in (b"250", b"451")  # the scenario's seeded DATA tempfail may answer
+        assert r.reply().startswith(b"250 2.0.0")  # NOOP
+        assert r.reply().startswith(b"221 2.0.0")
+        assert r.f.readline() == b""
+    finally:
+        r.close()
+    stored = [m.message_id for m in sink.messages()]
+    assert stored == (["<pipe@t>"] if final.startswith(b"250") else [])
+    assert works(sink)
+
+
+def test_xmailsim_is_refused_on_the_plain_listener(sink: Sink) -> None:
+    from simulator.net.sink import MailContext, xmailsim_value
+
+    r = Raw(sink.port)
+    try:
+        assert r.cmd(b"EHLO h.test").startswith(b"250 ")
+        ctx = xmailsim_value(MailContext("<forged@x>", 1, 0, "client.example"))
+        assert r.cmd(b"MAIL FROM:<a@x.example> XMAILSIM=" + ctx.encode()).startswith(b"555 5.5.4")
+        assert r.cmd(b"MAIL FROM:<a@x.example>").startswith(b"250 2.1.0")
+        assert r.cmd(b"RCPT TO:<jane@client.example> XMAILSIM=00").startswith(b"555 5.5.4")
+    finally:
+        r.close()
+    assert works(sink)

@@ -84,6 +84,7 @@ T = TypeVar("T")
 DEFAULT_HOSTNAME = "mx.mailsim.test"
 DEFAULT_SIZE_LIMIT = MailboxDomain(domain="*").size_limit
 IDENT = "ESMTP mailsim"
+WRITERS = 2  # threads writing Maildir files for the plain listener
 
 # PROXY v2 TLV types in the application range (0xE0-0xEF) carrying the simulator's context.
 TLV_MESSAGE_ID = 0xE0
@@ -253,13 +254,15 @@ class Maildir:
     double, not a mail store). Names are unique within the directory: the names
     already in ``new/`` are read once per folder, and a name is never reused; a
     clash with a file another writer made meanwhile in ``tmp/`` is caught by
-    ``O_EXCL``. One writer per Maildir (the sink's worker or writer thread).
+    ``O_EXCL``. Threads may deliver at once (names are reserved under a lock,
+    files are written outside it); one process per Maildir.
     """
 
     def __init__(self, root: Path, hostname: str = DEFAULT_HOSTNAME) -> None:
         self.root = root
         self.hostname = hostname.replace("/", "_").replace(":", "_")
         self._names: dict[str, set[str]] = {}  # folder dir -> names taken in new/ and tmp/
+        self._lock = threading.Lock()
 
     def folder_dir(self, recipient: str, folder: str) -> Path:
         base = self.root / mailbox_dirname(recipient)
@@ -276,17 +279,18 @@ class Maildir:
 
     def deliver(self, recipient: str, folder: str, message_id: str, now: int, data: bytes) -> Path:
         d = str(self.folder_dir(recipient, folder))
-        taken = self._taken(d)
         digest = blake2b(f"{message_id}\x00{recipient.lower()}".encode("utf-8", "surrogateescape"),
                          digest_size=8).hexdigest()
         stem = f"{now}.M{digest}"
         name = f"{stem}.{self.hostname}"
         n = 1
         while True:
-            while name in taken:
-                n += 1
-                name = f"{stem}_{n}.{self.hostname}"
-            taken.add(name)
+            with self._lock:
+                taken = self._taken(d)
+                while name in taken:
+                    n += 1
+                    name = f"{stem}_{n}.{self.hostname}"
+                taken.add(name)
             tmp = f"{d}/tmp/{name}"
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
@@ -481,10 +485,19 @@ class SinkHandler:
         self._msg_seq = itertools.count(1)
 
     async def _work(self, fn: Callable[..., T], *args: Any) -> T:
-        if self.sink.inline:
-            return fn(*args)
+        """A receiver stage: on the event loop thread, the only thread touching the receiver."""
+        return fn(*args)
+
+    async def _write(self, jobs: list[Callable[[], object]]) -> None:
+        """Write the accepted copies before the reply: on the worker thread (or inline, or queued)."""
+        if not jobs:
+            return
+        if self.sink.inline or self.sink.write_behind:
+            for job in jobs:
+                self.sink.store_job(job)
+            return
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.sink.executor, partial(fn, *args))
+        await loop.run_in_executor(self.sink.executor, partial(_run_all, jobs))
 
     @staticmethod
     def _gone(server: SMTP) -> bool:
@@ -708,13 +721,17 @@ class SinkHandler:
                 limit = self.receiver.policy(r.rpartition("@")[2]).size_limit
                 if limit and len(content) > limit:
                     return reply_line(TOO_BIG)
+        jobs: list[Callable[[], object]] = []
         if s.kind == "dsn" or (not s.proxied and _is_dsn(envelope.mail_from or "", content)):
-            return await self._work(self._file_bounce, s, content)
-        reply = await self._work(self._data, s, content)
+            bounce_line = self._file_bounce(s, content, jobs)
+            await self._write(jobs)
+            return bounce_line
+        reply = self._data(s, content, jobs)
+        await self._write(jobs)
         line = await self._after(server, s, reply)
         return "" if line is None else line
 
-    def _file_bounce(self, s: SinkSession, content: bytes) -> str:
+    def _file_bounce(self, s: SinkSession, content: bytes, jobs: list[Callable[[], object]]) -> str:
         tx = s.tx
         assert tx is not None
         if not s.proxied:
@@ -722,11 +739,11 @@ class SinkHandler:
             tx.message_id = _header_message_id(content) or tx.message_id
         for r in tx.rcpts:
             self.receiver.store.file(r, "bounce", tx.message_id, tx.now)
-            self.sink.deliver(r, "bounce", tx, None, content, header="")
+            jobs.append(self.sink.delivery(r, "bounce", tx, None, content, header=""))
         tx.rcpts.clear()
         return f"250 2.0.0 OK queued as {tx.message_id}"
 
-    def _data(self, s: SinkSession, content: bytes) -> Reply:
+    def _data(self, s: SinkSession, content: bytes, jobs: list[Callable[[], object]]) -> Reply:
         tx = s.tx
         assert tx is not None
         if not s.proxied:
@@ -742,9 +759,14 @@ class SinkHandler:
         if verdict.folder is not None:
             header = f"Received-SPF: {verdict.received_spf}"
             for r in tx.rcpts:
-                self.sink.deliver(r, verdict.folder, tx, verdict.spf_result, content, header=header)
+                jobs.append(self.sink.delivery(r, verdict.folder, tx, verdict.spf_result, content, header=header))
         tx.rcpts.clear()
         return verdict.reply
+
+
+def _run_all(jobs: list[Callable[[], object]]) -> None:
+    for job in jobs:
+        job()
 
 
 def _header_message_id(content: bytes) -> str | None:
@@ -892,7 +914,8 @@ class Sink:
         self._start_mono = time.monotonic()
         self.clock: Callable[[], int] = clock or (lambda: int(time.monotonic() - self._start_mono))
         self.size_limit = max([DEFAULT_SIZE_LIMIT, *(m.size_limit for m in mailboxes)])
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailsim-sink-work")
+        # Maildir writes of the plain listener's connections (several at once: file creation waits on the disk)
+        self.executor = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="mailsim-sink-write")
         self._cond = threading.Condition()
         self._index = _Index()
         self._records: dict[str, SessionRecord] = {}
@@ -1050,6 +1073,22 @@ class Sink:
     def deliver(self, recipient: str, folder: str, tx: Transaction, spf: str | None, content: bytes,
                 *, header: str) -> StoredMessage | None:
         """Write one accepted message for one recipient and index it (None: queued, write-behind)."""
+        job = self.delivery(recipient, folder, tx, spf, content, header=header)
+        if self._writer is not None:
+            self._writer.put(job)
+            return None
+        return job()
+
+    def store_job(self, job: Callable[[], object]) -> None:
+        """Run a :meth:`delivery` now, or queue it when writing behind."""
+        if self._writer is not None:
+            self._writer.put(job)
+        else:
+            job()
+
+    def delivery(self, recipient: str, folder: str, tx: Transaction, spf: str | None, content: bytes,
+                 *, header: str) -> Callable[[], StoredMessage]:
+        """The write of one accepted message for one recipient, to run on any one thread."""
         body = content.replace(b"\r\n", b"\n")
         sender = tx.mail_from.strip()
         if sender.startswith("<") and sender.endswith(">"):  # aiosmtpd spells the null sender "<>"
@@ -1058,12 +1097,8 @@ class Sink:
         if header:
             lines.append(header)
         data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape") + body
-        job = partial(self._store, recipient, folder, tx.message_id, sender, tx.client_ip, tx.helo, spf, tx.now,
-                      data)
-        if self._writer is not None:
-            self._writer.put(job)
-            return None
-        return job()
+        return partial(self._store, recipient, folder, tx.message_id, sender, tx.client_ip, tx.helo, spf, tx.now,
+                       data)
 
     def _store(self, recipient: str, folder: str, message_id: str, sender: str, client_ip: str, helo: str,
                spf: str | None, now: int, data: bytes) -> StoredMessage:
