@@ -446,3 +446,19 @@ def test_xmailsim_round_trip_and_refusals() -> None:
         sock.close()
         tail = [ln[:9] for ln in lines if not ln.startswith(b"250-") and not ln.startswith(b"220")]
         assert tail[1:] == [b"501 5.5.4", b"250 2.1.0", b"555 5.5.4", b"221 2.0.0"], lines
+
+
+def test_network_benchmark_pieces_are_correct_at_tiny_sizes() -> None:
+    """Smoke test of benchmarks/network.py: each measurement stores/answers everything (no timing)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.network import bench_bare, bench_dns, bench_sink_clients, bench_wire
+
+    w = bench_wire(7)
+    assert w["ok"] and w["stored"] == 7 and w["stats"]["transactions"] == 7
+    assert w["stats"]["connections"] == 1  # one pooled connection carried every message
+    assert bench_bare(5)["ok"]
+    s = bench_sink_clients(3, 4)
+    assert s["ok"] and s["distinct_stored"] == s["on_disk"] == 12
+    assert bench_dns(20)["ok"]

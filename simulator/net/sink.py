@@ -12,9 +12,12 @@ replies in memory and over the wire. This module only carries SMTP:
   syntax``), except the greeting, the EHLO/HELO answer and ``354`` (RFC 2034);
 - the DSN parameters (``RET``/``ENVID`` on MAIL, ``NOTIFY``/``ORCPT`` on RCPT)
   and ``SIZE``/``BODY=8BITMIME`` are accepted instead of aiosmtpd's 555;
+- pipelined commands (RFC 2920) get their replies in one write; after a fault
+  dropped the connection, commands already buffered behind it reach nothing;
 - each accepted message is written once per recipient in Maildir layout,
   ``DIR/<recipient>/new/`` (junk: ``DIR/<recipient>/.Junk/new/``), via ``tmp/``
-  and a rename; the file name is derived from (time, message id, recipient).
+  and a rename, no fsync; the file name is derived from (time, message id,
+  recipient).
 
 Two listeners (DESIGN §7):
 
@@ -22,8 +25,12 @@ Two listeners (DESIGN §7):
   with a PROXY protocol v2 header whose source address is the simulated
   client IP and whose TLVs (type ``0xE0``–``0xE5``, see :func:`proxy_header`)
   carry the message id, attempt, virtual time ``now``, recipient domain, kind
-  (message or DSN) and a session token. So SPF sees the scenario's sending IP,
-  the fault draws are keyed exactly as in memory, and the clock is virtual;
+  (message or DSN) and a session token, for the greeting and HELO. Each
+  transaction on the connection may carry its own context as ``MAIL FROM:<...>
+  XMAILSIM=<hex JSON>`` (:class:`MailContext`, advertised in EHLO on this
+  listener only), so one connection serves many messages. So SPF sees the
+  scenario's sending IP, the fault draws are keyed exactly as in memory, and
+  the clock is virtual;
 - the **plain listener** for ordinary clients (swaks, smtplib, smtp-source):
   the client IP is the peer's, the clock is the wall clock (seconds since the
   sink started, or an injected ``clock``), the message id is a counter until
@@ -35,9 +42,11 @@ Two listeners (DESIGN §7):
   faults really wait there. A null-sender ``multipart/report`` message on the
   plain listener is filed as a bounce (§8), like a DSN on the PROXY listener.
 
-The :class:`Sink` runs both listeners on an event loop in its own thread; all
-receiver and Maildir work runs on one worker thread, so the receiver's state
-(greylist, quotas, store) is touched by one thread at a time.
+The :class:`Sink` runs both listeners on an event loop in its own thread. The
+receiver's stages run on that thread, so its state (greylist, quotas, store) is
+touched by one thread; the Maildir files are written by worker threads before
+the 250 goes out (or on the loop, ``inline``, or behind the replies,
+``write_behind``).
 """
 
 from __future__ import annotations
@@ -848,10 +857,11 @@ class Sink:
     caller (the wire transport) share the engine's :class:`MailStore`. ``clock``
     is the plain listener's time in seconds (default: since :meth:`start`).
     ``maildir`` None: a temporary directory removed on :meth:`stop`.
-    ``inline`` runs the receiver and Maildir work on the event loop itself
-    instead of the worker thread: fewer thread hand-offs for a single client
-    that waits for each reply (the wire transport), but one slow SPF lookup or
-    disk write then holds up every other connection. ``write_behind`` writes
+    The receiver's stages (and so a custom ``spf``) run on the event loop.
+    ``inline`` writes the Maildir files there too instead of on a worker
+    thread: no thread hand-off for a single client that waits for each reply
+    (the wire transport, on a fast disk), but one slow disk write then holds up
+    every other connection. ``write_behind`` writes
     the Maildir files on a writer thread behind a bounded queue instead of
     before the 250 reply: the receiver's counts (and so a simulator run) are
     unchanged, :meth:`messages`, :meth:`summary` and :meth:`stop` wait for the

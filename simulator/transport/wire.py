@@ -14,7 +14,9 @@ wire``) starts, for the run:
   ``WireResolver`` against the same DNS server and files into the engine's own
   :class:`~simulator.net.receiver.MailStore` (so the mailbox counts the run
   reports are what the sink stored), and writes every message to a Maildir
-  (on a writer thread: a transaction never waits for the disk).
+  (a temporary one in RAM when there is room, see :func:`scratch_root`; a kept
+  one on disk is written behind the replies, so a transaction never waits for
+  the disk).
 
 The SMTP client is a small asyncio client scheduled on the sink's own event
 loop, so a request/reply exchange is not a thread hand-off; the engine's thread
