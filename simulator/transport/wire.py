@@ -437,8 +437,9 @@ class WireTransport:
             self.stats["transactions"] += 1
             key = ("msg", att.client_ip, att.helo)
             if client is None and pooled[i]:
-                client = await self._pooled(key, att.client_ip, att.mx_ip, att.helo,
-                                            MailContext(att.message_id, att.attempt, att.now, att.domain))
+                async with asyncio.timeout(SMTP_TIMEOUT):
+                    client = await self._pooled(key, att.client_ip, att.mx_ip, att.helo,
+                                                MailContext(att.message_id, att.attempt, att.now, att.domain))
             if client is None:
                 out.append(await _bounded(self._own_connection(att, bodies[i], token)))
                 i += 1
@@ -625,16 +626,19 @@ class WireTransport:
             await self._discard(key)
 
     def close(self) -> None:
-        if self.sink is not None:
-            if self._pool and self.sink.loop is not None:
-                with contextlib.suppress(Exception):
-                    self._run(_bounded(self._close_pool()))
-            self.sink.stop()
-            self.sink = None
-        self.dns_server.stop()
-        if self._scratch is not None:
-            self._scratch.cleanup()
-            self._scratch = None
+        """Stop the sink (every Maildir file written: a failed write raises here) and the DNS server."""
+        try:
+            if self.sink is not None:
+                sink, self.sink = self.sink, None
+                if self._pool and sink.loop is not None:
+                    with contextlib.suppress(Exception):
+                        asyncio.run_coroutine_threadsafe(_bounded(self._close_pool()), sink.loop).result()
+                sink.stop()
+        finally:
+            self.dns_server.stop()
+            if self._scratch is not None:
+                self._scratch.cleanup()
+                self._scratch = None
 
 
 def _with_id(att: Attempt, message_id: str) -> Attempt:
