@@ -296,8 +296,9 @@ def test_reused_connections_draw_the_same_faults_as_memory(tmp_path: Path) -> No
     assert wire == mem
     events = [json.loads(line) for line in (tmp_path / "mem.jsonl").read_text().splitlines()[1:]]
     wire_events = [json.loads(line) for line in (tmp_path / "wire.jsonl").read_text().splitlines()[1:]]
-    # every reply of every attempt, in order (the reply text of a 250 names the message: equal too)
-    assert [e for e in wire_events if e["event"] == "smtp.reply"] == [e for e in events if e["event"] == "smtp.reply"]
+    # every refusal and every delivery of every attempt, in order, at the same virtual times
+    for kind in ("smtp.reply", "email.delivered", "email.deferred", "email.bounced"):
+        assert [e for e in wire_events if e["event"] == kind] == [e for e in events if e["event"] == kind], kind
     reasons = {r["reason"] for inv in mem["invoices"] for r in inv["recipients"]}
     reasons |= {e["reason"] for e in events if e["event"] == "email.deferred"}
     # the draws fired at every stage, and both connection kinds were used
