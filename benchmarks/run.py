@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-size", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, help="runs per size (median reported); default by size")
     ap.add_argument("--out", default=str(HERE / "results.json"))
+    ap.add_argument("--no-network", action="store_true", help="skip the wire/sink/DNS benchmarks (network.py)")
     # child mode (internal)
     ap.add_argument("--child", choices=("mailsim", "naive", "profile"), help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -393,6 +394,13 @@ def main(argv: list[str] | None = None) -> int:
         "targets": targets,
         "all_targets_met": all(t["status"] != "MISSED" for t in targets),
     }
+    if not args.no_network:
+        # wire transport vs bare aiosmtpd+smtplib, the sink under 10 clients, DNS queries/s (DESIGN §6)
+        console.print("[bold]network benchmarks[/bold] (benchmarks/network.py)")
+        net = subprocess.run([sys.executable, str(HERE / "network.py"), *(["--quick"] if args.quick else [])],
+                             check=False)
+        net_json = HERE / "results-network.json"
+        results["network"] = json.loads(net_json.read_text()) if net.returncode == 0 and net_json.exists() else None
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 
     tbl = Table(title="mailsim memory transport vs naive SimPy (one process per email)", show_lines=False)
