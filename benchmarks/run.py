@@ -35,7 +35,12 @@ if str(ROOT) not in sys.path:
 HERE = ROOT / "benchmarks"
 FULL_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
-BATCHES = 1000
+BATCH_SIZE = 1000  # §6: 1,000 batches × 1,000 invoices at 1M; smaller runs have fewer batches of the same size
+
+
+def batches_for(size: int) -> int:
+    """Scale the number of batches, not their size: the run grows only in volume."""
+    return size // BATCH_SIZE
 
 # DESIGN §6 / §8 targets
 TARGET_1M_SECONDS = 15.0
@@ -80,9 +85,9 @@ def child_mailsim(size: int, trace: bool, repeats: int) -> dict[str, Any]:
     from simulator.engine.run import simulate
 
     t0 = time.perf_counter()
-    scn = build(size, BATCHES)
+    scn = build(size, batches_for(size))
     load = time.perf_counter() - t0
-    w = workload(size, BATCHES)
+    w = workload(size, batches_for(size))
     times: list[float] = []
     gc_s: list[float] = []
     out: dict[str, Any] = {"kind": "mailsim", "size": size, "trace": trace, "load_seconds": load}
@@ -130,7 +135,7 @@ def child_naive(size: int, repeats: int, gc_off: bool) -> dict[str, Any]:
         if gc_off:
             gc.disable()
         t1 = time.perf_counter()
-        r = run_naive(size, BATCHES)
+        r = run_naive(size, batches_for(size))
         dt = time.perf_counter() - t1
         gc.enable()
         gc.callbacks.remove(timer)
@@ -148,7 +153,7 @@ def child_profile(size: int, out_path: Path) -> dict[str, Any]:
     from benchmarks.scenarios import build
     from simulator.engine.run import simulate
 
-    scn = build(size, BATCHES)
+    scn = build(size, batches_for(size))
     prof = cProfile.Profile()
     t1 = time.perf_counter()
     prof.enable()
@@ -305,9 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 160)
     sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",")} if args.sizes
                    else set(QUICK_SIZES if args.quick else FULL_SIZES))
-    bad = [n for n in sizes if n <= 0 or n % BATCHES]
+    bad = [n for n in sizes if n <= 0 or n % BATCH_SIZE]
     if bad:
-        console.print(f"[red]sizes must be positive multiples of {BATCHES}: {bad}[/red]")
+        console.print(f"[red]sizes must be positive multiples of {BATCH_SIZE}: {bad}[/red]")
         return 2
     do_profile = not (args.no_profile or args.quick)
     rep: list[str] = ["--repeats", str(args.repeats)] if args.repeats else []
@@ -381,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "bench_wall_seconds": round(time.time() - started, 1),
         "machine": {**machine_info(), "load_average_at_start": load_at_start},
-        "workload": {"batches": BATCHES, "recipient_domains": 3, "properties": 30, "batch_every": "1m",
+        "workload": {"batch_size": BATCH_SIZE, "batches": {str(n): batches_for(n) for n in sizes},
+                     "recipient_domains": 3, "properties": 30, "batch_every": "1m",
                      "token_expiry": "region sender at the middle batch, resync 2h later", "transport": "memory"},
         "sizes": per_size,
         "trace_on": None if trace is None else {

@@ -78,7 +78,8 @@ class Engine:
         self.dns = DnsView(self.zone, scn.faults, scn.seed)
         self.store = MailStore()
         self.receiver = ReceivingServer(scn.mailboxes, scn.faults, scn.seed, self.dns.spf, self.store)
-        self.transport: Transport = transport(self) if transport else MemoryTransport(self.receiver)
+        self.transport: Transport = transport(self) if transport else MemoryTransport(
+            self.receiver, state_key=lambda: (self.zone.version, self.dns.epoch()))
         self.mta = Mta(self, self.transport, MtaSettings(scn.settings.retry_schedule,
                                                          scn.settings.max_queue_lifetime, scn.platform.helo))
         # -- emails and the queue --

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 
 from simulator.net.receiver import MailStore, ReceivingServer
@@ -10,26 +10,62 @@ from simulator.transport.base import Attempt, AttemptResult, Dsn, run_transactio
 
 
 class MemoryTransport:
-    def __init__(self, server: ReceivingServer, *, keep_dsn: bool = True) -> None:
+    """Runs each SMTP transaction against the in-process ``ReceivingServer``.
+
+    Two shortcuts keep a million emails cheap without changing a single reply:
+    a cohort of messages with one envelope runs one transaction when no
+    per-message draw or per-mailbox counter can tell them apart
+    (``ReceivingServer.shareable``), and a transaction whose inputs were all seen
+    before (same envelope, DNS state and active faults, no greylisting) reuses the
+    earlier result, filing the copies the server would have filed.
+    """
+
+    def __init__(self, server: ReceivingServer, *, keep_dsn: bool = True,
+                 state_key: Callable[[], Hashable] | None = None) -> None:
         self.server = server
         self.store: MailStore = server.store
         self.keep_dsn = keep_dsn
         self.dsns: list[Dsn] = []
+        self.state_key = state_key  # what else the replies depend on (the engine's DNS version and epoch)
+        self._memo: dict[Hashable, AttemptResult] = {}
+
+    def _key(self, att: Attempt) -> Hashable | None:
+        if self.state_key is None or att.size is not None:
+            return None
+        server = self.server
+        if not server.shareable(att.domain, att.now) or server.policy(att.domain).greylist:
+            return None
+        active = tuple(f.index for f in server.faults if f.active_at(att.now))
+        return (att.client_ip, att.helo, att.mail_from, att.domain, att.rcpts, active, self.state_key())
+
+    def _run(self, att: Attempt, copies: Sequence[str]) -> AttemptResult:
+        """One transaction for ``att`` plus identical copies filed for ``copies``."""
+        key = self._key(att)
+        res = self._memo.get(key) if key is not None else None
+        if res is None:
+            res = run_transaction(self.server, att, att.size)
+            if key is not None:
+                if len(self._memo) > 100_000:
+                    self._memo.clear()
+                self._memo[key] = res
+            pending = copies
+        else:
+            pending = [att.message_id, *copies]
+        if res.folder is not None and pending:
+            accepted = [r for r, rep in zip(att.rcpts, res.replies, strict=True) if rep.ok]
+            self.server.file_copies(accepted, res.folder, pending, att.now)
+        return res
 
     def attempt(self, att: Attempt) -> AttemptResult:
-        return run_transaction(self.server, att, att.size)
+        return self._run(att, ())
 
     def attempt_many(self, first: Attempt, message_ids: Sequence[str]) -> Sequence[AttemptResult]:
         """One envelope, many messages: run one transaction when the replies cannot differ."""
         if len(message_ids) == 1:
-            return [run_transaction(self.server, first)]
+            return [self._run(first, ())]
         if not self.server.shareable(first.domain, first.now):
             return [run_transaction(self.server, replace(first, message_id=mid)) for mid in message_ids]
-        res = run_transaction(self.server, first)
-        if res.folder is not None:
-            accepted = [r for r, rep in zip(first.rcpts, res.replies, strict=True) if rep.ok]
-            self.server.file_copies(accepted, res.folder, message_ids[1:], first.now)
-        return [res] * len(message_ids)
+        return [self._run(first, message_ids[1:])] * len(message_ids)
 
     def deliver_dsn(self, dsn: Dsn) -> None:
         # §8: a DSN goes straight to the sender's own mailbox: no MX, no SPF filing.
