@@ -29,7 +29,12 @@ DOMAINS = ("client-a.example", "client-b.example", "client-c.example")
 BRANCHES = ("north-1", "north-2", "south-1")
 PROPERTIES_PER_BRANCH = 10
 BATCH_EVERY_MIN = 1  # one batch completes a minute
-BLOCK_FOR_MIN = 120  # the region sender is blocked for two hours before the resync
+BLOCK_FOR_MIN = 120  # at 1,000 batches the region sender is blocked for two hours before the resync
+
+
+def block_for(batches: int) -> int:
+    """The blocked window scales with the run (12 % of its batches), so every size has one shape."""
+    return max(1, -(-BLOCK_FOR_MIN * batches // 1000)) * BATCH_EVERY_MIN
 TOKEN_LIFETIME_MIN = 90 * 24 * 60
 
 
@@ -74,9 +79,9 @@ def workload(emails: int, batches: int = 1000) -> Workload:
     mid = (batches // 2) * BATCH_EVERY_MIN
     blocked = tuple(
         batch_id(k) for k in range(batches)
-        if k % len(BRANCHES) != 2 and mid <= k * BATCH_EVERY_MIN < mid + BLOCK_FOR_MIN
+        if k % len(BRANCHES) != 2 and mid <= k * BATCH_EVERY_MIN < mid + block_for(batches)
     )
-    return Workload(emails, batches, emails // batches, mid, mid + BLOCK_FOR_MIN, blocked,
+    return Workload(emails, batches, emails // batches, mid, mid + block_for(batches), blocked,
                     (batches - 1) * BATCH_EVERY_MIN)
 
 
