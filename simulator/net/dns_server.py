@@ -301,6 +301,12 @@ class DnsServer:
         await self.stop()
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A handler cancelled at shutdown must still end normally: Python 3.11's streams
+        # callback calls task.exception() and logs a CancelledError traceback otherwise.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._serve_tcp_conn(reader, writer)
+
+    async def _serve_tcp_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._conns.add(writer)
         try:
             while True:
