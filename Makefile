@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/mailsim run scenarios/tour.yaml --explain || test $$? -eq 1
+	@$(BIN)/mailsim run scenarios/tour.yaml --explain || test $$? -eq 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check simulator tests benchmarks

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -52,10 +51,7 @@ def summary(console: Console, result: RunResult, *, all_rows: bool = False) -> N
             table.add_row(v.id, v.batch, v.batch_status, status, v.reason or "", _rcpt_text(v))
         console.print(table)
     else:
-        groups: Counter[tuple[str, str, str, str]] = Counter()
-        for v in result.invoices():
-            outs = ",".join(sorted({f"{r.outcome}" + (f":{r.reason}" if r.reason else "") for r in v.recipients}))
-            groups[(v.batch_status, v.email_status, v.reason or "", outs)] += 1
+        groups = result.summary_groups()
         table = Table(header_style="bold", title=f"{n:,} invoices (grouped; --all lists each)")
         for col in ("Batch status", "Email status", "Reason", "Recipient outcomes", "Invoices"):
             table.add_column(col, overflow="fold")

@@ -220,6 +220,38 @@ class RunResult:
     def invoice(self, invoice: str) -> InvoiceView | None:
         return view_of(self.engine, invoice)
 
+    def summary_groups(self) -> Counter[tuple[str, str, str, str]]:
+        """Invoices per (batch status, email status, reason, recipient outcomes), straight off the state.
+
+        What the CLI shows for large runs; shared recipient sets are summarised once.
+        """
+        eng = self.engine
+        out: Counter[tuple[str, str, str, str]] = Counter()
+
+        def outcomes(items: Iterator[tuple[str, str | None]]) -> str:
+            return ",".join(sorted({o + (f":{r}" if r else "") for o, r in items}))
+
+        for b in eng.scn.batches:
+            bs = eng.batch_status[b.id]
+            es = eng.emails.get(b.id)
+            if es is None:
+                for pid in b.property_ids():
+                    st, why = eng.prop_status[pid]
+                    outs = outcomes(("none", None) if p.skip_reason is None else ("skipped", p.skip_reason)
+                                    for p in eng.prop_plans[pid])
+                    out[(bs, st, why or "", outs)] += eng._count_property(b, pid)
+                continue
+            seen: dict[int, str] = {}
+            for e in es:
+                key = id(e.recipients)
+                cached = seen.get(key) if e.recipients.sharers > 1 else None
+                if cached is None:
+                    cached = outcomes((r.outcome, r.reason) for r in e.recipients)
+                    if e.recipients.sharers > 1:
+                        seen[key] = cached
+                out[(bs, e.status, e.reason or "", cached)] += 1
+        return out
+
     def mailboxes(self) -> dict[str, dict[str, int]]:
         return {addr: {"inbox": b.inbox, "junk": b.junk, "bounces": b.bounces}
                 for addr, b in sorted(self.engine.store.boxes.items())}
