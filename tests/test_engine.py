@@ -221,3 +221,37 @@ def test_dns_fault_window_ends_and_the_spf_gate_reopens() -> None:
             timeline="  - {at: +1h, complete_batch: B1}")
     v = r.invoice("INV-1")
     assert v is not None and v.sent_at == 3 * H and v.recipients[0].outcome == "inbox"
+
+
+def test_summary_groups_and_counts_agree_with_the_invoice_views() -> None:
+    from collections import Counter
+
+    from simulator.engine.result import _count
+
+    users = "  - {id: u1, email: ar@acme.example, sync: {provider: google, synced: -89d}}"
+    batches = ("  - {id: B1, invoices: {count: 40, properties: [p1, p2]}}\n"
+               "  - {id: B2, invoices: {count: 10, properties: [p1]}}\n"
+               "  - {id: B3, invoices: [{id: INV-9, property: p2}]}")
+    r = run(users=users, batches=batches, mailboxes="  - {domain: client.example, users: [jane], quota: 15}",
+            timeline="  - {at: +1h, complete_batch: B1}\n  - {at: +2d, complete_batch: B2}",
+            extra="until: +3d")
+    expected: Counter[tuple[str, str, str, str]] = Counter()
+    for v in r.invoices():
+        outs = ",".join(sorted({r_.outcome + (f":{r_.reason}" if r_.reason else "") for r_ in v.recipients}))
+        expected[(v.batch_status, v.email_status, v.reason or "", outs)] += 1
+    assert r.summary_groups() == expected
+    assert len(expected) >= 4  # inbox, bounced, deferred (quota), blocked and draft all appear
+    for crit in ((("email_status", "In Queue"),), (("outcome", "inbox"),), (("reason", "mailbox-full"),),
+                 (("email_status", "Pending"),), (("batch_status", "Draft"),)):
+        want = dict(crit)
+        n = 0
+        for v in r.invoices():
+            if "email_status" in want and v.email_status != want["email_status"]:
+                continue
+            if "batch_status" in want and v.batch_status != want["batch_status"]:
+                continue
+            if "reason" in want and v.reason != want["reason"] and all(x.reason != want["reason"]
+                                                                       for x in v.recipients):
+                continue
+            n += sum(1 for x in v.recipients if x.outcome == want["outcome"]) if "outcome" in want else 1
+        assert _count(r.engine, crit) == n, crit

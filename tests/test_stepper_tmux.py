@@ -20,7 +20,7 @@ MAILSIM = Path(sys.executable).with_name("mailsim")
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 
 
-def _wait(check: Callable[[], bool], polls: int = 200, pause: float = 0.05) -> bool:
+def _wait(check: Callable[[], bool], polls: int = 600, pause: float = 0.05) -> bool:
     """Poll a bounded number of times (no wall-clock assertion)."""
     for _ in range(polls):
         if check():
@@ -50,7 +50,9 @@ def test_step_in_an_80x24_terminal() -> None:
         first = screen()
         assert "tour 2026-11-02 09:00:00Z (+0s)" in first and "event #0" in first
         tmux("send-keys", "-t", "step", "next 5", "Enter")
-        assert _wait(lambda: "event #5 " in screen()), screen()
+        # the state is drawn first and the prompt right after: wait for both
+        assert _wait(lambda: "event #5 " in screen()
+                     and any(ln.startswith("step>") for ln in screen().splitlines())), screen()
         shown = screen()
         lines = shown.splitlines()
         assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
