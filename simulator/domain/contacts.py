@@ -40,10 +40,6 @@ def address_problem(raw: str) -> str | None:
     return None
 
 
-def is_valid_address(raw: str) -> bool:
-    return address_problem(raw) is None
-
-
 def domain_of(address: str) -> str:
     return address.rpartition("@")[2].lower()
 

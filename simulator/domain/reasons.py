@@ -205,8 +205,5 @@ for _res in ("pass", "fail", "softfail", "neutral", "none", "permerror", "temper
         _code = f"spf-{_res}-{_suffix}"
         REASONS.setdefault(_code, _R(_code, "delivery", _where, (0, 3), _title.format(r=_res), _check, _fix))
 
-BLOCKING = frozenset(c for c, r in REASONS.items() if r.kind == "blocking")
-
-
 def reason_info(code: str) -> ReasonInfo | None:
     return REASONS.get(code)

@@ -29,13 +29,3 @@ class Outcome(StrEnum):
     JUNK = "junk"
     BOUNCED = "bounced"
 
-
-# The order an email may move through; the engine never moves one backwards.
-EMAIL_STATUS_ORDER: dict[str, int] = {
-    EmailStatus.NA: 0,
-    EmailStatus.PENDING: 0,
-    EmailStatus.IN_QUEUE: 1,
-    EmailStatus.SENT: 2,
-}
-
-FINAL_OUTCOMES = frozenset({Outcome.SKIPPED, Outcome.INBOX, Outcome.JUNK, Outcome.BOUNCED})

@@ -351,5 +351,3 @@ def _dsn_status(r: Rcpt) -> str:
         return "4.4.7" if r.enhanced in (None, "", "4.4.7") else r.enhanced
     return r.enhanced or "5.0.0"
 
-
-Fields = dict[str, Any]

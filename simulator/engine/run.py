@@ -41,14 +41,12 @@ def simulate(
             return check
 
         for x in scn.expect:
-            if x.when is not None:
-                eng.checkpoints.append((x.when, checker(x)))
             if x.never is not None and x.invoice is not None:
                 eng.watch[(x.invoice, x.recipient)] = set()
         eng.setup()
-        for when, fn in eng.checkpoints:
-            if when is not None:
-                eng.call_at(max(0, when), eng.PRIO_CHECK, fn)
+        for x in scn.expect:
+            if x.when is not None:
+                eng.call_at(max(0, x.when), eng.PRIO_CHECK, checker(x))
         end = eng.run()
         for x in scn.expect:
             if x.index not in results:

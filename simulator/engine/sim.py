@@ -84,12 +84,10 @@ class Engine:
                                                          scn.settings.max_queue_lifetime, scn.platform.helo))
         # -- emails and the queue --
         self.batch_status: dict[str, str] = {b.id: "Draft" for b in scn.batches}
-        self.batch_completed_at: dict[str, int] = {}
         self.emails: dict[str, list[Email]] = {}  # batch id -> its emails, in invoice order
         self.groups: dict[str, Group] = {}
         self.queued = 0
         self.total_invoices = sum(b.count for b in scn.batches)
-        self.emailed = 0
         self._wake: SimEvent | None = None
         self._last_poll = -1
         # draft status per property, and its history for ``never`` expectations
@@ -100,7 +98,6 @@ class Engine:
         self.events_applied: list[tuple[Event, str | None]] = []  # (event, refusal reason)
         self.login_log: dict[str, list[tuple[int, bool]]] = {u.id: [] for u in scn.users}
         self.sync_log: dict[str, list[tuple[int, str]]] = {u.id: [] for u in scn.users}
-        self.checkpoints: list[tuple[int | None, Callable[[], None]]] = []
         self._invoice_index: dict[str, tuple[Batch, int]] | None = None
         # invoices named by ``never`` expectations: every state they pass through is recorded
         self.watch: dict[tuple[str, str | None], set[str]] = {}  # (invoice, recipient) -> states seen
@@ -308,7 +305,6 @@ class Engine:
             return
         b = self.batches[bid]
         self.batch_status[bid] = "Sent"
-        self.batch_completed_at[bid] = t
         branch_ids = tuple(sorted({self.properties[p].branch for p in b.property_ids()}))
         key = "|".join(branch_ids)
         group = self.groups.get(key)
@@ -349,7 +345,6 @@ class Engine:
             group.queue.extend(e for e in emails if e.group is not None)
         self.emails[bid] = emails
         self.queued += n_queued
-        self.emailed += len(emails)
         if n_queued and self._wake is not None and not self._wake.triggered:
             self._wake._ok = True
             self._wake._value = None

@@ -9,7 +9,6 @@ support engineer would explain it on a ticket.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,8 +323,3 @@ def explain_scenario(scn: Scenario, *, until: int | None = None, invoice: str | 
 
     return explain_run(simulate(replace(scn, until=until, expect=())), invoice=invoice)
 
-
-def iter_codes(exps: list[Explanation]) -> Iterator[str]:
-    for e in exps:
-        if e.reason:
-            yield e.reason

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from simulator.domain.faults import smtp_fault_at
-from simulator.scenario.model import Fault, MailboxDomain, SpfPolicy
+from simulator.domain.faults import smtp_fault_at, targets_domain
+from simulator.scenario.model import Fault, MailboxDomain
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +154,7 @@ class ReceivingServer:
         """
         if self.policy(domain).quota:
             return False
-        for f in self.faults:
-            if f.probability < 1.0 and f.active_at(now) and (f.target is None or _under(domain, f.target)):
-                return False
-        return True
+        return not any(f.probability < 1.0 and f.active_at(now) and targets_domain(f, domain) for f in self.faults)
 
     def file_copies(self, rcpts: Sequence[str], folder: str, message_ids: Sequence[str], now: int) -> None:
         for r in rcpts:
@@ -246,10 +243,3 @@ class ReceivingServer:
         return DataVerdict(Reply(250, "2.0.0", f"OK queued as {tx.message_id}"), folder, result, explanation, header)
 
 
-def spf_action(policy: SpfPolicy, result: str) -> str:
-    return policy.action(result)
-
-
-def _under(domain: str, target: str) -> bool:
-    d, t = domain.lower(), target.lower().rstrip(".")
-    return d == t or d.endswith("." + t)
