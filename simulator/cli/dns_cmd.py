@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from simulator.cli.common import fail, load_or_exit
 from simulator.net.dns_server import DnsServer
 from simulator.net.zone import Zone
 
@@ -31,11 +32,6 @@ app = typer.Typer(
 @app.callback()
 def _group() -> None:
     """Serve a scenario's DNS (its ``dns:`` section) on loopback."""
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
 
 
 async def _serve(zone: Zone, host: str, port: int) -> None:
@@ -58,26 +54,21 @@ def serve(
     port: Annotated[int, typer.Option(help="Port for UDP and TCP; 0 lets the OS choose.")] = 0,
 ) -> None:
     """Answer DNS queries for FILE's records until interrupted."""
-    from simulator.scenario.loader import ScenarioError, load_scenario
-
-    try:
-        scn = load_scenario(file)
-    except ScenarioError as e:
-        raise _fail(str(e)) from None
+    scn = load_or_exit(file)
     if not 0 <= port <= 65535:
-        raise _fail(f"--port must be 0..65535, got {port}")
+        raise fail(f"--port must be 0..65535, got {port}")
     try:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError
     except ValueError:
-        raise _fail(f"--host must be a loopback address (127.0.0.1 or ::1), got {host!r}") from None
+        raise fail(f"--host must be a loopback address (127.0.0.1 or ::1), got {host!r}") from None
     try:
         zone = Zone.from_scenario(scn)
     except ValueError as e:
-        raise _fail(f"{file}: {e}") from None
+        raise fail(f"{file}: {e}") from None
     try:
         asyncio.run(_serve(zone, host, port))
     except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed
         pass
     except OSError as e:
-        raise _fail(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        raise fail(f"cannot listen on {host}:{port}: {e.strerror or e}") from None

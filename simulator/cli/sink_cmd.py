@@ -20,6 +20,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from simulator.cli.common import fail, load_or_exit
 from simulator.net.sink import Sink
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -41,22 +42,13 @@ def sink(
     verbose: Annotated[bool, typer.Option(help="Log every SMTP session (aiosmtpd's log).")] = False,
 ) -> None:
     """Run the SMTP sink until Ctrl-C; print the JSON summary of what it stored."""
-    from simulator.scenario.loader import ScenarioError, load_scenario
-
-    scn = None
-    if scenario is not None:
-        try:
-            scn = load_scenario(scenario)
-        except ScenarioError as exc:
-            sys.stderr.write(f"error: {exc}\n")
-            raise typer.Exit(2) from None
+    scn = load_or_exit(scenario) if scenario is not None else None
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
     if not loopback:
-        sys.stderr.write(f"error: --host must be a loopback address (127.0.0.1 or ::1), got {host!r}\n")
-        raise typer.Exit(2)
+        raise fail(f"--host must be a loopback address (127.0.0.1 or ::1), got {host!r}")
     logging.getLogger("mail.log").setLevel(logging.INFO if verbose else logging.ERROR)
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

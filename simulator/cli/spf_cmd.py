@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from simulator.cli.common import fail, load_or_exit
 from simulator.net.resolver import MemoryResolver, Resolver, WireResolver
 from simulator.net.spf import DEFAULT_RECEIVER, SpfResult, check_mail_from
 from simulator.net.zone import Zone
@@ -30,11 +31,6 @@ app = typer.Typer(
 @app.callback()
 def _group() -> None:
     """RFC 7208 SPF checks against a scenario's DNS (its ``dns:`` section)."""
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
 
 
 def _evaluate(zone: Zone, ip: str, sender: str, helo: str, *, wire: bool, receiver: str) -> SpfResult:
@@ -62,21 +58,16 @@ def check(
     receiver: Annotated[str, typer.Option(help="Receiving host name, for the %{r} macro.")] = DEFAULT_RECEIVER,
 ) -> None:
     """Evaluate SPF for IP sending as SENDER, against FILE's DNS records."""
-    from simulator.scenario.loader import ScenarioError, load_scenario
-
     try:
         ipaddress.ip_address(ip.strip())
     except ValueError:
-        raise _fail(f"--ip: {ip!r} is not an IPv4 or IPv6 address") from None
-    try:
-        scn = load_scenario(file)
-    except ScenarioError as e:
-        raise _fail(str(e)) from None
+        raise fail(f"--ip: {ip!r} is not an IPv4 or IPv6 address") from None
+    scn = load_or_exit(file)
     helo_name = helo if helo is not None else scn.platform.helo
     try:
         zone = Zone.from_scenario(scn)
     except ValueError as e:  # the loader validates records; this guards older files
-        raise _fail(f"{file}: {e}") from None
+        raise fail(f"{file}: {e}") from None
     res = _evaluate(zone, ip, sender, helo_name, wire=wire, receiver=receiver)
     if json_out:
         doc = res.to_dict()

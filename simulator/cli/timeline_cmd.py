@@ -15,16 +15,12 @@ from typing import Annotated
 
 import typer
 
+from simulator.cli.common import fail, load_or_exit
 from simulator.replay.timeline import MAX_DETAIL_LANES
 
 # a one-command group: let options follow FILE (click groups stop at the first positional otherwise)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   context_settings={"allow_interspersed_args": True})
-
-
-def _fail(msg: str) -> typer.Exit:
-    sys.stderr.write(f"error: {msg}\n")
-    return typer.Exit(2)
 
 
 @app.callback(invoke_without_command=True)
@@ -41,20 +37,13 @@ def timeline(
 ) -> None:
     """Draw a run: one lane per invoice (status, then each recipient's delivery), lanes for sender users,
     markers for timeline events and faults, the stuck threshold. HTML is one offline file; PNG via matplotlib."""
-    from simulator.scenario.errors import ScenarioError
-    from simulator.scenario.loader import load_scenario
     from simulator.scenario.times import parse_time
 
     if html_out is None and png is None:
-        raise _fail("nothing to write: give --html OUT.html and/or --png OUT.png")
+        raise fail("nothing to write: give --html OUT.html and/or --png OUT.png")
     if max_lanes < 1 or png_max_lanes < 1:
-        raise _fail("--max-lanes and --png-max-lanes must be at least 1")
-    try:
-        scn = load_scenario(file)
-    except ScenarioError as exc:
-        raise _fail(str(exc)) from None
-    except OSError as exc:
-        raise _fail(f"{file}: {exc.strerror or exc}") from None
+        raise fail("--max-lanes and --png-max-lanes must be at least 1")
+    scn = load_or_exit(file)
     if seed is not None:
         scn = replace(scn, seed=seed)
     bounds: list[int | None] = []
@@ -65,11 +54,11 @@ def timeline(
         try:
             bounds.append(parse_time(text, scn.start))
         except ValueError as exc:
-            raise _fail(f"{name}: {exc}") from None
+            raise fail(f"{name}: {exc}") from None
 
     for target in (html_out, png):
         if target is not None and target.parent and not target.parent.exists():
-            raise _fail(f"{target}: directory {target.parent} does not exist")
+            raise fail(f"{target}: directory {target.parent} does not exist")
 
     from simulator.replay.timeline import timeline_of
     from simulator.replay.timeline_html import write_html
@@ -80,7 +69,7 @@ def timeline(
         a = max(0, bounds[0] if bounds[0] is not None else 0)
         b = min(tl.end, bounds[1] if bounds[1] is not None else tl.end)
         if b <= a:
-            raise _fail(f"the window is empty: --from must be before --to, within the run (0 → +{tl.end}s)")
+            raise fail(f"the window is empty: --from must be before --to, within the run (0 → +{tl.end}s)")
         tl.view = (a, b)
     written = []
     if html_out is not None:
