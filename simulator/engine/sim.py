@@ -90,10 +90,9 @@ class Engine:
         self.total_invoices = sum(b.count for b in scn.batches)
         self._wake: SimEvent | None = None
         self._last_poll = -1
-        # draft status per property, and its history for ``never`` expectations
+        # draft status per property (every Draft invoice of a property shares it)
         self.prop_plans: dict[str, tuple[RecipientPlan, ...]] = {}
         self.prop_status: dict[str, tuple[str, str]] = {}
-        self.prop_history: dict[str, list[tuple[int, str]]] = {}
         self.timeline_done = not scn.timeline
         self.events_applied: list[tuple[Event, str | None]] = []  # (event, refusal reason)
         self.login_log: dict[str, list[tuple[int, bool]]] = {u.id: [] for u in scn.users}
@@ -133,16 +132,14 @@ class Engine:
         status, reason = draft_status(plans)
         old = self.prop_status.get(pid)
         self.prop_status[pid] = (str(status), reason)
-        if old is None or old[0] != status:
-            self.prop_history.setdefault(pid, []).append((t, str(status)))
-            if self.tracing and old is not None:
-                for bid, b in self.batches.items():
-                    if self.batch_status[bid] != "Draft":
-                        continue
-                    for inv, p in b.iter_invoices():
-                        if p == pid:
-                            self.emit(t, "invoice.status", {"invoice": inv, "batch": bid, "email_status": status,
-                                                            "reason": reason})
+        if self.tracing and old is not None and old[0] != status:
+            for bid, b in self.batches.items():
+                if self.batch_status[bid] != "Draft":
+                    continue
+                for inv, p in b.iter_invoices():
+                    if p == pid:
+                        self.emit(t, "invoice.status", {"invoice": inv, "batch": bid, "email_status": status,
+                                                        "reason": reason})
 
     # -- the processes -----------------------------------------------------------------------
     def _timeline(self) -> Generator[SimEvent, Any, None]:
