@@ -151,9 +151,7 @@ def explain(
             err.print(f"error: --at: {exc}")
             raise typer.Exit(2) from None
     if invoice is not None:
-        from simulator.scenario.model import Batch
-
-        known = any(_has_invoice(b, invoice) for b in scn.batches if isinstance(b, Batch))
+        known = any(b.index_of(invoice) is not None for b in scn.batches)
         if not known:
             err.print(f"error: no invoice {invoice!r} in {file}")
             raise typer.Exit(2)
@@ -162,13 +160,6 @@ def explain(
         sys.stdout.buffer.write(orjson.dumps([e.to_json() for e in exps], option=orjson.OPT_INDENT_2) + b"\n")
     else:
         render.explanations(out, exps)
-
-
-def _has_invoice(b: Any, invoice: str) -> bool:
-    if b.compact is None:
-        return any(i.id == invoice for i in b.invoices)
-    bid, _, num = invoice.rpartition("-")
-    return bool(bid == b.id and num.isdigit() and 1 <= int(num) <= b.count and b.invoice_id(int(num) - 1) == invoice)
 
 
 # Commands that hold nothing to clean up at exit: after a million-email run, tearing down every

@@ -169,7 +169,7 @@ def _count(eng: Engine, crit: tuple[tuple[str, str], ...]) -> int:
                 if outcome is not None:  # a Draft invoice's recipients are "none" or "skipped" (as in its view)
                     per = sum(1 for p in plans if (p.skip_reason is None) == (outcome == "none")
                               and outcome in ("none", "skipped"))
-                n += per * eng._count_property(b, pid)
+                n += per * b.count_for(pid)
             continue
         for e in es:
             if status is not None and e.status != status:
@@ -224,7 +224,7 @@ class RunResult:
                     st, why = eng.prop_status[pid]
                     outs = outcomes(("none", None) if p.skip_reason is None else ("skipped", p.skip_reason)
                                     for p in eng.prop_plans[pid])
-                    out[(bs, st, why or "", outs)] += eng._count_property(b, pid)
+                    out[(bs, st, why or "", outs)] += b.count_for(pid)
                 continue
             seen: dict[int, str] = {}
             for e in es:

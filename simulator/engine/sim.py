@@ -500,7 +500,7 @@ class Engine:
                 counts: dict[str, int] = {}
                 for pid in b.property_ids():
                     st = self.prop_status[pid][0]
-                    counts[st] = counts.get(st, 0) + self._count_property(b, pid)
+                    counts[st] = counts.get(st, 0) + b.count_for(pid)
                 self.emit(0, "batch.draft", {"batch": b.id, "invoices": b.count, "email_status": counts})
         for uid in self.users:
             self._schedule_expiry(uid)
@@ -517,14 +517,6 @@ class Engine:
         self.env.process(self._worker())
         if self.watch:
             self.observe()
-
-    @staticmethod
-    def _count_property(b: Batch, pid: str) -> int:
-        if b.compact is None:
-            return sum(1 for inv in b.invoices if inv.property == pid)
-        props = b.compact.properties
-        k = len(props)
-        return sum(len(range(i, b.count, k)) for i, p in enumerate(props) if p == pid)
 
     def _marker(self, t: int, event: str, fields: dict[str, Any]) -> Callable[[], None]:
         return lambda: self.emit(t, event, fields)
@@ -602,13 +594,9 @@ class Engine:
         hit = self.invoice_index().get(invoice)
         if hit is not None:
             return hit
-        bid, _, num = invoice.rpartition("-")
-        b = self.batches.get(bid)
-        if b is not None and b.compact is not None and num.isdigit():
-            i = int(num) - 1
-            if 0 <= i < b.count and b.invoice_id(i) == invoice:
-                return b, i
-        return None
+        b = self.batches.get(invoice.rpartition("-")[0])
+        i = b.index_of(invoice) if b is not None and b.compact is not None else None
+        return (b, i) if b is not None and i is not None else None
 
     def email_of(self, invoice: str) -> Email | None:
         loc = self.locate(invoice)

@@ -198,6 +198,23 @@ class Batch:
         width = len(str(self.compact.count))
         return f"{self.id}-{i + 1:0{width}d}"
 
+    def count_for(self, property_id: str) -> int:
+        """How many of this batch's invoices are for ``property_id`` (compact: round-robin arithmetic)."""
+        if self.compact is None:
+            return sum(1 for inv in self.invoices if inv.property == property_id)
+        props = self.compact.properties
+        return sum(len(range(i, self.compact.count, len(props))) for i, p in enumerate(props) if p == property_id)
+
+    def index_of(self, invoice: str) -> int | None:
+        """Position of ``invoice`` in this batch; compact ids are parsed, not generated."""
+        if self.compact is None:
+            return next((i for i, inv in enumerate(self.invoices) if inv.id == invoice), None)
+        prefix, _, num = invoice.rpartition("-")
+        if prefix != self.id or not num.isdigit():
+            return None
+        i = int(num) - 1
+        return i if 0 <= i < self.compact.count and self.invoice_id(i) == invoice else None
+
     def property_of(self, i: int) -> str:
         if self.compact is None:
             return self.invoices[i].property
