@@ -39,6 +39,15 @@ TransportFactory = Callable[["Engine"], Transport]
 MAX_DEFAULT_RUN = 30 * DAY
 
 
+def _merge_notes(memo: dict[tuple[str, ...], tuple[str, ...]], notes: tuple[str, ...],
+                 extra: tuple[str, ...]) -> tuple[str, ...]:
+    """``notes`` plus ``extra`` without repeats; the emails of one poll share a handful of note sets."""
+    hit = memo.get(notes)
+    if hit is None:
+        hit = memo[notes] = tuple(dict.fromkeys(notes + extra))
+    return hit
+
+
 class Engine:
     PRIO_TIMELINE = 0
     PRIO_FAULT = 1
@@ -417,9 +426,11 @@ class Engine:
                 group.history.append((now, d.reason, d.evidence))
                 group.reason_applied = 0
             if group.reason_applied < len(q):
+                merged: dict[tuple[str, ...], tuple[str, ...]] = {}
                 for e in q[group.reason_applied:]:
                     e.reason = d.reason
-                    e.notes = tuple(dict.fromkeys(e.notes + d.notes))
+                    if d.notes:
+                        e.notes = _merge_notes(merged, e.notes, d.notes)
                     if tracing:
                         self.emit(now, "email.blocked", {"invoice": e.invoice, "reason": d.reason,
                                                          "sender": d.address, "evidence": d.evidence})
@@ -456,10 +467,7 @@ class Engine:
             e.status = "Sent"
             e.send = single or sends[mta.client_ip(e, d)]
             if d.notes:
-                notes = merged_notes.get(e.notes)
-                if notes is None:
-                    notes = merged_notes[e.notes] = tuple(dict.fromkeys(e.notes + d.notes))
-                e.notes = notes
+                e.notes = _merge_notes(merged_notes, e.notes, d.notes)
             key = id(e.plans)
             deliverable = deliverable_plans.get(key)
             if deliverable is None:
