@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --only-binary=:all: 'atheris>=2.3' 2>/dev/null || echo 'note: atheris has no wheel here; the loader fuzz test uses hypothesis only'
 	touch $(STAMP)
 
 venv: $(STAMP)
