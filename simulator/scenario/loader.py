@@ -62,7 +62,7 @@ from simulator.scenario.model import (
 from simulator.scenario.times import parse_duration, parse_start, parse_time
 from simulator.scenario.yamltree import TooLarge, YMap, YSeq, parse_yaml
 
-__all__ = ["SUPPORTED_SCHEMAS", "ScenarioError", "load_scenario", "load_scenario_text"]
+__all__ = ["SUPPORTED_SCHEMAS", "ScenarioError", "load_scenario", "load_scenario_text", "load_tree"]
 
 SUPPORTED_SCHEMAS: tuple[str, ...] = ("mailsim/1",)
 
@@ -1224,6 +1224,11 @@ def _load(text: str, path: str, sha256: str, default_name: str) -> Scenario:
     doc = parse_yaml(text, path)
     if doc is None:
         raise ScenarioError(path, 1, 1, "the file is empty; a scenario starts with 'schema: mailsim/1'")
+    return load_tree(doc, path, sha256, default_name)
+
+
+def load_tree(doc: object, path: str, sha256: str, default_name: str = "scenario") -> Scenario:
+    """Validate an already-parsed YAML tree (from ``parse_yaml``, possibly edited, e.g. by a sweep)."""
     loader = _Loader(path)
     try:
         return loader.scenario(doc, default_name, path, sha256)
