@@ -43,6 +43,8 @@ def _mount() -> None:
         ("simulator.cli.timeline_cmd", "timeline", "Draw a run as an HTML (and PNG) timeline."),
         ("simulator.cli.replay_cmd", "replay", "Re-run a trace's scenario and check it is byte-identical."),
         ("simulator.cli.diff_cmd", "diff", "Where two runs (scenarios or traces) diverge."),
+        ("simulator.cli.sweep_cmd", "sweep", "Run a grid of parameter values × seeds, one row per run."),
+        ("simulator.cli.chaos_cmd", "chaos", "Seeded random faults on a scenario, with invariants checked."),
     ):
         try:
             sub = importlib.import_module(mod)

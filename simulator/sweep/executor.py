@@ -1,0 +1,135 @@
+"""Many independent runs at once: in this process, on a local process pool, or on a Dask cluster.
+
+Every task is a pure function of its argument (fault draws are keyed hashes of the seed, DESIGN §8),
+so *where* a task ran never changes its result: callers get ``(index, result)`` pairs in completion
+order and put them back in order themselves. At most a few tasks per worker are in flight, so a
+grid of a million runs never becomes a million pickled futures, and an interrupt loses only the
+runs that were in progress.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+IN_FLIGHT_PER_WORKER = 4
+
+
+def default_workers() -> int:
+    """Every core this process may use (the affinity mask, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; only the parent decides what to keep.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def imap_unordered(
+    fn: Callable[[T], R],
+    tasks: Sequence[T],
+    *,
+    workers: int | None = None,
+    dask: str | None = None,
+) -> Iterator[tuple[int, R]]:
+    """Yield ``(i, fn(tasks[i]))`` as runs finish.
+
+    ``fn`` must be a module-level function (it is pickled by reference). ``dask`` is a scheduler
+    address (``tcp://host:port``) or ``"local"`` for a loopback LocalCluster with ``workers``
+    single-threaded worker processes. Closing the iterator early (or an interrupt) cancels what
+    has not started and stops what is running.
+    """
+    if dask is not None:
+        return _dask(fn, tasks, dask, workers)
+    n = default_workers() if workers is None else workers
+    if n <= 1 or len(tasks) <= 1:
+        return ((i, fn(t)) for i, t in enumerate(tasks))
+    return _pool(fn, tasks, min(n, len(tasks)))
+
+
+def _pool(fn: Callable[[T], R], tasks: Sequence[T], n: int) -> Iterator[tuple[int, R]]:
+    # forkserver: no fork of a parent that already runs threads (progress bars, Dask clients);
+    # the server imports the simulator once and every worker forks from that warm copy.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["simulator.sweep.worker"])
+    ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_ignore_sigint)
+    pending: dict[Future[R], int] = {}
+    it = iter(enumerate(tasks))
+    clean = False
+    try:
+        def refill() -> None:
+            while len(pending) < n * IN_FLIGHT_PER_WORKER:
+                nxt = next(it, None)
+                if nxt is None:
+                    return
+                pending[ex.submit(fn, nxt[1])] = nxt[0]
+
+        refill()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=pending.__getitem__):
+                i = pending.pop(fut)
+                yield i, fut.result()
+            refill()
+        clean = True
+    finally:
+        if clean:
+            ex.shutdown(wait=True)
+        else:
+            ex.shutdown(wait=False, cancel_futures=True)
+            for child in multiprocessing.active_children():
+                child.terminate()
+            for child in multiprocessing.active_children():
+                child.join(timeout=5)
+
+
+def _dask(fn: Callable[[T], R], tasks: Sequence[T], address: str, workers: int | None) -> Iterator[tuple[int, R]]:
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster: Any = None
+    if address == "local":
+        n = default_workers() if workers is None else max(1, workers)
+        # loopback only, and no dashboard: it would otherwise listen on every interface
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(address, timeout="30s")
+    try:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or (workers or 1))
+        limit = n_workers * IN_FLIGHT_PER_WORKER
+        it = iter(enumerate(tasks))
+        index: dict[Any, int] = {}
+
+        def submit() -> Any:
+            nxt = next(it, None)
+            if nxt is None:
+                return None
+            fut = client.submit(fn, nxt[1], pure=False)
+            index[fut.key] = nxt[0]
+            return fut
+
+        first = [f for f in (submit() for _ in range(limit)) if f is not None]
+        ac = as_completed(first)
+        for fut in ac:
+            i = index.pop(fut.key)
+            res = fut.result()
+            fut.release()
+            nxt = submit()
+            if nxt is not None:
+                ac.add(nxt)
+            yield i, res
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,129 @@
+"""One sweep run, wherever it executes: apply the overrides, simulate, reduce to one row.
+
+This module is what a pool or Dask worker imports, so it keeps its imports light at module level
+and caches the parsed base scenario per process (keyed by its SHA-256): a sweep of a thousand runs
+parses the file once per worker, not once per run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Any
+
+from simulator.scenario.errors import ScenarioError
+from simulator.sweep.grid import GridError, RunSpec, apply_all, override_line
+
+STATUS_COLUMNS = {"N/A": "status_na", "Pending": "status_pending", "In Queue": "status_in_queue",
+                  "Sent": "status_sent"}
+OUTCOME_COLUMNS = {o: f"rcpt_{o}" for o in ("none", "skipped", "deferred", "inbox", "junk", "bounced")}
+METRIC_COLUMNS = ("invoices", *STATUS_COLUMNS.values(), *OUTCOME_COLUMNS.values(), "stuck", "lost",
+                  "inbox_p50_s", "inbox_p95_s", "inbox_max_s", "in_queue_reasons", "expect_failed",
+                  "expect_total", "end", "error")
+
+_TREES: dict[str, object] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A run plus the scenario text it applies to (sent along so remote workers need no shared disk)."""
+
+    text: str
+    path: str
+    sha256: str
+    name: str
+    spec: RunSpec
+
+
+def _tree(job: Job) -> object:
+    tree = _TREES.get(job.sha256)
+    if tree is None:
+        from simulator.scenario.yamltree import parse_yaml
+
+        if len(_TREES) >= 4:  # a worker serves one sweep at a time; keep the cache small
+            _TREES.clear()
+        tree = _TREES[job.sha256] = parse_yaml(job.text, job.path)
+    return tree
+
+
+def nearest_rank(sorted_values: list[int], q: float) -> int:
+    """The q-quantile by nearest rank: always a value that occurred, and the same on every platform."""
+    k = max(0, min(len(sorted_values) - 1, -(-int(q * 100) * len(sorted_values) // 100) - 1))
+    return sorted_values[k]
+
+
+def row_of(result: Any) -> dict[str, Any]:
+    """Counts per status and outcome, stuck and lost emails, completion-to-inbox times, expectations."""
+    eng = result.engine
+    status: Counter[str] = Counter()
+    outcome: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    latency: list[int] = []
+    stuck = 0
+    for b in eng.scn.batches:
+        es = eng.emails.get(b.id)
+        if es is None:  # Draft: every invoice of a property shares its status and recipients
+            for pid in b.property_ids():
+                n = b.count_for(pid)
+                st, _why = eng.prop_status[pid]
+                status[str(st)] += n
+                for p in eng.prop_plans[pid]:
+                    outcome["none" if p.skip_reason is None else "skipped"] += n
+            continue
+        for e in es:
+            status[e.status] += 1
+            if e.stuck_at is not None:
+                stuck += 1
+            if e.status == "In Queue":
+                reasons[e.reason or "waiting-for-poll"] += 1
+            done = e.completed_at
+            for r in e.recipients:
+                outcome[r.outcome] += 1
+                if r.outcome == "inbox" and r.at is not None and done is not None:
+                    latency.append(r.at - done)
+    latency.sort()
+    acc = result.accounting()
+    row: dict[str, Any] = {"invoices": acc.get("invoices", 0)}
+    for name, col in STATUS_COLUMNS.items():
+        row[col] = status.get(name, 0)
+    for name, col in OUTCOME_COLUMNS.items():
+        row[col] = outcome.get(name, 0)
+    row["stuck"] = stuck
+    row["lost"] = acc.get("lost", 0)
+    row["inbox_p50_s"] = nearest_rank(latency, 0.50) if latency else None
+    row["inbox_p95_s"] = nearest_rank(latency, 0.95) if latency else None
+    row["inbox_max_s"] = latency[-1] if latency else None
+    row["in_queue_reasons"] = ";".join(f"{k}={v}" for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+    row["expect_failed"] = sum(1 for x in result.expectations if not x.ok)
+    row["expect_total"] = len(result.expectations)
+    row["end"] = eng.scn.iso(result.end)
+    row["error"] = None
+    return row
+
+
+def empty_row(error: str) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(METRIC_COLUMNS)
+    row["error"] = error
+    return row
+
+
+def run_one(job: Job) -> dict[str, Any]:
+    """The row of one run. Bad combinations become a row with ``error`` set, never an exception."""
+    from simulator.engine.run import simulate
+    from simulator.scenario.loader import load_tree
+
+    spec = job.spec
+    try:
+        tree = apply_all(_tree(job), spec.overrides)
+        scn = load_tree(tree, job.path, job.sha256, job.name)
+    except GridError as e:
+        return empty_row(str(e))
+    except ScenarioError as e:
+        k = override_line(e)
+        if k is not None:
+            o = next((o for o in spec.overrides if o.index == k), None)
+            where = o.option if o is not None else "--vary"
+            return empty_row(f"{where}: {e.message}")
+        return empty_row(str(e))
+    scn = replace(scn, seed=spec.seed)
+    return row_of(simulate(scn))
