@@ -19,7 +19,6 @@ Time semantics a trainer should know (docs/training.md):
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shlex
@@ -34,6 +33,10 @@ from rich.text import Text
 from simulator.domain.sync import expires_at, verdict
 from simulator.engine.run import simulate
 from simulator.engine.session import Injection, Record, Session
+from simulator.scenario.edit import ListEdit, ScenarioEdit, apply_edit
+from simulator.scenario.edit import dump as _dump
+from simulator.scenario.edit import flow as _flow
+from simulator.scenario.edit import yaml_rt as _yaml
 from simulator.scenario.errors import ScenarioError, TimeFormatError, did_you_mean
 from simulator.scenario.loader import load_scenario, load_scenario_text
 from simulator.scenario.model import (
@@ -142,41 +145,6 @@ def parse_status(word: str) -> str | None:
     return word.lower() if word.lower() in OUTCOME_WORDS else None
 
 
-def _flow(value: object) -> str:
-    """A parsed YAML value back as one line of flow YAML."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_flow(k)}: {_flow(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_flow(v) for v in value) + "]"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    s = str(value)
-    plain = re.fullmatch(r"[A-Za-z][A-Za-z0-9_.@-]*", s) is not None
-    if plain and s.lower() not in ("true", "false", "null", "yes", "no", "on", "off", "y", "n"):
-        return s
-    return json.dumps(s, ensure_ascii=False)
-
-
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    y = YAML(typ="rt")
-    y.preserve_quotes = True
-    y.width = 4096
-    y.indent(mapping=2, sequence=4, offset=2)
-    return y
-
-
-def _dump(y: Any, doc: object) -> str:
-    buf = io.StringIO()
-    y.dump(doc, buf)
-    return buf.getvalue()
-
-
 def _fit(text: Text, width: int) -> Text:
     if text.cell_len > width:
         text = text.copy()
@@ -203,59 +171,6 @@ def _allocate(budget: int, need: dict[str, int]) -> dict[str, int]:
             break
         caps[k] -= 1
     return caps
-
-
-_TOP = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:(.*)$")
-
-
-def _blocks(lines: list[str]) -> dict[str, tuple[int, int]]:
-    """Top-level key -> (first line, end line) of its block; trailing blank/comment lines excluded."""
-    starts = [(i, m.group(1)) for i, line in enumerate(lines) if (m := _TOP.match(line))]
-    out: dict[str, tuple[int, int]] = {}
-    for k, (i, key) in enumerate(starts):
-        end = starts[k + 1][0] if k + 1 < len(starts) else len(lines)
-        while end > i + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
-            end -= 1
-        out[key] = (i, end)
-    return out
-
-
-def _edit_text(text: str, injected: list[str], until: str, pins: list[str]) -> str | None:
-    """Edit the scenario as text (block-style top level only); None when the layout does not allow it."""
-    lines = text.splitlines()
-    if any(line.startswith(("---", "...", "%")) for line in lines):
-        return None
-    blocks = _blocks(lines)
-    edits: list[tuple[int, int, list[str]]] = []  # (from, to, replacement lines)
-    if "until" in blocks:
-        i, end = blocks["until"]
-        if end != i + 1:
-            return None
-        edits.append((i, end, [f"until: {until}"]))
-    else:
-        after = blocks.get("seed") or blocks.get("start")
-        if after is None or after[1] != after[0] + 1:
-            return None
-        edits.append((after[1], after[1], [f"until: {until}"]))
-    if injected:
-        if "timeline" in blocks:
-            i, end = blocks["timeline"]
-            if _TOP.match(lines[i]).group(2).split("#")[0].strip():  # type: ignore[union-attr]
-                return None  # flow style: timeline: [...]
-            items = [line for line in lines[i + 1:end] if line.lstrip().startswith("- ")]
-            indent = (len(items[0]) - len(items[0].lstrip())) if items else 2
-            edits.append((end, end, [" " * indent + f"- {e}" for e in injected]))
-        else:
-            edits.append((len(lines), len(lines), ["timeline:", *[f"  - {e}" for e in injected]]))
-    new_expect = ["expect:", *[f"  - {p}" for p in pins]] if pins else ["expect: []"]
-    if "expect" in blocks:
-        i, end = blocks["expect"]
-        edits.append((i, end, new_expect))
-    else:
-        edits.append((len(lines), len(lines), new_expect))
-    for a, b, repl in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
-        lines[a:b] = repl
-    return "\n".join(lines) + "\n"
 
 
 class Stepper:
@@ -858,43 +773,15 @@ class Stepper:
                   f"# until = that moment; {len(injected)} what-if event(s) added to the timeline;\n"
                   "# expect pins every invoice's email status and each recipient's outcome then\n")
         header += "".join(f"#   injected: {e}\n" for e in injected)
-        body = _edit_text(self.text, injected, until, pins)
-        if body is not None:
-            try:
-                load_scenario_text(body, str(self.path))
-            except ScenarioError:
-                body = None
-        if body is None:
-            body = self._edit_yaml(injected, until, pins)
+        edit = ScenarioEdit(scalars=(("until", until),), lists=(ListEdit("timeline", append=tuple(injected)),
+                                                                 ListEdit("expect", replace=tuple(pins))))
+        body = apply_edit(self.text, edit, str(self.path))
         return header + body, len(pins)
 
     @staticmethod
     def _event_text(ev: Event) -> str:
         arg = ev.batch or ev.user or ""
         return f"{ev.kind}: {_flow(arg)}"
-
-    def _edit_yaml(self, injected: list[str], until: str, pins: list[str]) -> str:
-        from ruamel.yaml.comments import CommentedSeq
-
-        y = _yaml()
-        doc = y.load(self.text)
-        if injected:
-            tl = doc.get("timeline")
-            if not isinstance(tl, list):
-                tl = CommentedSeq()
-                doc["timeline"] = tl
-            for e in injected:
-                tl.append(y.load(f"[{e}]")[0])
-        if "until" in doc:
-            doc["until"] = until
-        else:
-            keys = list(doc)
-            pos = keys.index("seed") + 1 if "seed" in keys else keys.index("start") + 1 if "start" in keys else 1
-            doc.insert(pos, "until", until)
-        if "expect" in doc:
-            del doc["expect"]
-        doc["expect"] = y.load("\n".join(f"- {p}" for p in pins)) if pins else CommentedSeq()
-        return str(_dump(y, doc))
 
     # -- the state view -------------------------------------------------------------------------------
     def record_line(self, rec: Record) -> str:
