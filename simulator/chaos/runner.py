@@ -36,7 +36,7 @@ def check_scenario(scn: Scenario, *, recheck: bool = False) -> Checked:
         path = Path(tmp) / "a.jsonl"
         try:
             result = simulate(scn, trace=path)
-        except Exception as exc:  # noqa: BLE001 - a crash is a finding, reported like any violation
+        except Exception as exc:  # a crash is a finding, reported like any violation
             where = traceback.extract_tb(exc.__traceback__)[-1]
             return Checked((Violation("no-crash", f"{type(exc).__name__}: {exc} "
                                                   f"(at {Path(where.filename).name}:{where.lineno})"),))
@@ -50,7 +50,7 @@ def check_scenario(scn: Scenario, *, recheck: bool = False) -> Checked:
             try:
                 simulate(scn, trace=again)
                 found.extend(check_deterministic(data, again.read_bytes()))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 found.append(Violation("deterministic", f"the second run raised {type(exc).__name__}: {exc}"))
     return Checked(tuple(found), emails, recipients)
 
