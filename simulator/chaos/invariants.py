@@ -134,9 +134,9 @@ def check_transitions(result: RunResult, records: Sequence[Record]) -> list[Viol
     status: dict[str, str] = {}
     batch_of: dict[str, str] = {}
     for b in scn.batches:
-        for inv, pid in b.iter_invoices():
-            status[inv] = init.get(pid, "?")
-            batch_of[inv] = b.id
+        for inv_id, pid in b.iter_invoices():
+            status[inv_id] = init.get(pid, "?")
+            batch_of[inv_id] = b.id
     completed: set[str] = set()
     frozen: set[str] = set()  # invoices whose completion event was seen
     outcome: dict[tuple[str, str], str] = {}

@@ -16,7 +16,16 @@ from typing import Any
 
 from simulator.chaos.generate import CHAOS_KINDS
 from simulator.chaos.invariants import INVARIANTS
-from simulator.chaos.runner import ChaosConfig, RunOutcome, Task, base_of, plan_of, run_all, tasks_for
+from simulator.chaos.runner import (
+    DEFAULT_MAX_FAULTS,
+    ChaosConfig,
+    RunOutcome,
+    Task,
+    base_of,
+    plan_of,
+    run_all,
+    tasks_for,
+)
 from simulator.chaos.shrink import Reproduction, file_name, shrink_and_write
 
 MAX_LISTED = 50
@@ -96,7 +105,7 @@ def run_chaos(path: Path, text: str, cfg: ChaosConfig, *, progress: Callable[[Ru
 def command_line(path: Path, cfg: ChaosConfig) -> str:
     """The options that decide the runs' plans (not how many ran or where): enough to regenerate run k."""
     parts = [f"mailsim chaos {path} --seed {cfg.chaos_seed}"]
-    if cfg.max_faults != ChaosConfig.max_faults:
+    if cfg.max_faults != DEFAULT_MAX_FAULTS:
         parts.append(f"--max-faults {cfg.max_faults}")
     if tuple(cfg.kinds) != CHAOS_KINDS:
         parts.append(f"--kinds {','.join(cfg.kinds)}")

@@ -114,11 +114,14 @@ def run_task(task: Task) -> RunOutcome:
                       checked.recipients, task.recheck)
 
 
+DEFAULT_MAX_FAULTS = 4
+
+
 @dataclass(frozen=True, slots=True)
 class ChaosConfig:
     runs: int
     chaos_seed: int = 0
-    max_faults: int = 4
+    max_faults: int = DEFAULT_MAX_FAULTS
     kinds: tuple[str, ...] = CHAOS_KINDS
     recheck_every: int = 10  # run k is run twice when k % recheck_every == 0; 0: never
     workers: int | None = None
