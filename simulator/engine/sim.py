@@ -37,6 +37,9 @@ from simulator.transport.memory import MemoryTransport
 
 TransportFactory = Callable[["Engine"], Transport]
 MAX_DEFAULT_RUN = 30 * DAY
+# what every email of one batch and property starts with:
+# (plans, status, reason, queued_at, notes, shared recipients, group or None when not queued)
+PropSlot = tuple[tuple[RecipientPlan, ...], str, str | None, int | None, tuple[str, ...], RcptSet, Group | None]
 
 
 def _merge_notes(memo: dict[tuple[str, ...], tuple[str, ...]], notes: tuple[str, ...],
@@ -110,6 +113,7 @@ class Engine:
         # invoices named by ``never`` expectations: every state they pass through is recorded
         self.watch: dict[tuple[str, str | None], set[str]] = {}  # (invoice, recipient) -> states seen
         self.batches = {b.id: b for b in scn.batches}
+        self._id_suffixes: dict[int, list[str]] = {}  # compact batch size -> "-0001", "-0002", …
 
     # -- plumbing ----------------------------------------------------------------------------
     def emit(self, t: int, event: str, fields: dict[str, Any]) -> None:
@@ -320,8 +324,7 @@ class Engine:
         self.emit(t, "batch.completed", {"batch": bid, "invoices": b.count, "branches": list(branch_ids)})
         # per property: the recipients are fixed now (§8); one plan tuple and one recipient set per
         # property, shared copy-on-write by its emails (see RcptSet)
-        per_prop: dict[str, tuple[tuple[RecipientPlan, ...], str, str | None, int | None, tuple[str, ...],
-                                  RcptSet, Group | None]] = {}
+        per_prop: dict[str, PropSlot] = {}
         for pid in b.property_ids():
             plans = self.prop_plans[pid]
             draft, why = draft_status(plans)
@@ -332,19 +335,11 @@ class Engine:
                 per_prop[pid] = (plans, "N/A", why, None, warn, rs, None)
             else:
                 per_prop[pid] = (plans, "In Queue", None, t, warn, rs, group)
-        emails: list[Email] = []
-        append = emails.append
-        n_queued = 0
-        for inv, pid in b.iter_invoices():
-            plans, status, reason, queued_at, notes, rs, grp = per_prop[pid]
-            rs.sharers += 1
-            e = Email(inv, bid, pid, t, status, reason, queued_at, notes, plans, rs, grp)
-            append(e)
-            if grp is not None:
-                n_queued += 1
-            if tracing:
-                self.emit(t, "invoice.status", {"invoice": inv, "batch": bid, "email_status": status,
-                                                "reason": reason})
+        emails, n_queued = self._build_emails(b, t, per_prop)
+        if tracing:
+            for e in emails:
+                self.emit(t, "invoice.status", {"invoice": e.invoice, "batch": bid, "email_status": e.status,
+                                                "reason": e.reason})
         if n_queued == len(emails):
             group.queue.extend(emails)
         elif n_queued:
@@ -355,6 +350,59 @@ class Engine:
             self._wake._ok = True
             self._wake._value = None
             self.env.schedule(self._wake, EventPriority(self.PRIO_TIMELINE), 0)
+
+    def _build_emails(self, b: Batch, t: int, per_prop: dict[str, PropSlot]) -> tuple[list[Email], int]:
+        """The batch's emails in invoice order, and how many of them are queued.
+
+        A compact batch assigns properties round-robin (DESIGN §3), so slot ``j`` holds the
+        invoices ``j, j + P, j + 2P, …``: each slot's emails are built in one go and put in
+        place with a slice assignment, with no per-invoice dispatch on the property.
+        """
+        bid = b.id
+        if b.compact is None:
+            emails: list[Email] = []
+            n_queued = 0
+            for inv in b.invoices:
+                plans, status, reason, queued_at, notes, rs, grp = per_prop[inv.property]
+                rs.sharers += 1
+                emails += Email.many((inv.id,), bid, inv.property, t, status, reason, queued_at, notes, plans, rs,
+                                     grp)
+                n_queued += grp is not None
+            return emails, n_queued
+        ids = self._invoice_ids(b)
+        n = len(ids)
+        period = len(b.compact.properties)
+        built: list[Email] = [None] * n  # type: ignore[list-item]  # every slot is filled below
+        n_queued = 0
+        for j in range(min(period, n)):
+            pid = b.property_of(j)
+            plans, status, reason, queued_at, notes, rs, grp = per_prop[pid]
+            part = Email.many(ids[j::period], bid, pid, t, status, reason, queued_at, notes, plans, rs, grp)
+            built[j::period] = part
+            rs.sharers += len(part)
+            if grp is not None:
+                n_queued += len(part)
+        return built, n_queued
+
+    def _invoice_ids(self, b: Batch) -> list[str]:
+        """A compact batch's invoice ids, as the batch id plus a zero-padded number cached per count.
+
+        ``Batch.invoice_id`` formats each id with a nested width spec (≈0.8 µs an id, a
+        fifth of the whole per-email cost); joining a cached suffix costs ≈0.1 µs.
+        ``Batch.invoice_id`` stays the definition: each batch's first, middle and last ids
+        are checked against it, and any difference falls back to it for the whole batch.
+        """
+        assert b.compact is not None
+        n = b.compact.count
+        sfx = self._id_suffixes.get(n)
+        if sfx is None:
+            fmt = f"-%0{len(str(n))}d"
+            sfx = self._id_suffixes[n] = [fmt % (i + 1) for i in range(n)]
+        prefix = b.id
+        ids = [prefix + x for x in sfx]
+        if n and any(ids[i] != b.invoice_id(i) for i in (0, n // 2, n - 1)):  # pragma: no cover - format drift
+            ids = [b.invoice_id(i) for i in range(n)]
+        return ids
 
     # -- the queue worker --------------------------------------------------------------------
     def decide(self, group: Group, now: int) -> SenderDecision:
@@ -618,5 +666,9 @@ class Engine:
         """(batch, index, invoice id, property id, email or None while Draft) in file order."""
         for b in self.scn.batches:
             es = self.emails.get(b.id)
+            if es is not None:  # an email knows its invoice id and property: no need to format the ids again
+                for i, e in enumerate(es):
+                    yield b, i, e.invoice, e.property, e
+                continue
             for i, (inv, pid) in enumerate(b.iter_invoices()):
-                yield b, i, inv, pid, (es[i] if es is not None else None)
+                yield b, i, inv, pid, None

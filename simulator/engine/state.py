@@ -74,27 +74,58 @@ class Send:
 
 
 class Email:
-    """One invoice's email from the moment its batch completes."""
+    """One invoice's email from the moment its batch completes.
+
+    Built only by :meth:`many`: the emails of one batch and property differ only in
+    their invoice id, and a batch of them is a million emails' worth of hot path.
+    """
 
     __slots__ = ("batch", "completed_at", "group", "invoice", "notes", "plans", "property", "queued_at",
                  "reason", "recipients", "send", "status", "stuck_at")
 
-    def __init__(self, invoice: str, batch: str, prop: str, completed_at: int, status: str, reason: str | None,
-                 queued_at: int | None, notes: tuple[str, ...], plans: tuple[RecipientPlan, ...],
-                 recipients: RcptSet, group: Group | None) -> None:
-        self.invoice = invoice
-        self.batch = batch
-        self.property = prop
-        self.completed_at = completed_at
-        self.status = status
-        self.reason = reason
-        self.queued_at = queued_at
-        self.notes = notes
-        self.plans = plans  # shared by every email of the same property and batch
-        self.recipients = recipients
-        self.group = group
-        self.send: Send | None = None
-        self.stuck_at: int | None = None
+    invoice: str
+    batch: str
+    completed_at: int
+    status: str
+    reason: str | None
+    queued_at: int | None
+    notes: tuple[str, ...]
+    plans: tuple[RecipientPlan, ...]  # shared by every email of the same property and batch
+    recipients: RcptSet
+    group: Group | None
+    send: Send | None
+    stuck_at: int | None
+
+    @classmethod
+    def many(cls, invoices: Iterable[str], batch: str, prop: str, completed_at: int, status: str,
+             reason: str | None, queued_at: int | None, notes: tuple[str, ...], plans: tuple[RecipientPlan, ...],
+             recipients: RcptSet, group: Group | None) -> list[Email]:
+        """One email per invoice id, everything else alike; the caller counts them into ``recipients.sharers``.
+
+        The slots are set inline rather than through an ``__init__``: a Python-level
+        ``__init__`` call per email cost about as much as all the rest of completing a
+        batch (≈0.2 µs of 0.45 µs per email here).
+        """
+        out: list[Email] = []
+        append = out.append
+        new = object.__new__
+        for inv in invoices:
+            e = new(cls)
+            e.invoice = inv
+            e.batch = batch
+            e.property = prop
+            e.completed_at = completed_at
+            e.status = status
+            e.reason = reason
+            e.queued_at = queued_at
+            e.notes = notes
+            e.plans = plans
+            e.recipients = recipients
+            e.group = group
+            e.send = None
+            e.stuck_at = None
+            append(e)
+        return out
 
     @property
     def message_id(self) -> str:
@@ -123,6 +154,9 @@ class Email:
             rs.sharers -= 1
             rs = self.recipients = RcptSet((r.copy() for r in rs), 1)
         return rs
+
+    # declared last: in the class body above, ``property`` must still name the builtin decorator
+    property: str  # the invoice's property id
 
 
 @dataclass(frozen=True, slots=True)
