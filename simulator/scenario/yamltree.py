@@ -1,43 +1,48 @@
 """YAML text → plain Python values that remember where each key, value and item was.
 
-ruamel.yaml's parser supplies the events (its C parser when ``ruamel.yaml.clib`` is
-installed, else the pure-Python one); this module composes them into :class:`YMap` /
+A YAML parser supplies the events; this module composes them into :class:`YMap` /
 :class:`YSeq` (``dict`` / ``list`` subclasses carrying 1-based positions) and resolves
-scalars by the YAML 1.2 core schema, so ``yes`` stays a string and ``2026-11-02T09:00:00Z``
-stays text for :mod:`simulator.scenario.times`. Composing from events is ~2.5× faster
-than ruamel's round-trip loader, which matters for scenarios with thousands of entries.
+scalars by the YAML 1.2 core schema itself, so ``yes`` stays a string and
+``2026-11-02T09:00:00Z`` stays text for :mod:`simulator.scenario.times` — whichever parser ran.
+
+The parser is libyaml through PyYAML's ``CParser`` when it is importable (PyYAML comes with
+dask; libyaml is ~20× faster than the pure-Python parser, which spent ~0.6 ms per line of a
+large scenario), else ruamel.yaml's (its C parser with ``ruamel.yaml.clib``, else pure
+Python). Only the *event stream* comes from the parser, and the two agree on it for every
+scenario; syntax error wording differs slightly between them.
 
 Supported beyond plain YAML 1.2: anchors and aliases, merge keys (``<<: *base``),
 ``1_000_000`` digit separators. Errors (syntax, duplicate keys, complex keys, unknown
-tags, several documents) are :class:`ScenarioError` with the node's position.
+tags, several documents, the size limits of :mod:`simulator.scenario.limits`) are
+:class:`ScenarioError` with the node's position.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml import events as _rev
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import (
-    AliasEvent,
-    DocumentStartEvent,
-    MappingEndEvent,
-    MappingStartEvent,
-    ScalarEvent,
-    SequenceEndEvent,
-    SequenceStartEvent,
-    StreamEndEvent,
-    StreamStartEvent,
-)
 from ruamel.yaml.reader import ReaderError
 
 from simulator.scenario.errors import ScenarioError
+from simulator.scenario.limits import (
+    MAX_ALIAS_NODES,
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    MAX_LIST_ITEMS,
+    MAX_MAPPING_KEYS,
+    MAX_SCALAR_CHARS,
+)
+
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "TooLarge", "YMap", "YSeq", "parse_yaml", "resolve_plain"]
 
 Pos = tuple[int, int]  # (line, column), 1-based
 
-MAX_DEPTH = 64
 MAX_INT_DIGITS = 40
 
 try:  # the C parser of ruamel.yaml.clib, when installed
@@ -47,27 +52,43 @@ try:  # the C parser of ruamel.yaml.clib, when installed
 except ImportError:  # pragma: no cover - depends on the environment
     _PURE = True
 
+try:  # libyaml through PyYAML (a dependency of dask)
+    import yaml as _pyyaml
+    from yaml._yaml import CParser as _LibyamlParser
+except ImportError:  # pragma: no cover - depends on the environment
+    _pyyaml = None
+    _LibyamlParser = None
+
+#: "libyaml" or "ruamel"; tests switch it to check that both parsers give the same trees.
+BACKEND = "libyaml" if _LibyamlParser is not None else "ruamel"
+
 
 class YMap(dict[Any, Any]):
-    """A mapping with the position of itself, each key and each value."""
+    """A mapping with the position of itself, each key and each value.
 
-    __slots__ = ("keypos", "pos", "valpos")
+    ``size`` is the number of nodes the mapping stands for with every alias expanded (the
+    alias-bomb budget); trees built by hand may leave it at 1.
+    """
+
+    __slots__ = ("keypos", "pos", "size", "valpos")
 
     def __init__(self, pos: Pos) -> None:
         super().__init__()
         self.pos = pos
+        self.size = 1
         self.keypos: dict[Any, Pos] = {}
         self.valpos: dict[Any, Pos] = {}
 
 
 class YSeq(list[Any]):
-    """A sequence with the position of itself and of each item."""
+    """A sequence with the position of itself and of each item (``size`` as for :class:`YMap`)."""
 
-    __slots__ = ("itempos", "pos")
+    __slots__ = ("itempos", "pos", "size")
 
     def __init__(self, pos: Pos) -> None:
         super().__init__()
         self.pos = pos
+        self.size = 1
         self.itempos: list[Pos] = []
 
 
@@ -84,12 +105,6 @@ class TooLarge:
 
     def __str__(self) -> str:
         return self.text if len(self.text) <= 40 else self.text[:37] + "..."
-
-
-class _Unhashable:
-    """Stands for a mapping or sequence used as a mapping key."""
-
-    __slots__ = ()
 
 
 _NULL = frozenset(("", "~", "null", "Null", "NULL"))
@@ -140,95 +155,148 @@ def resolve_plain(text: str) -> object:
     return text
 
 
+# event kinds, so one dict lookup dispatches the events of either parser
+_SKIP, _DOC, _SCALAR, _ALIAS, _MAP, _SEQ, _END = range(7)
+_KINDS: dict[type, int] = {}
+for _mod in (_rev, _pyyaml.events if _pyyaml is not None else None):
+    if _mod is None:
+        continue
+    _KINDS.update(
+        {
+            _mod.StreamStartEvent: _SKIP,
+            _mod.StreamEndEvent: _SKIP,
+            _mod.DocumentEndEvent: _SKIP,
+            _mod.DocumentStartEvent: _DOC,
+            _mod.ScalarEvent: _SCALAR,
+            _mod.AliasEvent: _ALIAS,
+            _mod.MappingStartEvent: _MAP,
+            _mod.SequenceStartEvent: _SEQ,
+            _mod.MappingEndEvent: _END,
+            _mod.SequenceEndEvent: _END,
+        }
+    )
+
+_SCALAR_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int, TooLarge),
+    "float": (float, int, TooLarge),
+    "bool": (bool,),
+    "null": (type(None),),
+}
+
+
+def _size(node: object) -> int:
+    return node.size if isinstance(node, YMap | YSeq) else 1
+
+
 class _Composer:
     def __init__(self, path: str) -> None:
         self.path = path
         self.anchors: dict[str, object] = {}
+        self.alias_nodes = 0  # nodes added by aliases beyond the written ones
 
     def fail(self, pos: Pos, message: str) -> ScenarioError:
         return ScenarioError(self.path, pos[0], pos[1], message)
 
-    def scalar(self, ev: ScalarEvent, pos: Pos) -> object:
+    def scalar(self, ev: Any, pos: Pos) -> object:
         tag = ev.tag
         value: str = ev.value
+        if len(value) > MAX_SCALAR_CHARS:
+            raise self.fail(
+                pos,
+                f"a value of {len(value):,} characters; at most {MAX_SCALAR_CHARS:,} are allowed in one value "
+                "(shorten it; ids, names and DNS values are far shorter)",
+            )
         if tag is None or tag == "!":
-            if not ev.style and tag is None:  # plain (the C parser says "")
+            if not ev.style and tag is None:  # plain (the C parsers say "")
                 return resolve_plain(value)
             return value
         if not tag.startswith(_TAG):
-            raise self.fail(pos, f"unsupported tag {tag!r}")
+            raise self.fail(pos, f"unsupported tag {_short(tag)!r}")
         kind = tag[len(_TAG) :]
         if kind == "str":
             return value
-        resolved = resolve_plain(value)
-        expected: dict[str, tuple[type, ...]] = {
-            "int": (int, TooLarge),
-            "float": (float, int, TooLarge),
-            "bool": (bool,),
-            "null": (type(None),),
-        }
-        types = expected.get(kind)
+        types = _SCALAR_TYPES.get(kind)
         if types is None:
-            raise self.fail(pos, f"unsupported tag !!{kind}")
+            raise self.fail(pos, f"unsupported tag !!{_short(kind)}")
+        resolved = resolve_plain(value)
         if (isinstance(resolved, bool) and kind != "bool") or not isinstance(resolved, types):
-            raise self.fail(pos, f"!!{kind} {value!r} is not a valid {kind}")
+            raise self.fail(pos, f"!!{kind} {_short(value)!r} is not a valid {kind}")
         if kind == "float" and isinstance(resolved, int):
             return float(resolved)
         return resolved
 
-    def compose(self, events: Any) -> object:
+    def compose(self, events: Iterator[Any]) -> object:
         """One document from an event iterator; None for an empty stream."""
         # stack entries: [container, pending key (maps), key position, merges, anchor]
         stack: list[list[Any]] = []
         root: object = None
         have_root = False
         docs = 0
+        kinds = _KINDS
         for ev in events:
-            pos: Pos = (ev.start_mark.line + 1, ev.start_mark.column + 1)
-            if isinstance(ev, StreamStartEvent | StreamEndEvent):
+            kind = kinds.get(type(ev), _SKIP)
+            if kind == _SKIP:
                 continue
-            if isinstance(ev, DocumentStartEvent):
-                docs += 1
-                if docs > 1:
-                    raise self.fail(pos, "expected one YAML document, found another (remove the '---')")
-                continue
-            if isinstance(ev, ScalarEvent):
+            mark = ev.start_mark
+            pos: Pos = (mark.line + 1, mark.column + 1)
+            plain = False
+            if kind == _SCALAR:
                 node: object = self.scalar(ev, pos)
                 anchor = ev.anchor
-            elif isinstance(ev, AliasEvent):
-                if ev.anchor not in self.anchors:
-                    raise self.fail(pos, f"unknown alias *{ev.anchor}")
-                node = self.anchors[ev.anchor]
+                plain = not ev.style and ev.tag is None
+            elif kind == _ALIAS:
+                name = ev.anchor
+                if name not in self.anchors:
+                    raise self.fail(pos, f"unknown alias *{_short(name)}")
+                node = self.anchors[name]
                 anchor = None
-            elif isinstance(ev, MappingStartEvent | SequenceStartEvent):
-                if ev.tag is not None and ev.tag not in ("!", _TAG + "map", _TAG + "seq"):
-                    raise self.fail(pos, f"unsupported tag {ev.tag!r}")
+                self.alias_nodes += _size(node)
+                if self.alias_nodes > MAX_ALIAS_NODES:
+                    raise self.fail(
+                        pos,
+                        f"alias *{_short(name)} takes the document past {MAX_ALIAS_NODES:,} values reached through "
+                        "aliases (an alias bomb?); write the values out or alias fewer, smaller nodes",
+                    )
+            elif kind in (_MAP, _SEQ):
+                tag = ev.tag
+                if tag is not None and tag not in ("!", _TAG + "map", _TAG + "seq"):
+                    raise self.fail(pos, f"unsupported tag {_short(tag)!r}")
                 if len(stack) >= MAX_DEPTH:
                     raise self.fail(pos, f"nested more than {MAX_DEPTH} levels deep")
-                container: YMap | YSeq = YMap(pos) if isinstance(ev, MappingStartEvent) else YSeq(pos)
-                stack.append([container, _NOKEY, pos, [], ev.anchor])
+                container: YMap | YSeq = YMap(pos) if kind == _MAP else YSeq(pos)
+                stack.append([container, _NOKEY, pos, None, ev.anchor])
                 continue
-            elif isinstance(ev, MappingEndEvent | SequenceEndEvent):
+            elif kind == _END:
                 entry = stack.pop()
                 done: YMap | YSeq = entry[0]
                 if entry[3]:
-                    self.merge(done, entry[3])
+                    self.merge(done, entry[3], entry[2])
                 node, anchor, pos = done, entry[4], done.pos
-            else:  # DocumentEndEvent and anything else carries no node
+            else:  # _DOC
+                docs += 1
+                if docs > 1:
+                    raise self.fail(pos, "expected one YAML document, found another (remove the '---')")
                 continue
             if anchor is not None:
                 self.anchors[anchor] = node
             if not stack:
                 root, have_root = node, True
                 continue
-            self.add(stack[-1], node, pos, isinstance(ev, ScalarEvent) and not ev.style)
+            self.add(stack[-1], node, pos, plain)
         return root if have_root else None
 
     def add(self, top: list[Any], node: object, pos: Pos, plain: bool) -> None:
         parent = top[0]
         if isinstance(parent, YSeq):
+            if len(parent) >= MAX_LIST_ITEMS:
+                raise self.fail(
+                    pos,
+                    f"a list of more than {MAX_LIST_ITEMS:,} items; use compact batches "
+                    "(invoices: {count: N, properties: [...]}) or split the scenario",
+                )
             parent.append(node)
             parent.itempos.append(pos)
+            parent.size += _size(node)
             return
         if top[1] is _NOKEY:  # node is a key
             if isinstance(node, YMap | YSeq):
@@ -238,29 +306,40 @@ class _Composer:
             else:
                 if node in parent.keypos:
                     first = parent.keypos[node]
-                    raise self.fail(pos, f"duplicate key {node!r} (first at line {first[0]})")
+                    raise self.fail(pos, f"duplicate key {_short(node)!r} (first at line {first[0]})")
+                if len(parent.keypos) >= MAX_MAPPING_KEYS:
+                    raise self.fail(pos, f"a mapping of more than {MAX_MAPPING_KEYS:,} keys; use a list instead")
                 top[1] = node
             top[2] = pos
             return
         key = top[1]
         top[1] = _NOKEY
+        parent.size += 1 + _size(node)
         if key is _MERGE:
             sources = node if isinstance(node, YSeq) else [node]
             for src in sources:
                 if not isinstance(src, YMap):
                     raise self.fail(pos, "a merge key (<<) needs a mapping or a list of mappings")
+            if top[3] is None:
+                top[3] = []
             top[3].extend(sources)
             return
         parent[key] = node
         parent.keypos[key] = top[2]
         parent.valpos[key] = pos
 
-    @staticmethod
-    def merge(target: YMap | YSeq, sources: list[YMap]) -> None:
+    def merge(self, target: YMap | YSeq, sources: list[YMap], pos: Pos) -> None:
+        """Apply ``<<`` sources; each distinct source once (a list of the same alias adds nothing)."""
         assert isinstance(target, YMap)
+        seen: set[int] = set()
         for src in sources:
+            if id(src) in seen:
+                continue
+            seen.add(id(src))
             for key, value in src.items():
                 if key not in target:
+                    if len(target) >= MAX_MAPPING_KEYS:
+                        raise self.fail(pos, f"a mapping of more than {MAX_MAPPING_KEYS:,} keys; use a list instead")
                     target[key] = value
                     target.keypos[key] = src.keypos.get(key, src.pos)
                     target.valpos[key] = src.valpos.get(key, src.pos)
@@ -270,6 +349,12 @@ _NOKEY = object()
 _MERGE = object()
 
 
+def _short(value: object, limit: int = 60) -> str:
+    """Text of a key, tag or value short enough for a one-line message."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _line_col(text: str, index: int) -> Pos:
     index = max(0, min(index, len(text)))
     line = text.count("\n", 0, index) + 1
@@ -277,31 +362,88 @@ def _line_col(text: str, index: int) -> Pos:
     return (line, col)
 
 
-def _error(path: str, text: str, exc: BaseException) -> ScenarioError:
-    if isinstance(exc, MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        problem = str(exc.problem or exc.context or "invalid YAML")
-        if exc.context and exc.problem:
-            problem = f"{exc.context}: {exc.problem}"
+def _char_index(text: str, byte_offset: int) -> int:
+    """libyaml reports reader errors as a byte offset into the UTF-8 text."""
+    return len(text.encode("utf-8")[:byte_offset].decode("utf-8", errors="ignore"))
+
+
+_MARKED: tuple[type[BaseException], ...] = (MarkedYAMLError,)
+_READER: tuple[type[BaseException], ...] = (ReaderError,)
+_YAML: tuple[type[BaseException], ...] = (YAMLError,)
+if _pyyaml is not None:
+    _MARKED += (_pyyaml.MarkedYAMLError,)
+    _READER += (_pyyaml.reader.ReaderError,)
+    _YAML += (_pyyaml.YAMLError,)
+
+
+def _error(path: str, text: str, exc: BaseException, byte_positions: bool) -> ScenarioError:
+    if isinstance(exc, _MARKED):
+        mark = exc.problem_mark or exc.context_mark  # type: ignore[attr-defined]
+        problem = str(exc.problem or exc.context or "invalid YAML")  # type: ignore[attr-defined]
+        if exc.context and exc.problem:  # type: ignore[attr-defined]
+            problem = f"{exc.context}: {exc.problem}"  # type: ignore[attr-defined]
+        if "maximum nesting depth" in problem:  # libyaml's own cap (1000) can come before ours
+            problem = f"nested more than {MAX_DEPTH} levels deep"
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         return ScenarioError(path, line, col, f"invalid YAML: {problem}")
-    if isinstance(exc, ReaderError):
-        line, col = _line_col(text, exc.position)
-        return ScenarioError(path, line, col, f"invalid YAML: {exc.reason} (character {exc.character!r})")
+    if isinstance(exc, _READER):
+        index = exc.position  # type: ignore[attr-defined]
+        if byte_positions:
+            index = _char_index(text, index)
+        line, col = _line_col(text, index)
+        char = text[index] if index < len(text) else exc.character  # type: ignore[attr-defined]
+        reason = exc.reason  # type: ignore[attr-defined]
+        return ScenarioError(path, line, col, f"invalid YAML: {reason} (character {char!r})")
     if isinstance(exc, RecursionError):
-        return ScenarioError(path, 1, 1, "invalid YAML: nested too deeply")
-    if isinstance(exc, YAMLError):
-        return ScenarioError(path, 1, 1, f"invalid YAML: {exc}")
-    return ScenarioError(path, 1, 1, f"invalid YAML: {type(exc).__name__}: {exc}")
+        return ScenarioError(path, 1, 1, f"invalid YAML: nested more than {MAX_DEPTH} levels deep")
+    if isinstance(exc, _YAML):
+        return ScenarioError(path, 1, 1, f"invalid YAML: {_short(exc, 200)}")
+    return ScenarioError(path, 1, 1, f"invalid YAML: {type(exc).__name__}: {_short(exc, 200)}")
+
+
+def _libyaml_events(text: str) -> Iterator[Any]:
+    assert _LibyamlParser is not None
+    get = _LibyamlParser(text).get_event
+    end = _pyyaml.events.StreamEndEvent
+    while True:
+        ev = get()
+        yield ev
+        if type(ev) is end:
+            return
+
+
+def _ruamel_events(text: str) -> Iterator[Any]:
+    return YAML(typ="safe", pure=_PURE).parse(text)
+
+
+_BACKENDS: dict[str, Callable[[str], Iterator[Any]]] = {"libyaml": _libyaml_events, "ruamel": _ruamel_events}
+
+
+def check_text(text: str, path: str) -> None:
+    """The limits a text breaks before any parsing: its size and text a parser cannot take."""
+    if len(text) > MAX_FILE_BYTES:
+        raise ScenarioError(
+            path,
+            1,
+            1,
+            f"the scenario is {len(text) / 2**20:,.1f} MiB; at most {MAX_FILE_BYTES // 2**20} MiB are read "
+            "(describe large runs with compact batches: invoices: {count: N, properties: [...]})",
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        line, col = _line_col(text, e.start)
+        raise ScenarioError(path, line, col, f"invalid text: {text[e.start]!r} is not a Unicode character") from None
 
 
 def parse_yaml(text: str, path: str) -> object:
     """The single document in ``text`` as YMap/YSeq/scalars (None when empty)."""
-    yaml = YAML(typ="safe", pure=_PURE)
+    check_text(text, path)
+    backend = BACKEND if BACKEND in _BACKENDS and (BACKEND != "libyaml" or _LibyamlParser is not None) else "ruamel"
     composer = _Composer(path)
     try:
-        return composer.compose(yaml.parse(text))
+        return composer.compose(_BACKENDS[backend](text))
     except ScenarioError:
         raise
-    except Exception as exc:  # ruamel raises assorted exceptions on odd input
-        raise _error(path, text, exc) from None
+    except Exception as exc:  # the parsers raise assorted exceptions on odd input
+        raise _error(path, text, exc, byte_positions=backend == "libyaml") from None
