@@ -133,10 +133,10 @@ def sweep(
     interrupted = False
     show = err.is_terminal and not json_out
     try:
+        gen = execute(p, workers=workers, dask=dask, skip=done)  # workers start before the bar's thread
         with Progress(TextColumn("sweeping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TimeRemainingColumn(), console=err, transient=True, disable=not show) as prog:
             task = prog.add_task("runs", total=todo)
-            gen = execute(p, workers=workers, dask=dask, skip=done)
             try:
                 for row in gen:
                     writer.write(row)

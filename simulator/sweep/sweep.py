@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import statistics
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from simulator.sweep.grid import (
     parse_value,
     parse_vary,
 )
-from simulator.sweep.worker import METRIC_COLUMNS, Job, run_one
+from simulator.sweep.worker import METRIC_COLUMNS, Job, remember_tree, run_one
 
 BASE_COLUMNS = ("run", "key", "seed")
 
@@ -84,6 +84,7 @@ def plan(path: str | Path, vary: Sequence[str] = (), *, seeds: int | None = None
                 raise GridError(f"{o.option}: {e.message}" if k is not None
                                 else f"{o.option} makes the scenario invalid: {e}") from None
     seed_list = parse_seeds(seeds, seed_range, base.seed)
+    remember_tree(sha, tree)  # forked workers start with the parsed file
     return Plan(p, text, sha, name, varies, seed_list, tuple(build_grid(varies, seed_list)))
 
 
@@ -102,11 +103,26 @@ def full_row(plan_: Plan, spec: RunSpec, metrics: dict[str, Any]) -> dict[str, A
 
 def execute(plan_: Plan, *, workers: int | None = None, dask: str | None = None,
             skip: frozenset[str] = frozenset()) -> Generator[dict[str, Any], None, None]:
-    """Rows of the runs not in ``skip`` (by key), in completion order."""
+    """Rows of the runs not in ``skip`` (by key), in completion order.
+
+    A local pool starts on this call, before the caller iterates (and before it starts, say, a
+    progress bar's thread); closing the generator stops the workers.
+    """
     todo = [s for s in plan_.runs if s.key not in skip]
     jobs = [plan_.job(s) for s in todo]
-    for i, metrics in imap_unordered(run_one, jobs, workers=workers, dask=dask):
-        yield full_row(plan_, todo[i], metrics)
+    results = imap_unordered(run_one, jobs, workers=workers, dask=dask)
+    return _rows(plan_, todo, results)
+
+
+def _rows(plan_: Plan, todo: list[RunSpec], results: Iterator[tuple[int, dict[str, Any]]],
+          ) -> Generator[dict[str, Any], None, None]:
+    try:
+        for i, metrics in results:
+            yield full_row(plan_, todo[i], metrics)
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 def run_sweep(path: str | Path, vary: Sequence[str] = (), *, seeds: int | None = None,

@@ -40,10 +40,16 @@ def _tree(job: Job) -> object:
     if tree is None:
         from simulator.scenario.yamltree import parse_yaml
 
-        if len(_TREES) >= 4:  # a worker serves one sweep at a time; keep the cache small
-            _TREES.clear()
-        tree = _TREES[job.sha256] = parse_yaml(job.text, job.path)
+        tree = parse_yaml(job.text, job.path)
+        remember_tree(job.sha256, tree)  # a worker serves one sweep at a time: the cache stays small
     return tree
+
+
+def remember_tree(sha256: str, tree: object) -> None:
+    """Seed this process's cache (a parent that forks its workers hands them the parsed file)."""
+    if len(_TREES) >= 4:
+        _TREES.clear()
+    _TREES[sha256] = tree
 
 
 def nearest_rank(sorted_values: list[int], q: float) -> int:
