@@ -15,6 +15,7 @@ import hashlib
 import ipaddress
 import math
 import re
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,6 +23,18 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from simulator.scenario.errors import ScenarioError, TimeFormatError, did_you_mean
+from simulator.scenario.limits import (
+    MAX_DNS_RECORDS,
+    MAX_ENTITIES,
+    MAX_EXPECTATIONS,
+    MAX_FAULTS,
+    MAX_FILE_BYTES,
+    MAX_LIST_ITEMS,
+    MAX_MAILBOX_DOMAINS,
+    MAX_SMALL_LIST,
+    MAX_TIMELINE_EVENTS,
+    MAX_TOTAL_INVOICES,
+)
 from simulator.scenario.model import (
     BATCH_STATUSES,
     DEFAULT_PROVIDERS,
@@ -60,7 +73,7 @@ from simulator.scenario.model import (
     User,
 )
 from simulator.scenario.times import parse_duration, parse_start, parse_time
-from simulator.scenario.yamltree import TooLarge, YMap, YSeq, parse_yaml
+from simulator.scenario.yamltree import TooLarge, YMap, YSeq, parse_yaml, too_large
 
 __all__ = ["SUPPORTED_SCHEMAS", "ScenarioError", "load_scenario", "load_scenario_text", "load_tree"]
 
@@ -117,7 +130,7 @@ _EXPECT_SHAPES: dict[str, tuple[str, ...]] = {
 _EXPECT_ALL_KEYS = tuple(dict.fromkeys(k for keys in _EXPECT_SHAPES.values() for k in keys))
 _MATCH_KEYS = ("email_status", "batch_status", "outcome", "reason")
 
-_ID_RE = re.compile(r"[^\s]+")
+_ID_RE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]+")  # no whitespace, no control characters
 _DNS_LABEL_RE = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?|\*")
 
 
@@ -150,6 +163,12 @@ def _describe(value: object) -> str:
     if tag is not None:
         return f"a value tagged {getattr(tag, 'value', tag)}"
     return f"a value of type {type(value).__name__}"
+
+
+def _short(text: object, limit: int = 60) -> str:
+    """A key or value short enough to quote in a one-line message (values may be 64K characters)."""
+    s = str(text)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
 def _is_bool(value: object) -> bool:
@@ -211,7 +230,7 @@ class _Map:
             hint = did_you_mean(key, allowed)
             if not hint:
                 hint = "; expected one of: " + ", ".join(allowed)
-            self.ld.fail(self.kpos(key), f"unknown key {key!r}{where}{hint}")
+            self.ld.fail(self.kpos(key), f"unknown key {_short(key)!r}{where}{hint}")
 
     def get(self, key: str, conv: Callable[[object, _Pos, str], T], default: D) -> T | D:
         value = self.data.get(key)
@@ -254,6 +273,7 @@ class _Loader:
         self.batches: dict[str, _Pos] = {}
         self.invoices: dict[str, tuple[str, _Pos]] = {}  # explicit invoice id -> (batch, pos)
         self.compact: dict[str, _Compact] = {}  # batch id -> compact batch
+        self.total_invoices = 0  # compact counts plus explicit invoices, against MAX_TOTAL_INVOICES
 
     # --- errors and positions ---------------------------------------------------------------
 
@@ -285,9 +305,22 @@ class _Loader:
             )
         return _Map(self, value, self.node_pos(value, pos), where)
 
-    def seq(self, value: object, pos: _Pos, where: str, what: str = "a list") -> Iterator[tuple[object, _Pos, str]]:
+    def seq(
+        self, value: object, pos: _Pos, where: str, what: str = "a list", limit: int = MAX_LIST_ITEMS, instead: str = ""
+    ) -> Iterator[tuple[object, _Pos, str]]:
+        """Items with their positions; a list longer than ``limit`` fails at its first item past it.
+
+        The length is checked before any item, so a huge list (e.g. ``- *e`` repeated) costs nothing
+        to reject; ``instead`` says what to write instead.
+        """
         if not isinstance(value, list):
             self.fail(pos, f"{where}: expected {what}, got {_describe(value)}")
+        if len(value) > limit:
+            self.fail(
+                self.item_pos(value, limit, pos),
+                f"{where}: more than {limit:,} items; at most {limit:,} are allowed here"
+                + (f" ({instead})" if instead else ""),
+            )
         for i, item in enumerate(value):
             yield item, self.item_pos(value, i, pos), f"{where}[{i}]"
 
@@ -310,7 +343,11 @@ class _Loader:
             self.fail(pos, f"{where}: expected an id (a string), got {_describe(value)}")
         s = str(value)
         if not _ID_RE.fullmatch(s) or len(s) > MAX_ID_LENGTH:
-            self.fail(pos, f"{where}: an id must be 1-{MAX_ID_LENGTH} characters without spaces, got {_describe(s)}")
+            self.fail(
+                pos,
+                f"{where}: an id must be 1-{MAX_ID_LENGTH} characters without spaces or control characters, "
+                f"got {_describe(s)}",
+            )
         return s
 
     def boolean(self, value: object, pos: _Pos, where: str) -> bool:
@@ -386,7 +423,7 @@ class _Loader:
         if s in options:
             return s
         hint = did_you_mean(s, options) or f"; expected one of: {', '.join(options)}"
-        self.fail(pos, f"{where}: unknown {what} {s!r}{hint}")
+        self.fail(pos, f"{where}: unknown {what} {_short(s)!r}{hint}")
 
     def ip(self, value: object, pos: _Pos, where: str) -> str:
         if not isinstance(value, str):
@@ -397,7 +434,9 @@ class _Loader:
             self.fail(pos, f"{where}: expected an IP address like 198.51.100.10, got {_describe(value)}")
 
     def ip_list(self, value: object, pos: _Pos, where: str) -> tuple[str, ...]:
-        return tuple(self.ip(v, p, w) for v, p, w in self.seq(value, pos, where, "a list of IP addresses"))
+        return tuple(
+            self.ip(v, p, w) for v, p, w in self.seq(value, pos, where, "a list of IP addresses", MAX_SMALL_LIST)
+        )
 
     def dns_name(self, value: object, pos: _Pos, where: str, wildcard: bool = False) -> str:
         expected = "a DNS name like mx.client.example"
@@ -505,7 +544,7 @@ class _Loader:
         )
 
     def tags(self, value: object, pos: _Pos, where: str) -> tuple[str, ...]:
-        return tuple(self.text(v, p, w) for v, p, w in self.seq(value, pos, where, "a list of tags"))
+        return tuple(self.text(v, p, w) for v, p, w in self.seq(value, pos, where, "a list of tags", MAX_SMALL_LIST))
 
     # --- settings, platform, providers -------------------------------------------------------
 
@@ -532,7 +571,17 @@ class _Loader:
         )
 
     def retry_schedule(self, value: object, pos: _Pos, where: str) -> tuple[int, ...]:
-        items = tuple(self.positive_duration(v, p, w) for v, p, w in self.seq(value, pos, where, "a list of durations"))
+        items = tuple(
+            self.positive_duration(v, p, w)
+            for v, p, w in self.seq(
+                value,
+                pos,
+                where,
+                "a list of durations",
+                MAX_SMALL_LIST,
+                "the last interval repeats until the lifetime ends",
+            )
+        )
         if not items:
             self.fail(pos, f"{where}: needs at least one interval, e.g. [5m, 10m, 20m]")
         return items
@@ -551,7 +600,7 @@ class _Loader:
         result: dict[str, Provider] = {p.name: p for p in DEFAULT_PROVIDERS}
         for key, item in m.data.items():
             kpos = m.kpos(key)
-            if not isinstance(key, str) or not _ID_RE.fullmatch(str(key)):
+            if not isinstance(key, str) or not _ID_RE.fullmatch(str(key)) or len(key) > MAX_ID_LENGTH:
                 self.fail(kpos, f"{where}: expected a provider name, got {_describe(key)}")
             name = str(key)
             base = result.get(name, Provider(name, ()))
@@ -589,7 +638,7 @@ class _Loader:
 
     def roles(self, value: object, pos: _Pos, where: str) -> tuple[str, ...]:
         seen: dict[str, _Pos] = {}
-        for v, p, w in self.seq(value, pos, where, "a list of roles"):
+        for v, p, w in self.seq(value, pos, where, "a list of roles", MAX_SMALL_LIST):
             role = self.choice(v, p, w, RECIPIENT_ROLES, "role")
             if role in seen:
                 self.fail(p, f"{w}: role {role!r} is listed twice")
@@ -600,7 +649,7 @@ class _Loader:
 
     def region_list(self, value: object, pos: _Pos, where: str) -> tuple[Region, ...]:
         out = []
-        for v, p, w in self.seq(value, pos, where, "a list of regions"):
+        for v, p, w in self.seq(value, pos, where, "a list of regions", MAX_ENTITIES):
             m = self.map(v, p, w)
             m.check_keys(("id", "invoicing_email_from"))
             ident = m.req("id", self.ident)
@@ -610,7 +659,7 @@ class _Loader:
 
     def branch_list(self, value: object, pos: _Pos, where: str) -> tuple[Branch, ...]:
         out = []
-        for v, p, w in self.seq(value, pos, where, "a list of branches"):
+        for v, p, w in self.seq(value, pos, where, "a list of branches", MAX_ENTITIES):
             m = self.map(v, p, w)
             m.check_keys(("id", "region", "invoicing_email_from"))
             ident = m.req("id", self.ident)
@@ -623,7 +672,7 @@ class _Loader:
 
     def user_list(self, value: object, pos: _Pos, where: str) -> tuple[User, ...]:
         out = []
-        for v, p, w in self.seq(value, pos, where, "a list of users"):
+        for v, p, w in self.seq(value, pos, where, "a list of users", MAX_ENTITIES):
             m = self.map(v, p, w)
             m.check_keys(("id", "email", "active", "sync"))
             ident = m.req("id", self.ident)
@@ -652,7 +701,7 @@ class _Loader:
     def contact_list(self, value: object, pos: _Pos, where: str) -> tuple[Contact, ...]:
         out = []
         emails: dict[str, tuple[str, _Pos]] = {}
-        for v, p, w in self.seq(value, pos, where, "a list of contacts"):
+        for v, p, w in self.seq(value, pos, where, "a list of contacts", MAX_ENTITIES):
             m = self.map(v, p, w)
             m.check_keys(("id", "email", "active"))
             ident = m.req("id", self.ident)
@@ -664,7 +713,7 @@ class _Loader:
                 if first is not None:
                     self.fail(
                         m.vpos("email"),
-                        f"{m.sub('email')}: duplicate contact email {email.strip()!r}: contact {first[0]!r} "
+                        f"{m.sub('email')}: duplicate contact email {_short(email.strip())!r}: contact {first[0]!r} "
                         f"(line {first[1].line}) already has it (emails are unique, ignoring case and spaces)",
                     )
                 emails[key] = (ident, m.vpos("email"))
@@ -673,7 +722,7 @@ class _Loader:
 
     def property_list(self, value: object, pos: _Pos, where: str) -> tuple[Property, ...]:
         out = []
-        for v, p, w in self.seq(value, pos, where, "a list of properties"):
+        for v, p, w in self.seq(value, pos, where, "a list of properties", MAX_ENTITIES):
             m = self.map(v, p, w)
             m.check_keys(("id", "branch", "contacts"))
             ident = m.req("id", self.ident)
@@ -686,7 +735,9 @@ class _Loader:
     def property_contacts(self, value: object, pos: _Pos, where: str) -> tuple[PropertyContact, ...]:
         out = []
         seen: dict[str, _Pos] = {}
-        for v, p, w in self.seq(value, pos, where, "a list of {contact, email_invoice, primary, billing}"):
+        for v, p, w in self.seq(
+            value, pos, where, "a list of {contact, email_invoice, primary, billing}", MAX_SMALL_LIST
+        ):
             m = self.map(v, p, w)
             m.check_keys(("contact", "email_invoice", "primary", "billing"))
             contact = m.req("contact", lambda v, p, w: self.ref(v, p, w, "contact", self.contacts))
@@ -714,7 +765,7 @@ class _Loader:
 
     def batch_list(self, value: object, pos: _Pos, where: str) -> tuple[Batch, ...]:
         out = []
-        for v, p, w in self.seq(value, pos, where, "a list of batches"):
+        for v, p, w in self.seq(value, pos, where, "a list of batches", MAX_ENTITIES):
             m = self.map(v, p, w)
             m.check_keys(("id", "invoices"))
             ident = m.req("id", self.ident)
@@ -749,17 +800,20 @@ class _Loader:
         props = m.req(
             "properties",
             lambda v, p, w: tuple(
-                self.property_ref(iv, ip, iw) for iv, ip, iw in self.seq(v, p, w, "a list of property ids")
+                self.property_ref(iv, ip, iw)
+                for iv, ip, iw in self.seq(v, p, w, "a list of property ids", MAX_ENTITIES)
             ),
         )
         if not props:
             self.fail(m.vpos("properties"), f"{m.sub('properties')}: needs at least one property")
+        self.add_invoices(count, m.vpos("count"), m.sub("count"))
         self.compact[batch] = _Compact(batch, count, len(str(count)))
         return CompactInvoices(count, props)
 
     def invoice_list(self, batch: str, value: object, pos: _Pos, where: str) -> tuple[Invoice, ...]:
         out = []
-        for v, p, w in self.seq(value, pos, where):
+        instead = "use the compact form, invoices: {count: N, properties: [...]}"
+        for v, p, w in self.seq(value, pos, where, "a list of invoices", MAX_LIST_ITEMS, instead):
             m = self.map(v, p, w, "an invoice {id, property, amount}")
             m.check_keys(("id", "property", "amount"))
             ident = m.req("id", self.ident)
@@ -770,8 +824,20 @@ class _Loader:
                     f"duplicate invoice id {ident!r} (first in batch {first[0]!r} at line {first[1].line})",
                 )
             self.invoices[ident] = (batch, m.vpos("id"))
+            self.add_invoices(1, p, w)
             out.append(Invoice(ident, m.req("property", self.property_ref), m.opt("amount", self.amount)))
         return tuple(out)
+
+    def add_invoices(self, n: int, pos: _Pos, where: str) -> None:
+        """Count invoices against the total cap, failing at the count or invoice that crosses it."""
+        self.total_invoices += n
+        if self.total_invoices > MAX_TOTAL_INVOICES:
+            self.fail(
+                pos,
+                f"{where}: this makes {self.total_invoices:,} invoices across all batches; at most "
+                f"{MAX_TOTAL_INVOICES:,} fit in one run (the engine keeps ~420 bytes per email); "
+                "split the batches over several scenarios",
+            )
 
     def amount(self, value: object, pos: _Pos, where: str) -> float:
         if _is_bool(value) or not isinstance(value, int | float):
@@ -833,14 +899,16 @@ class _Loader:
         records = m.get("records", self.dns_records, ())
         unreachable = m.get(
             "unreachable",
-            lambda v, p, w: tuple(self.dns_name(iv, ip, iw) for iv, ip, iw in self.seq(v, p, w, "a list of names")),
+            lambda v, p, w: tuple(
+                self.dns_name(iv, ip, iw) for iv, ip, iw in self.seq(v, p, w, "a list of names", MAX_DNS_RECORDS)
+            ),
             (),
         )
         return Dns(records, unreachable)
 
     def dns_records(self, value: object, pos: _Pos, where: str) -> tuple[DnsRecord, ...]:
         out = []
-        for v, p, w in self.seq(value, pos, where, "a list of {name, type, value, ttl}"):
+        for v, p, w in self.seq(value, pos, where, "a list of {name, type, value, ttl}", MAX_DNS_RECORDS):
             m = self.map(v, p, w)
             m.check_keys(("name", "type", "value", "ttl"))
             name = m.req("name", self.wildcard_name)
@@ -898,7 +966,9 @@ class _Loader:
             if isinstance(value, str):
                 return str(value)
             if isinstance(value, list):
-                items = tuple(self.string(v, p, w) for v, p, w in self.seq(value, pos, where))
+                items = tuple(
+                    self.string(v, p, w) for v, p, w in self.seq(value, pos, where, "a list of strings", MAX_SMALL_LIST)
+                )
                 if not items:
                     self.fail(pos, f"{where}: expected a string or a non-empty list of strings")
                 return items
@@ -912,7 +982,7 @@ class _Loader:
     def mailbox_list(self, value: object, pos: _Pos, where: str) -> tuple[MailboxDomain, ...]:
         out = []
         seen: dict[str, _Pos] = {}
-        for v, p, w in self.seq(value, pos, where, "a list of mail domains"):
+        for v, p, w in self.seq(value, pos, where, "a list of mail domains", MAX_MAILBOX_DOMAINS):
             m = self.map(v, p, w)
             m.check_keys(("domain", "users", "spf_policy", "greylist", "quota", "size_limit"))
             domain = m.req("domain", self.dns_name)
@@ -938,10 +1008,10 @@ class _Loader:
 
     def local_parts(self, value: object, pos: _Pos, where: str) -> tuple[str, ...]:
         out = []
-        for v, p, w in self.seq(value, pos, where, "a list of user names (local parts, e.g. jane)"):
+        for v, p, w in self.seq(value, pos, where, "a list of user names (local parts, e.g. jane)", MAX_ENTITIES):
             s = self.text(v, p, w)
             if "@" in s or any(c.isspace() for c in s):
-                local = s.split("@")[0].strip() or "jane"
+                local = _short(s.split("@")[0].strip(), 40) or "jane"
                 self.fail(
                     p, f"{w}: expected a local part like {local!r} (the domain is the mailbox's), got {_describe(s)}"
                 )
@@ -969,7 +1039,15 @@ class _Loader:
 
     def timeline(self, value: object, pos: _Pos, where: str) -> tuple[Event, ...]:
         out = []
-        for i, (v, p, w) in enumerate(self.seq(value, pos, where, "a list of {at, <event>: ...}")):
+        events = self.seq(
+            value,
+            pos,
+            where,
+            "a list of {at, <event>: ...}",
+            MAX_TIMELINE_EVENTS,
+            "split the run into several scenarios",
+        )
+        for i, (v, p, w) in enumerate(events):
             m = self.map(v, p, w, "an entry {at: TIME, <event>: ...}")
             m.check_keys(("at", *EVENT_KINDS), f"{w} (an event)")
             kinds = [k for k in m.data if k != "at"]
@@ -1052,7 +1130,15 @@ class _Loader:
 
     def fault_list(self, value: object, pos: _Pos, where: str) -> tuple[Fault, ...]:
         out = []
-        for i, (v, p, w) in enumerate(self.seq(value, pos, where, "a list of faults")):
+        faults = self.seq(
+            value,
+            pos,
+            where,
+            "a list of faults",
+            MAX_FAULTS,
+            "a fault without target: applies to every domain; probability: picks a share of the messages",
+        )
+        for i, (v, p, w) in enumerate(faults):
             m = self.map(v, p, w)
             m.check_keys(("kind", "at", "for", "stage", "probability", "target", "delay"), f"{w} (a fault)")
             kind = m.req("kind", lambda v, p, w: self.choice(v, p, w, FAULT_KINDS, "fault kind"))
@@ -1093,7 +1179,16 @@ class _Loader:
     def expect_list(self, value: object, pos: _Pos, where: str) -> tuple[Expectation, ...]:
         return tuple(
             self.expectation(i, v, p, w)
-            for i, (v, p, w) in enumerate(self.seq(value, pos, where, "a list of expectations"))
+            for i, (v, p, w) in enumerate(
+                self.seq(
+                    value,
+                    pos,
+                    where,
+                    "a list of expectations",
+                    MAX_EXPECTATIONS,
+                    "a count: expectation covers many invoices",
+                )
+            )
         )
 
     def expectation(self, index: int, value: object, pos: _Pos, where: str) -> Expectation:
@@ -1236,19 +1331,39 @@ def load_tree(doc: object, path: str, sha256: str, default_name: str = "scenario
         raise ScenarioError(path, 1, 1, "the document is nested too deeply") from None
 
 
+def _read(path: Path, name: str) -> bytes:
+    """The file's bytes, never more than MAX_FILE_BYTES of them.
+
+    ``stat`` rejects a huge regular file before a byte is read (a sparse 10 GB file costs
+    nothing); the bounded read covers what ``stat`` cannot size (pipes, ``/dev/zero``).
+    """
+    try:
+        info = path.stat()
+        if stat.S_ISREG(info.st_mode) and info.st_size > MAX_FILE_BYTES:
+            raise too_large(name, info.st_size)
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise ScenarioError(name, 1, 1, f"cannot read the file: {e.strerror or e}") from None
+    except (ValueError, OverflowError) as e:  # e.g. a NUL in the path
+        raise ScenarioError(name, 1, 1, f"cannot read the file: {e}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise too_large(name, None)
+    return data
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read, validate and resolve a scenario file. Raises :class:`ScenarioError` only."""
     name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ScenarioError(name, 1, 1, f"cannot read the file: {e.strerror or e}") from None
+    data = _read(Path(path), name)
     text = _decode(data, name)
     return _load(text, name, hashlib.sha256(data).hexdigest(), Path(path).stem or "scenario")
 
 
 def load_scenario_text(text: str, path: str = "<string>") -> Scenario:
     """Validate and resolve scenario YAML given as text; ``path`` is used in messages and ``source``."""
+    if len(text) > MAX_FILE_BYTES:
+        raise too_large(path, len(text))
     data = text.encode("utf-8", errors="surrogatepass")
     if text.startswith("\ufeff"):
         text = text[1:]

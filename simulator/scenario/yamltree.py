@@ -39,7 +39,7 @@ from simulator.scenario.limits import (
     MAX_SCALAR_CHARS,
 )
 
-__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "TooLarge", "YMap", "YSeq", "parse_yaml", "resolve_plain"]
+__all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "TooLarge", "YMap", "YSeq", "parse_yaml", "resolve_plain", "too_large"]
 
 Pos = tuple[int, int]  # (line, column), 1-based
 
@@ -118,6 +118,9 @@ _INF_RE = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
 _NAN_RE = re.compile(r"\.(?:nan|NaN|NAN)")
 
 _TAG = "tag:yaml.org,2002:"
+# what a double-quoted escape ("\\e", "\\0", "\\x1b") can put in a value: control characters other
+# than tab and line breaks, which would reach terminals and reports (raw ones are already YAML errors)
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")
 
 
 def _int(text: str, base: int) -> int | TooLarge:
@@ -206,6 +209,14 @@ class _Composer:
                 f"a value of {len(value):,} characters; at most {MAX_SCALAR_CHARS:,} are allowed in one value "
                 "(shorten it; ids, names and DNS values are far shorter)",
             )
+        if ev.style == '"':
+            found = _CONTROL_RE.search(value)
+            if found is not None:
+                raise self.fail(
+                    pos,
+                    f"control character {found.group()!r} in a value; scenario values may hold tabs and line "
+                    "breaks but no other control characters",
+                )
         if tag is None or tag == "!":
             if not ev.style and tag is None:  # plain (the C parsers say "")
                 return resolve_plain(value)
@@ -419,16 +430,22 @@ def _ruamel_events(text: str) -> Iterator[Any]:
 _BACKENDS: dict[str, Callable[[str], Iterator[Any]]] = {"libyaml": _libyaml_events, "ruamel": _ruamel_events}
 
 
+def too_large(path: str, size: int | None) -> ScenarioError:
+    """The error for a scenario over :data:`MAX_FILE_BYTES` (``size`` None: unknown, e.g. a pipe)."""
+    what = f"{size / 2**20:,.1f} MiB" if size is not None else f"more than {MAX_FILE_BYTES // 2**20} MiB"
+    return ScenarioError(
+        path,
+        1,
+        1,
+        f"the scenario is {what}; at most {MAX_FILE_BYTES // 2**20} MiB are read "
+        "(describe large runs with compact batches: invoices: {count: N, properties: [...]})",
+    )
+
+
 def check_text(text: str, path: str) -> None:
     """The limits a text breaks before any parsing: its size and text a parser cannot take."""
     if len(text) > MAX_FILE_BYTES:
-        raise ScenarioError(
-            path,
-            1,
-            1,
-            f"the scenario is {len(text) / 2**20:,.1f} MiB; at most {MAX_FILE_BYTES // 2**20} MiB are read "
-            "(describe large runs with compact batches: invoices: {count: N, properties: [...]})",
-        )
+        raise too_large(path, len(text))
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
