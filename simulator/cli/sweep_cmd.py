@@ -35,10 +35,10 @@ def _table(con: Console, groups: list[Any], names: list[str], total: int, title:
 
     t = Table(title=title, title_justify="left", header_style="bold")
     for n in names:
-        t.add_column(n, overflow="fold")
-    for col in ("runs", "In Queue", "stuck", "inbox", "junk", "deferred", "bounced", "to inbox p50", "p95",
-                "expect failed", "errors"):
-        t.add_column(col, justify="right")
+        t.add_column(n, no_wrap=True)
+    for col in ("runs", "In Queue", "stuck", "inbox", "junk", "deferred", "bounced", "p50→inbox", "p95",
+                "expect✗", "errors"):
+        t.add_column(col, justify="right", no_wrap=True)
 
     def mean(g: Any, c: str) -> str:
         v = g.mean(c)
