@@ -373,6 +373,21 @@ def _line_col(text: str, index: int) -> Pos:
     return (line, col)
 
 
+_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
+_BREAK_RE = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # libyaml's line breaks
+
+
+def _index(text: str, line: int, column: int) -> int:
+    """The character index of a parser's 1-based (line, column)."""
+    start = 0
+    for _ in range(line - 1):
+        found = _BREAK_RE.search(text, start)
+        if found is None:
+            return len(text)
+        start = found.end()
+    return min(len(text), start + column - 1)
+
+
 def _char_index(text: str, byte_offset: int) -> int:
     """libyaml reports reader errors as a byte offset into the UTF-8 text."""
     return len(text.encode("utf-8")[:byte_offset].decode("utf-8", errors="ignore"))
@@ -457,10 +472,21 @@ def parse_yaml(text: str, path: str) -> object:
     """The single document in ``text`` as YMap/YSeq/scalars (None when empty)."""
     check_text(text, path)
     backend = BACKEND if BACKEND in _BACKENDS and (BACKEND != "libyaml" or _LibyamlParser is not None) else "ruamel"
-    composer = _Composer(path)
+    events = _BACKENDS[backend]
     try:
-        return composer.compose(_BACKENDS[backend](text))
+        return _Composer(path).compose(events(text))
     except ScenarioError:
         raise
     except Exception as exc:  # the parsers raise assorted exceptions on odd input
-        raise _error(path, text, exc, byte_positions=backend == "libyaml") from None
+        error = _error(path, text, exc, byte_positions=backend == "libyaml")
+    if error.message.endswith(_TOO_DEEP):
+        # libyaml's scanner looks ahead and stops at its own cap (1,000 flow levels) before we see the
+        # 65th level; the text before that point reaches ours, at the position it really is
+        try:
+            _Composer(path).compose(events(text[: _index(text, error.line, error.column)]))
+        except ScenarioError as inner:
+            if inner.message.endswith(_TOO_DEEP):
+                raise inner from None
+        except Exception:  # the first error stands
+            pass
+    raise error
