@@ -92,17 +92,37 @@ def test_built_run_equals_the_written_file(path: Path) -> None:
 # -- real runs: every invariant holds, whatever the executor ---------------------------------------------
 
 
+# ``slow`` is left out until the engine files a slow transaction's message when it ends (see FINDINGS)
+NOT_SLOW = tuple(k for k in CHAOS_KINDS if k != "slow")
+FINDINGS = sorted((ROOT / "tests" / "data" / "chaos").glob("*.yaml"))
+
+
 def test_chaos_runs_hold_every_invariant_and_do_not_depend_on_the_executor() -> None:
     for path, runs in ((TOUR, 24), (TEMPFAIL, 12), (LOGIN, 12)):
         text = path.read_text()
-        one = run_chaos(path, text, ChaosConfig(runs=runs, chaos_seed=11, workers=1, recheck_every=4))
-        two = run_chaos(path, text, ChaosConfig(runs=runs, chaos_seed=11, workers=2, recheck_every=4))
+        cfg = ChaosConfig(runs=runs, chaos_seed=11, workers=1, recheck_every=4, kinds=NOT_SLOW)
+        one = run_chaos(path, text, cfg)
+        two = run_chaos(path, text, replace(cfg, workers=2))
         assert one.ok, one.to_json()["violations"]
         assert _stable(one) == _stable(two)
         j = one.to_json()
         assert j["runs"] == runs and j["rechecked"] == runs // 4
         assert j["emails_checked"] == runs * sum(b.count for b in load_scenario(path).batches)
         assert sum(j["injected"].values()) >= runs
+
+
+@pytest.mark.parametrize("path", FINDINGS, ids=lambda p: p.stem)
+@pytest.mark.xfail(strict=True, reason="engine: a slow transaction's message is filed at its start, "
+                                       "delivered at its end (reported; tests/data/chaos/)")
+def test_engine_findings_are_fixed(path: Path) -> None:
+    assert check_scenario(load_scenario(path), recheck=True).violations == ()
+
+
+def test_engine_findings_still_reproduce() -> None:
+    """Until fixed, each finding fails exactly the invariant it was written for."""
+    assert FINDINGS
+    for path in FINDINGS:
+        assert {v.invariant for v in check_scenario(load_scenario(path)).violations} == {"delivered-once"}
 
 
 # -- each checker can fail ---------------------------------------------------------------------------------

@@ -29,19 +29,20 @@ def chaos(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[st
 
 def test_exit_0_and_json_shape(tmp_path: Path) -> None:
     p = chaos(TEMPFAIL, "--runs", "8", "--seed", "4", "--workers", "2", "--recheck-every", "4", "--json",
-              "--out", tmp_path)
+              "--out", tmp_path, "--kinds", "outage,tempfail,permfail,disconnect", "--kinds", "dns_timeout,resync")
     assert p.returncode == 0, p.stderr
     j = json.loads(p.stdout)
     assert j["ok"] is True and j["runs"] == 8 and j["runs_failed"] == 0 and j["rechecked"] == 2
     assert j["scenario"] == "after-sending-seeded-tempfail" and j["chaos_seed"] == 4
     assert j["emails_checked"] == 64 and j["recipients_checked"] == 64
     assert j["failures"] == {} and j["violations"] == [] and j["reproductions"] == []
-    assert sum(j["injected"].values()) >= 8
+    assert sum(j["injected"].values()) >= 8 and set(j["injected"]) <= {"outage", "tempfail", "permfail",
+                                                                      "disconnect", "dns_timeout", "resync"}
     assert not list(tmp_path.iterdir())
 
 
 def test_human_summary() -> None:
-    p = chaos(TOUR, "--runs", "5", "--workers", "1")
+    p = chaos(TOUR, "--runs", "5", "--workers", "1", "--kinds", "outage,permfail,change_password")
     assert p.returncode == 0, p.stderr
     assert "chaos tour" in p.stdout and "5 runs" in p.stdout and "every one held" in p.stdout
     assert "emails checked: 35" in p.stdout

@@ -105,7 +105,9 @@ def check_accounting(result: RunResult, records: Sequence[Record]) -> list[Viola
         elif e.status == "Sent":
             for rc in e.recipients:
                 key = (inv, rc.address.lower())
-                if rc.outcome == "deferred" and retry_at.get(key, "") <= end_iso:
+                # a retry or a slow reply still under way leaves the last outcome standing: only with
+                # nothing pending in the MTA is a deferred or unattempted recipient stranded
+                if rc.outcome == "deferred" and retry_at.get(key, "") <= end_iso and eng.mta.pending == 0:
                     out.add(f"deferred at the end with no retry after it (last retry_at {retry_at.get(key)}, "
                             f"end {end_iso})", inv, rc.address)
                 elif rc.outcome == "none" and eng.mta.pending == 0:
@@ -207,15 +209,22 @@ def check_transitions(result: RunResult, records: Sequence[Record]) -> list[Viol
 
 
 def check_delivered_once(result: RunResult, records: Sequence[Record]) -> list[Violation]:
-    """At most one delivery per (message, recipient); the mailboxes hold exactly what the trace delivered."""
+    """At most one delivery per (message, recipient); the mailboxes hold exactly what the trace delivered.
+
+    "Exactly" includes where and when: a copy filed at another time than its ``email.delivered``
+    means the mailbox and the sender disagree about when the transaction ended (a run stopped in
+    between shows a message in the inbox that the platform has not delivered).
+    """
     out = _Out("delivered-once")
     per: Counter[tuple[str, str]] = Counter()
     folders: dict[str, Counter[str]] = defaultdict(Counter)
+    when: dict[tuple[str, str], tuple[str, int]] = {}  # (message id, address) -> (folder, time) per the trace
     for r in records:
         if r["event"] == "email.delivered":
             rcpt = str(r["recipient"]).lower()
             per[(r["invoice"], rcpt)] += 1
             folders[rcpt][str(r["folder"])] += 1
+            when[(f"<{r['invoice']}@mailsim.invalid>", rcpt)] = (str(r["folder"]), int(r["t"]))
     for (inv, rcpt), n in sorted(per.items()):
         if n > 1:
             out.add(f"delivered {n} times", inv, rcpt)
@@ -232,6 +241,12 @@ def check_delivered_once(result: RunResult, records: Sequence[Record]) -> list[V
             for (mid, folder), n in sorted(ids.items()):
                 if n > 1:
                     out.add(f"{mid} stored {n} times in {folder}", recipient=addr)
+            for mid, folder, t in box.messages:
+                traced = when.get((mid, addr))
+                if folder != "bounce" and traced is not None and traced != (folder, t):
+                    iso = result.engine.scn.iso
+                    out.add(f"{mid} stored in {folder} at {iso(t)}, but the trace delivers it to {traced[0]} at "
+                            f"{iso(traced[1])}", recipient=addr)
     return out.items
 
 
