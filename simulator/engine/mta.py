@@ -9,15 +9,15 @@ so one SimPy event serves every unit due at that instant.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
 from simulator.engine.dsn import render_dsn, render_invoice
-from simulator.engine.state import Email, Rcpt, SenderDecision
+from simulator.engine.state import Email, Rcpt, RcptSet, SenderDecision, Slot
 from simulator.net.receiver import Reply
-from simulator.transport.base import Attempt, AttemptResult, Dsn, Transport
+from simulator.transport.base import Attempt, AttemptResult, Dsn, Repeated, Transport
 
 if TYPE_CHECKING:
     from simulator.engine.sim import Engine
@@ -57,16 +57,20 @@ class Unit:
 
     A cohort: every email of a poll with the same recipient plan (the same
     property's contacts) and client IP. ``positions`` are the indices, in each
-    email's recipient list, of the recipients at ``domain``.
+    email's recipient list, of the recipients at ``domain``. ``sets``, when known,
+    lists the shared recipient sets the emails hold, in order, and how many
+    consecutive emails hold each (a cohort spans one slot per completed batch).
     """
 
-    __slots__ = ("attempt", "decision", "domain", "emails", "first", "positions")
+    __slots__ = ("attempt", "decision", "domain", "emails", "first", "positions", "sets")
 
-    def __init__(self, emails: list[Email], decision: SenderDecision, domain: str, positions: tuple[int, ...]) -> None:
+    def __init__(self, emails: list[Email], decision: SenderDecision, domain: str, positions: tuple[int, ...],
+                 sets: list[tuple[RcptSet, int]] | None = None) -> None:
         self.emails = emails
         self.decision = decision
         self.domain = domain
         self.positions = positions
+        self.sets = sets
         self.attempt = 0
         self.first: int | None = None
 
@@ -129,6 +133,18 @@ class Mta:
             for domain, positions in self.domains_of(members[0]):
                 self.try_unit(Unit(members, decision, domain, positions), now)
 
+    def submit_slots(self, cohorts: Iterable[list[Slot]], decision: SenderDecision, now: int) -> None:
+        """Like :meth:`submit`, for cohorts already grouped from slots (one client IP): no per-email lookups."""
+        for parts in cohorts:
+            if len(parts) == 1:
+                _plans, rs, members = parts[0]
+                sets = [(rs, len(members))]
+            else:
+                members = [e for _plans, _rs, es in parts for e in es]
+                sets = [(rs, len(es)) for _plans, rs, es in parts]
+            for domain, positions in self.domains_of(members[0]):
+                self.try_unit(Unit(members, decision, domain, positions, sets), now)
+
     def client_ip(self, email: Email, decision: SenderDecision) -> str:
         ips = decision.client_ips
         if len(ips) == 1:
@@ -149,7 +165,7 @@ class Mta:
             reply = (Reply(451, "4.4.3", f"MX lookup failed: {route.detail}") if route.error == "temp"
                      else Reply(550, "5.1.2", f"Bad destination domain: {route.detail}"))
             res = AttemptResult((reply,) * n, None, None)
-            self._apply(unit, [res] * len(unit.emails), now, route.detail)
+            self._apply(unit, Repeated(res, len(unit.emails)), now, route.detail)
             return
         assert route.host is not None and route.ip is not None
         rcpt_addrs = tuple(first.recipients[i].address for i in unit.positions)
@@ -182,7 +198,7 @@ class Mta:
         else:
             results = [self.transport.attempt(replace(att, message_id=e.message_id, render=render_for(e)))
                        for e in unit.emails]
-        delays = {r.delay for r in results}
+        delays = {results.result.delay} if isinstance(results, Repeated) else {r.delay for r in results}
         if delays == {0}:
             self._apply(unit, results, now, route.detail)
             return
@@ -273,23 +289,43 @@ class Mta:
         retry: dict[tuple[int, ...], list[Email]] = {}
         exhausted_at = (now if unit.first is None else unit.first) + self.settings.max_queue_lifetime
         exhausted = now >= exhausted_at
-        shared = emails[0].recipients
         first = results[0]
-        if (shared.sharers == len(emails) and all(r is first for r in results)
-                and all(e.recipients is shared for e in emails)):
-            # the whole cohort shares one recipient set and one result: update it once
-            deferred, bounced = self._update(shared, positions, self._prepare(first, now, exhausted), now)
-            if tracing:
-                for e in emails:
-                    self._trace(unit, e, first, now, route)
+        uniform = isinstance(results, Repeated) or all(r is first for r in results)
+        sets = unit.sets
+        if sets is None and uniform:
+            shared = emails[0].recipients
+            if shared.sharers == len(emails) and all(e.recipients is shared for e in emails):
+                sets = [(shared, len(emails))]
+        shared_sets = sets if uniform and sets is not None and all(rs.sharers == k for rs, k in sets) else None
+        if shared_sets is not None:
+            sets = shared_sets
+            # every email of each shared recipient set is here and all got one result: update each set once
+            prepared = self._prepare(first, now, exhausted)
+            outcome = [self._update(rs, positions, prepared, now) for rs, _k in sets]
+            deferred = outcome[0][0]
+            if len(sets) == 1:
+                bounced = outcome[0][1]
+                if tracing:
+                    for e in emails:
+                        self._trace(unit, e, first, now, route)
+                if bounced is not None:
+                    for e in emails:
+                        self._bounce(e, bounced, now)
+            elif tracing or outcome[0][1] is not None:
+                # per email, reply then bounce (the order the per-email path below writes them in)
+                i = 0
+                for (_rs, k), (_d, bounced) in zip(sets, outcome, strict=True):
+                    for e in emails[i:i + k]:
+                        if tracing:
+                            self._trace(unit, e, first, now, route)
+                        if bounced is not None:
+                            self._bounce(e, bounced, now)
+                    i += k
             if deferred is not None:
                 retry[tuple(deferred)] = list(emails)
-            if bounced is not None:
-                for e in emails:
-                    self._bounce(e, bounced, now)
         else:
             last: AttemptResult | None = None
-            prepared: list[tuple[Any, ...]] = []
+            prepared = []
             for email, result in zip(emails, results, strict=True):
                 if result is not last:
                     prepared = self._prepare(result, now, exhausted)
@@ -306,7 +342,8 @@ class Mta:
             sched = self.settings.retry_schedule
             nxt = min(now + sched[min(unit.attempt - 1, len(sched) - 1)], exhausted_at)
             for positions_left, emails in retry.items():
-                again = Unit(emails, unit.decision, unit.domain, positions_left)
+                # updated per shared set, every email was deferred alike: the retry holds the same sets
+                again = Unit(emails, unit.decision, unit.domain, positions_left, shared_sets)
                 again.attempt, again.first = unit.attempt, unit.first
                 if tracing:
                     for e in emails:

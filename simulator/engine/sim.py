@@ -27,7 +27,7 @@ from simulator.domain.statuses import EmailStatus
 from simulator.domain.sync import SyncState, change_password, expires_at, initial_state, login, resync
 from simulator.engine.dnsview import DnsView
 from simulator.engine.mta import Mta, MtaSettings
-from simulator.engine.state import Email, Group, Rcpt, RcptSet, Send, SenderDecision
+from simulator.engine.state import Email, Group, Rcpt, RcptSet, Send, SenderDecision, Slot
 from simulator.net.receiver import MailStore, ReceivingServer
 from simulator.net.zone import Zone
 from simulator.scenario.model import DAY, Batch, Event, Scenario, User
@@ -335,15 +335,17 @@ class Engine:
                 per_prop[pid] = (plans, "N/A", why, None, warn, rs, None)
             else:
                 per_prop[pid] = (plans, "In Queue", None, t, warn, rs, group)
-        emails, n_queued = self._build_emails(b, t, per_prop)
+        emails, slots = self._build_emails(b, t, per_prop)
         if tracing:
             for e in emails:
                 self.emit(t, "invoice.status", {"invoice": e.invoice, "batch": bid, "email_status": e.status,
                                                 "reason": e.reason})
+        n_queued = sum(len(members) for _, _, members in slots)
         if n_queued == len(emails):
             group.queue.extend(emails)
         elif n_queued:
             group.queue.extend(e for e in emails if e.group is not None)
+        group.slots.extend(slots)
         self.emails[bid] = emails
         self.queued += n_queued
         if n_queued and self._wake is not None and not self._wake.triggered:
@@ -351,29 +353,28 @@ class Engine:
             self._wake._value = None
             self.env.schedule(self._wake, EventPriority(self.PRIO_TIMELINE), 0)
 
-    def _build_emails(self, b: Batch, t: int, per_prop: dict[str, PropSlot]) -> tuple[list[Email], int]:
-        """The batch's emails in invoice order, and how many of them are queued.
+    def _build_emails(self, b: Batch, t: int, per_prop: dict[str, PropSlot]) -> tuple[list[Email], list[Slot]]:
+        """The batch's emails in invoice order, and its queued ones as slots (one per property, see Slot).
 
-        A compact batch assigns properties round-robin (DESIGN §3), so slot ``j`` holds the
-        invoices ``j, j + P, j + 2P, …``: each slot's emails are built in one go and put in
-        place with a slice assignment, with no per-invoice dispatch on the property.
+        A compact batch assigns properties round-robin (DESIGN §3), so position ``j`` of the
+        cycle holds the invoices ``j, j + P, j + 2P, …``: each position's emails are built in
+        one go and put in place with a slice assignment, with no per-invoice dispatch.
         """
         bid = b.id
         if b.compact is None:
             emails: list[Email] = []
-            n_queued = 0
             for inv in b.invoices:
                 plans, status, reason, queued_at, notes, rs, grp = per_prop[inv.property]
                 rs.sharers += 1
                 emails += Email.many((inv.id,), bid, inv.property, t, status, reason, queued_at, notes, plans, rs,
                                      grp)
-                n_queued += grp is not None
-            return emails, n_queued
+            return emails, self._slots_of(emails)
         ids = self._invoice_ids(b)
         n = len(ids)
-        period = len(b.compact.properties)
-        built: list[Email] = [None] * n  # type: ignore[list-item]  # every slot is filled below
-        n_queued = 0
+        cycle = b.compact.properties
+        period = len(cycle)
+        built: list[Email] = [None] * n  # type: ignore[list-item]  # every position is filled below
+        slots: list[Slot] = []
         for j in range(min(period, n)):
             pid = b.property_of(j)
             plans, status, reason, queued_at, notes, rs, grp = per_prop[pid]
@@ -381,8 +382,19 @@ class Engine:
             built[j::period] = part
             rs.sharers += len(part)
             if grp is not None:
-                n_queued += len(part)
-        return built, n_queued
+                slots.append((plans, rs, part))
+        if len(set(cycle)) < period:  # a property listed twice: its emails interleave, so slot them per email
+            slots = self._slots_of(built)
+        return built, slots
+
+    @staticmethod
+    def _slots_of(emails: list[Email]) -> list[Slot]:
+        """Group the queued ones of a batch's ``emails`` by property (per email: explicit batches are small)."""
+        by: dict[str, list[Email]] = {}
+        for e in emails:
+            if e.group is not None:
+                by.setdefault(e.property, []).append(e)
+        return [(es[0].plans, es[0].recipients, es) for es in by.values()]
 
     def _invoice_ids(self, b: Batch) -> list[str]:
         """A compact batch's invoice ids, as the batch id plus a zero-padded number cached per count.
@@ -497,23 +509,63 @@ class Engine:
         if group.reason is not None:
             group.history.append((now, None, f"sent by {d.address} via the {d.path} path"))
         q = group.queue
+        slots = group.slots
         group.queue = []
+        group.slots = []
         group.reason = None
         group.reason_applied = 0
         group.stuck_upto = 0
         self.queued -= len(q)
-        tracing = self.tracing
-        mta = self.mta
         sends: dict[str, Send] = {}
         for ip in d.client_ips or (self.scn.platform.helo,):
             sends[ip] = Send(now, d.address, d.path, d.helo, ip, d.provider)
-        single = next(iter(sends.values())) if len(sends) == 1 else None
+        if len(sends) > 1:
+            self._send_each(q, d, now, sends)
+            return
+        # one client IP: a slot's emails share everything the send decides, so it is decided per slot
+        send = next(iter(sends.values()))
+        notes = d.notes
+        merged_notes: dict[tuple[str, ...], tuple[str, ...]] = {}
+        deliverable_plans: dict[int, bool] = {}
+        cohorts: dict[int, list[Slot]] = {}
+        for slot in slots:
+            plans, _rs, members = slot
+            key = id(plans)
+            deliverable = deliverable_plans.get(key)
+            if deliverable is None:
+                deliverable = deliverable_plans[key] = any(p.skip_reason is None for p in plans)
+            reason = None if deliverable else "no-deliverable-recipient"
+            for e in members:
+                e.status = "Sent"
+                e.send = send
+                e.reason = reason
+            if notes:
+                for e in members:
+                    e.notes = _merge_notes(merged_notes, e.notes, notes)
+            if deliverable:
+                c = cohorts.get(key)
+                if c is None:
+                    cohorts[key] = [slot]
+                else:
+                    c.append(slot)
+        if self.tracing:
+            ip = send.client_ip
+            for e in q:
+                self.emit(now, "email.sent", {"invoice": e.invoice, "sender": d.address, "path": d.path,
+                                              "provider": d.provider, "client_ip": ip, "reason": e.reason})
+        if cohorts:
+            self.mta.submit_slots(cohorts.values(), d, now)
+
+    def _send_each(self, q: list[Email], d: SenderDecision, now: int, sends: dict[str, Send]) -> None:
+        """Several sending IPs: each email's client IP is drawn from its invoice id, so this goes per email."""
+        tracing = self.tracing
+        mta = self.mta
         deliverable_plans: dict[int, bool] = {}
         merged_notes: dict[tuple[str, ...], tuple[str, ...]] = {}
         out: list[Email] = []
         for e in q:
             e.status = "Sent"
-            e.send = single or sends[mta.client_ip(e, d)]
+            e.send = sends[mta.client_ip(e, d)]
             if d.notes:
                 e.notes = _merge_notes(merged_notes, e.notes, d.notes)
             key = id(e.plans)

@@ -159,6 +159,12 @@ class Email:
     property: str  # the invoice's property id
 
 
+# The queued emails of one batch and property, in invoice order, with the plans and the
+# recipient set they all share. Sending works per slot: the emails of a slot always share
+# one sender, client IP (with one sending IP) and cohort, so nothing has to be looked up per email.
+Slot = tuple[tuple[RecipientPlan, ...], RcptSet, list[Email]]
+
+
 @dataclass(frozen=True, slots=True)
 class SenderDecision:
     """Who would send a group's emails right now, by which path, or why nobody can."""
@@ -181,12 +187,14 @@ class Group:
     """The emails waiting in the queue that share one sender resolution (a batch's branch set)."""
 
     __slots__ = ("branch_ids", "decision", "decision_key", "history", "key", "queue", "reason", "reason_applied",
-                 "stuck_upto")
+                 "slots", "stuck_upto")
 
     def __init__(self, key: str, branch_ids: tuple[str, ...]) -> None:
         self.key = key
         self.branch_ids = branch_ids
         self.queue: list[Email] = []
+        # the same emails by (batch, property), in queue order of their first email: see Slot
+        self.slots: list[Slot] = []
         self.reason: str | None = None
         self.reason_applied = 0
         # (time, blocking reason or None when the gate opened, evidence): what explain replays

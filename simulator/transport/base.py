@@ -9,9 +9,10 @@ attempt.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from itertools import repeat
+from typing import Protocol, overload
 
 from simulator.net.receiver import DROPPED, DataVerdict, Reply, Transaction
 
@@ -39,6 +40,39 @@ class AttemptResult:
     spf_result: str | None  # the receiver's SPF verdict, when it got as far as DATA
     spf_explanation: str = ""
     delay: int = 0  # seconds the transaction took in virtual time (slow faults)
+
+
+class Repeated(Sequence[AttemptResult]):
+    """``n`` times one result: a shared transaction's answer for every message of a cohort.
+
+    The MTA tells at once that every message got the same replies (and the same
+    delay) instead of comparing a million list items with the first.
+    """
+
+    __slots__ = ("n", "result")
+
+    def __init__(self, result: AttemptResult, n: int) -> None:
+        self.result = result
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> AttemptResult: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[AttemptResult]: ...
+
+    def __getitem__(self, i: int | slice) -> AttemptResult | Sequence[AttemptResult]:
+        if isinstance(i, slice):
+            return Repeated(self.result, len(range(*i.indices(self.n))))
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return self.result
+
+    def __iter__(self) -> Iterator[AttemptResult]:
+        return repeat(self.result, self.n)
 
 
 @dataclass(frozen=True, slots=True)

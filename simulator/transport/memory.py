@@ -6,7 +6,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 
 from simulator.net.receiver import MailStore, ReceivingServer
-from simulator.transport.base import Attempt, AttemptResult, Dsn, run_transaction
+from simulator.transport.base import Attempt, AttemptResult, Dsn, Repeated, run_transaction
 
 
 class MemoryTransport:
@@ -65,7 +65,7 @@ class MemoryTransport:
             return [self._run(first, ())]
         if not self.server.shareable(first.domain, first.now):
             return [run_transaction(self.server, replace(first, message_id=mid)) for mid in message_ids]
-        return [self._run(first, message_ids[1:])] * len(message_ids)
+        return Repeated(self._run(first, message_ids[1:]), len(message_ids))
 
     def deliver_dsn(self, dsn: Dsn) -> None:
         # §8: a DSN goes straight to the sender's own mailbox: no MX, no SPF filing.
