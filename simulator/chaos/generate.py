@@ -145,7 +145,15 @@ def _fault(rng: random.Random, kind: str, t: Targets) -> Item:
                 at, for_ = _minute(rng, t.horizon), rng.choice(_DURATIONS)
             if kind == "slow":
                 delay = rng.choice(_SLOW_DELAYS)
-    fields: dict[str, object] = {"kind": kind}
+    f = Fault(index=-1, kind=kind, at=at, for_=for_, stage=stage, probability=probability, target=target,
+              delay=delay)
+    return fault_item(f)
+
+
+def fault_item(f: Fault) -> Item:
+    """The item for fault ``f`` with its flow YAML (also how the shrinker writes a simplified fault)."""
+    fields: dict[str, object] = {"kind": f.kind}
+    at, for_, stage, probability, delay, target = f.at, f.for_, f.stage, f.probability, f.delay, f.target
     if at is not None:
         fields["at"] = format_offset(at)
     if for_ is not None:
@@ -159,9 +167,7 @@ def _fault(rng: random.Random, kind: str, t: Targets) -> Item:
     if target is not None:
         fields["target"] = target
     text = "{" + ", ".join(f"{k}: {v if k in ('at', 'for', 'delay') else flow(v)}" for k, v in fields.items()) + "}"
-    f = Fault(index=-1, kind=kind, at=at, for_=for_, stage=stage, probability=probability, target=target,
-              delay=delay)
-    return Item(kind, text, fault=f)
+    return Item(f.kind, text, fault=replace(f, index=-1, loc=""))
 
 
 def _event(rng: random.Random, kind: str, t: Targets) -> Item:
