@@ -320,3 +320,25 @@ def test_report_json_shape() -> None:
                       "recipients_checked", "injected", "failures", "violations", "reproductions", "interrupted",
                       "ok"}
     assert set(j["injected"]) <= set(CHAOS_KINDS)
+
+
+def test_edit_removes_and_appends_in_text_and_round_trip_modes() -> None:
+    """A flow-style timeline cannot be edited as text: the round trip gives the same scenario."""
+    from simulator.scenario.edit import ListEdit, ScenarioEdit, edit_text, edit_yaml
+
+    block = LOGIN.read_text()
+    flow_style = block.replace("timeline:\n  - {at: +1d, login: lee}\n  - {at: +8d, complete_batch: NOV-LAKE}\n",
+                               "timeline: [{at: +1d, login: lee}, {at: +8d, complete_batch: NOV-LAKE}]\n")
+    assert flow_style != block
+    scn = load_scenario(LOGIN)
+    pos = next(i for i, e in enumerate(scn.timeline) if e.kind == "login")
+    edit = ScenarioEdit(scalars=(("seed", 99),), lists=(
+        ListEdit("faults", append=("{kind: outage, at: +1h, for: 5m}",)),
+        ListEdit("timeline", remove=frozenset({pos}), append=("{at: +2h, resync: lee}",))))
+    assert edit_text(flow_style, edit) is None
+    a = load_scenario_text(edit_text(block, edit) or "", "a.yaml")
+    b = load_scenario_text(edit_yaml(flow_style, edit), "b.yaml")
+    assert apply_edit(flow_style, edit) == edit_yaml(flow_style, edit)
+    for s in (a, b):
+        assert s.seed == 99 and [f.kind for f in s.faults] == ["outage"]
+        assert "login" not in [e.kind for e in s.timeline] and s.timeline[-1].kind == "resync"
