@@ -1,0 +1,67 @@
+"""``mailsim sweep`` in a real 100×30 terminal: the progress bar while it runs, Ctrl-C, then the summary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TMUX = shutil.which("tmux")
+MAILSIM = Path(sys.executable).with_name("mailsim")
+
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+
+
+def _wait(check: Callable[[], bool], polls: int = 1200, pause: float = 0.05) -> bool:
+    """Poll a bounded number of times (no wall-clock assertion)."""
+    for _ in range(polls):
+        if check():
+            return True
+        time.sleep(pause)
+    return check()
+
+
+def test_sweep_shows_progress_keeps_rows_on_ctrl_c_and_resumes(tmp_path: Path) -> None:
+    assert TMUX is not None
+    sock = f"mailsim-sweep-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "TERM": "xterm-256color"}
+    env.pop("TMUX", None)
+    env.pop("COLUMNS", None)
+    out = tmp_path / "rows.csv"
+
+    def tmux(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([TMUX, "-L", sock, "-f", "/dev/null", *args], capture_output=True, text=True,
+                              env=env, cwd=ROOT, check=False)
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", "sw").stdout
+
+    cmd = (f"{MAILSIM} sweep scenarios/tour.yaml --vary 'users[nora].sync.last_login=-60d,-100d' "
+           f"--seeds 200 --workers 2 --out {out}")
+    started = tmux("new-session", "-d", "-s", "sw", "-x", "100", "-y", "30")
+    assert started.returncode == 0, started.stderr
+    try:
+        tmux("send-keys", "-t", "sw", cmd, "Enter")
+        assert _wait(lambda: "sweeping" in screen() and "/400" in screen()), screen()
+        assert _wait(lambda: out.exists() and out.read_text().count("\n") > 20), screen()
+        tmux("send-keys", "-t", "sw", "C-c", "")
+        assert _wait(lambda: "interrupted:" in screen()), screen()
+        shown = screen()
+        assert "--resume" in shown and "Traceback" not in shown
+        assert all(len(line) <= 100 for line in shown.splitlines())
+        tmux("send-keys", "-t", "sw", "clear", "Enter")
+        tmux("send-keys", "-t", "sw", cmd + " --resume", "Enter")
+        assert _wait(lambda: "rows: " in screen(), polls=6000), screen()
+        shown = screen()
+        assert "already in" in shown and "-100d" in shown and "400 rows" in shown
+        assert out.read_text().count("\n") == 401
+    finally:
+        tmux("kill-server")
