@@ -27,7 +27,18 @@ from simulator.domain.statuses import EmailStatus
 from simulator.domain.sync import SyncState, change_password, expires_at, initial_state, login, resync
 from simulator.engine.dnsview import DnsView
 from simulator.engine.mta import Mta, MtaSettings
-from simulator.engine.state import Email, Group, Rcpt, RcptSet, Send, SenderDecision, Slot
+from simulator.engine.state import (
+    MESSAGE_ID_HEAD,
+    MESSAGE_ID_TAIL,
+    Email,
+    Group,
+    Rcpt,
+    RcptSet,
+    Send,
+    SenderDecision,
+    Slot,
+    message_id_of,
+)
 from simulator.net.receiver import MailStore, ReceivingServer
 from simulator.net.zone import Zone
 from simulator.scenario.model import DAY, Batch, Event, Scenario, User
@@ -113,7 +124,7 @@ class Engine:
         # invoices named by ``never`` expectations: every state they pass through is recorded
         self.watch: dict[tuple[str, str | None], set[str]] = {}  # (invoice, recipient) -> states seen
         self.batches = {b.id: b for b in scn.batches}
-        self._id_suffixes: dict[int, list[str]] = {}  # compact batch size -> "-0001", "-0002", …
+        self._id_tails: dict[int, list[str]] = {}  # compact batch size -> "-0001@mailsim.invalid>", …
 
     # -- plumbing ----------------------------------------------------------------------------
     def emit(self, t: int, event: str, fields: dict[str, Any]) -> None:
@@ -366,10 +377,10 @@ class Engine:
             for inv in b.invoices:
                 plans, status, reason, queued_at, notes, rs, grp = per_prop[inv.property]
                 rs.sharers += 1
-                emails += Email.many((inv.id,), bid, inv.property, t, status, reason, queued_at, notes, plans, rs,
-                                     grp)
+                emails += Email.many((message_id_of(inv.id),), bid, inv.property, t, status, reason, queued_at,
+                                     notes, plans, rs, grp)
             return emails, self._slots_of(emails)
-        ids = self._invoice_ids(b)
+        ids = self._message_ids(b)
         n = len(ids)
         cycle = b.compact.properties
         period = len(cycle)
@@ -396,24 +407,24 @@ class Engine:
                 by.setdefault(e.property, []).append(e)
         return [(es[0].plans, es[0].recipients, es) for es in by.values()]
 
-    def _invoice_ids(self, b: Batch) -> list[str]:
-        """A compact batch's invoice ids, as the batch id plus a zero-padded number cached per count.
+    def _message_ids(self, b: Batch) -> list[str]:
+        """A compact batch's Message-IDs: ``<`` + batch id + a zero-padded number and tail cached per count.
 
         ``Batch.invoice_id`` formats each id with a nested width spec (≈0.8 µs an id, a
-        fifth of the whole per-email cost); joining a cached suffix costs ≈0.1 µs.
+        fifth of the whole per-email cost before); joining a cached tail costs ≈0.1 µs.
         ``Batch.invoice_id`` stays the definition: each batch's first, middle and last ids
         are checked against it, and any difference falls back to it for the whole batch.
         """
         assert b.compact is not None
         n = b.compact.count
-        sfx = self._id_suffixes.get(n)
-        if sfx is None:
-            fmt = f"-%0{len(str(n))}d"
-            sfx = self._id_suffixes[n] = [fmt % (i + 1) for i in range(n)]
-        prefix = b.id
-        ids = [prefix + x for x in sfx]
-        if n and any(ids[i] != b.invoice_id(i) for i in (0, n // 2, n - 1)):  # pragma: no cover - format drift
-            ids = [b.invoice_id(i) for i in range(n)]
+        tails = self._id_tails.get(n)
+        if tails is None:
+            fmt = f"-%0{len(str(n))}d{MESSAGE_ID_TAIL}"
+            tails = self._id_tails[n] = [fmt % (i + 1) for i in range(n)]
+        head = MESSAGE_ID_HEAD + b.id
+        ids = [head + x for x in tails]
+        if n and any(ids[i] != message_id_of(b.invoice_id(i)) for i in (0, n // 2, n - 1)):  # pragma: no cover
+            ids = [message_id_of(b.invoice_id(i)) for i in range(n)]
         return ids
 
     # -- the queue worker --------------------------------------------------------------------

@@ -73,17 +73,29 @@ class Send:
         self.provider = provider
 
 
+# An email's Message-ID is its invoice id between these two (what the receiving side stores).
+MESSAGE_ID_HEAD = "<"
+MESSAGE_ID_TAIL = "@mailsim.invalid>"
+_TAIL = len(MESSAGE_ID_TAIL)
+
+
+def message_id_of(invoice: str) -> str:
+    return MESSAGE_ID_HEAD + invoice + MESSAGE_ID_TAIL
+
+
 class Email:
     """One invoice's email from the moment its batch completes.
 
     Built only by :meth:`many`: the emails of one batch and property differ only in
-    their invoice id, and a batch of them is a million emails' worth of hot path.
+    their id, and a batch of them is a million emails' worth of hot path. The email
+    keeps its Message-ID, which every delivered copy is filed under anyway, and cuts
+    the invoice id out of it when asked: one string per email instead of two.
     """
 
-    __slots__ = ("batch", "completed_at", "group", "invoice", "notes", "plans", "property", "queued_at",
+    __slots__ = ("batch", "completed_at", "group", "message_id", "notes", "plans", "property", "queued_at",
                  "reason", "recipients", "send", "status", "stuck_at")
 
-    invoice: str
+    message_id: str
     batch: str
     completed_at: int
     status: str
@@ -97,10 +109,12 @@ class Email:
     stuck_at: int | None
 
     @classmethod
-    def many(cls, invoices: Iterable[str], batch: str, prop: str, completed_at: int, status: str,
+    def many(cls, message_ids: Iterable[str], batch: str, prop: str, completed_at: int, status: str,
              reason: str | None, queued_at: int | None, notes: tuple[str, ...], plans: tuple[RecipientPlan, ...],
              recipients: RcptSet, group: Group | None) -> list[Email]:
-        """One email per invoice id, everything else alike; the caller counts them into ``recipients.sharers``.
+        """One email per Message-ID (see :func:`message_id_of`), everything else alike.
+
+        The caller counts them into ``recipients.sharers``.
 
         The slots are set inline rather than through an ``__init__``: a Python-level
         ``__init__`` call per email cost about as much as all the rest of completing a
@@ -109,9 +123,9 @@ class Email:
         out: list[Email] = []
         append = out.append
         new = object.__new__
-        for inv in invoices:
+        for mid in message_ids:
             e = new(cls)
-            e.invoice = inv
+            e.message_id = mid
             e.batch = batch
             e.property = prop
             e.completed_at = completed_at
@@ -128,8 +142,8 @@ class Email:
         return out
 
     @property
-    def message_id(self) -> str:
-        return f"<{self.invoice}@mailsim.invalid>"
+    def invoice(self) -> str:
+        return self.message_id[1:-_TAIL]
 
     @property
     def sent_at(self) -> int | None:
