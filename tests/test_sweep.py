@@ -196,6 +196,16 @@ def test_plan_rejects_bad_values_naming_the_option(demo: Path, vary: str, messag
 def test_plan_rejects_a_path_given_twice(demo: Path) -> None:
     with pytest.raises(GridError, match="given twice"):
         plan(demo, ["settings.queue_poll=1m", "settings.queue_poll=5m"])
+    with pytest.raises(GridError, match="--seeds N or --seed-range"):
+        plan(demo, ["seed=1,2"])
+
+
+def test_the_loader_never_mutates_a_tree_workers_share() -> None:
+    for f in sorted((ROOT / "scenarios").glob("*.yaml")):
+        tree = parse_yaml(f.read_text(), str(f))
+        before = repr(tree)
+        load_tree(tree, str(f), "x")
+        assert repr(tree) == before, f
 
 
 # --- rows --------------------------------------------------------------------------------------------

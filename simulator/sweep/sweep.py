@@ -70,6 +70,8 @@ def plan(path: str | Path, vary: Sequence[str] = (), *, seeds: int | None = None
     varies = tuple(parse_vary(v) for v in vary)
     seen: set[str] = set()
     for v in varies:
+        if v.steps[0].key == "seed" and len(v.steps) == 1:
+            raise GridError("--vary seed=...: seeds are their own axis; use --seeds N or --seed-range A:B")
         if v.path in seen:
             raise GridError(f"--vary {v.path!r} is given twice; list all its values in one option")
         seen.add(v.path)
