@@ -109,7 +109,9 @@ class Engine:
         self.batch_status: dict[str, str] = {b.id: "Draft" for b in scn.batches}
         self.emails: dict[str, list[Email]] = {}  # batch id -> its emails, in invoice order
         self.groups: dict[str, Group] = {}
-        self.queued = 0
+        self.queued = 0  # emails In Queue; with these two, every completed batch's email by status
+        self.sent_count = 0
+        self.na_count = 0
         self.total_invoices = sum(b.count for b in scn.batches)
         self._wake: SimEvent | None = None
         self._last_poll = -1
@@ -359,6 +361,7 @@ class Engine:
         group.slots.extend(slots)
         self.emails[bid] = emails
         self.queued += n_queued
+        self.na_count += len(emails) - n_queued
         if n_queued and self._wake is not None and not self._wake.triggered:
             self._wake._ok = True
             self._wake._value = None
@@ -527,6 +530,7 @@ class Engine:
         group.reason_applied = 0
         group.stuck_upto = 0
         self.queued -= len(q)
+        self.sent_count += len(q)
         sends: dict[str, Send] = {}
         for ip in d.client_ips or (self.scn.platform.helo,):
             sends[ip] = Send(now, d.address, d.path, d.helo, ip, d.provider)
