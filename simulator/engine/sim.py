@@ -32,6 +32,7 @@ from simulator.engine.state import (
     MESSAGE_ID_TAIL,
     Email,
     Group,
+    Origin,
     Rcpt,
     RcptSet,
     Send,
@@ -48,9 +49,8 @@ from simulator.transport.memory import MemoryTransport
 
 TransportFactory = Callable[["Engine"], Transport]
 MAX_DEFAULT_RUN = 30 * DAY
-# what every email of one batch and property starts with:
-# (plans, status, reason, queued_at, notes, shared recipients, group or None when not queued)
-PropSlot = tuple[tuple[RecipientPlan, ...], str, str | None, int | None, tuple[str, ...], RcptSet, Group | None]
+# what every email of one batch and property starts with: (origin, status, reason, notes, shared recipients)
+PropSlot = tuple[Origin, str, str | None, tuple[str, ...], RcptSet]
 
 
 def _merge_notes(memo: dict[tuple[str, ...], tuple[str, ...]], notes: tuple[str, ...],
@@ -345,10 +345,10 @@ class Engine:
                                      if billing_contact_warnings(self.properties[pid], self._roles()) else ())
             rs = RcptSet((Rcpt(p, t) for p in plans), 0)
             if draft == EmailStatus.NA:
-                per_prop[pid] = (plans, "N/A", why, None, warn, rs, None)
+                per_prop[pid] = (Origin(bid, pid, t, None, plans, None), "N/A", why, warn, rs)
             else:
-                per_prop[pid] = (plans, "In Queue", None, t, warn, rs, group)
-        emails, slots = self._build_emails(b, t, per_prop)
+                per_prop[pid] = (Origin(bid, pid, t, t, plans, group), "In Queue", None, warn, rs)
+        emails, slots = self._build_emails(b, per_prop)
         if tracing:
             for e in emails:
                 self.emit(t, "invoice.status", {"invoice": e.invoice, "batch": bid, "email_status": e.status,
@@ -367,21 +367,19 @@ class Engine:
             self._wake._value = None
             self.env.schedule(self._wake, EventPriority(self.PRIO_TIMELINE), 0)
 
-    def _build_emails(self, b: Batch, t: int, per_prop: dict[str, PropSlot]) -> tuple[list[Email], list[Slot]]:
+    def _build_emails(self, b: Batch, per_prop: dict[str, PropSlot]) -> tuple[list[Email], list[Slot]]:
         """The batch's emails in invoice order, and its queued ones as slots (one per property, see Slot).
 
         A compact batch assigns properties round-robin (DESIGN §3), so position ``j`` of the
         cycle holds the invoices ``j, j + P, j + 2P, …``: each position's emails are built in
         one go and put in place with a slice assignment, with no per-invoice dispatch.
         """
-        bid = b.id
         if b.compact is None:
             emails: list[Email] = []
             for inv in b.invoices:
-                plans, status, reason, queued_at, notes, rs, grp = per_prop[inv.property]
+                origin, status, reason, notes, rs = per_prop[inv.property]
                 rs.sharers += 1
-                emails += Email.many((message_id_of(inv.id),), bid, inv.property, t, status, reason, queued_at,
-                                     notes, plans, rs, grp)
+                emails += Email.many((message_id_of(inv.id),), origin, status, reason, notes, rs)
             return emails, self._slots_of(emails)
         ids = self._message_ids(b)
         n = len(ids)
@@ -390,13 +388,12 @@ class Engine:
         built: list[Email] = [None] * n  # type: ignore[list-item]  # every position is filled below
         slots: list[Slot] = []
         for j in range(min(period, n)):
-            pid = b.property_of(j)
-            plans, status, reason, queued_at, notes, rs, grp = per_prop[pid]
-            part = Email.many(ids[j::period], bid, pid, t, status, reason, queued_at, notes, plans, rs, grp)
+            origin, status, reason, notes, rs = per_prop[b.property_of(j)]
+            part = Email.many(ids[j::period], origin, status, reason, notes, rs)
             built[j::period] = part
             rs.sharers += len(part)
-            if grp is not None:
-                slots.append((plans, rs, part))
+            if origin.group is not None:
+                slots.append((origin.plans, rs, part))
         if len(set(cycle)) < period:  # a property listed twice: its emails interleave, so slot them per email
             slots = self._slots_of(built)
         return built, slots

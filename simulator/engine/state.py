@@ -83,42 +83,50 @@ def message_id_of(invoice: str) -> str:
     return MESSAGE_ID_HEAD + invoice + MESSAGE_ID_TAIL
 
 
+class Origin:
+    """What every email of one batch and property shares from the moment the batch completes."""
+
+    __slots__ = ("batch", "completed_at", "group", "plans", "property", "queued_at")
+
+    def __init__(self, batch: str, prop: str, completed_at: int, queued_at: int | None,
+                 plans: tuple[RecipientPlan, ...], group: Group | None) -> None:
+        self.batch = batch
+        self.property = prop
+        self.completed_at = completed_at
+        self.queued_at = queued_at  # None: never queued (N/A)
+        self.plans = plans  # the recipients as fixed at completion (DESIGN §8)
+        self.group = group  # the queue it waits in; None when not queued
+
+
 class Email:
     """One invoice's email from the moment its batch completes.
 
     Built only by :meth:`many`: the emails of one batch and property differ only in
-    their id, and a batch of them is a million emails' worth of hot path. The email
-    keeps its Message-ID, which every delivered copy is filed under anyway, and cuts
-    the invoice id out of it when asked: one string per email instead of two.
+    their id, and a batch of them is a million emails' worth of hot path. So an email
+    holds only what can differ between them; the rest is one shared :class:`Origin`.
+    It keeps its Message-ID, which every delivered copy is filed under anyway, and
+    cuts the invoice id out of it when asked: one string per email instead of two.
     """
 
-    __slots__ = ("batch", "completed_at", "group", "message_id", "notes", "plans", "property", "queued_at",
-                 "reason", "recipients", "send", "status", "stuck_at")
+    __slots__ = ("message_id", "notes", "origin", "reason", "recipients", "send", "status", "stuck_at")
 
     message_id: str
-    batch: str
-    completed_at: int
+    origin: Origin
     status: str
     reason: str | None
-    queued_at: int | None
     notes: tuple[str, ...]
-    plans: tuple[RecipientPlan, ...]  # shared by every email of the same property and batch
     recipients: RcptSet
-    group: Group | None
     send: Send | None
     stuck_at: int | None
 
     @classmethod
-    def many(cls, message_ids: Iterable[str], batch: str, prop: str, completed_at: int, status: str,
-             reason: str | None, queued_at: int | None, notes: tuple[str, ...], plans: tuple[RecipientPlan, ...],
-             recipients: RcptSet, group: Group | None) -> list[Email]:
+    def many(cls, message_ids: Iterable[str], origin: Origin, status: str, reason: str | None,
+             notes: tuple[str, ...], recipients: RcptSet) -> list[Email]:
         """One email per Message-ID (see :func:`message_id_of`), everything else alike.
 
-        The caller counts them into ``recipients.sharers``.
-
-        The slots are set inline rather than through an ``__init__``: a Python-level
-        ``__init__`` call per email cost about as much as all the rest of completing a
-        batch (≈0.2 µs of 0.45 µs per email here).
+        The caller counts them into ``recipients.sharers``. The slots are set inline
+        rather than through an ``__init__``: a Python-level ``__init__`` call per email
+        cost about as much as all the rest of completing a batch.
         """
         out: list[Email] = []
         append = out.append
@@ -126,16 +134,11 @@ class Email:
         for mid in message_ids:
             e = new(cls)
             e.message_id = mid
-            e.batch = batch
-            e.property = prop
-            e.completed_at = completed_at
+            e.origin = origin
             e.status = status
             e.reason = reason
-            e.queued_at = queued_at
             e.notes = notes
-            e.plans = plans
             e.recipients = recipients
-            e.group = group
             e.send = None
             e.stuck_at = None
             append(e)
@@ -144,6 +147,26 @@ class Email:
     @property
     def invoice(self) -> str:
         return self.message_id[1:-_TAIL]
+
+    @property
+    def batch(self) -> str:
+        return self.origin.batch
+
+    @property
+    def completed_at(self) -> int:
+        return self.origin.completed_at
+
+    @property
+    def queued_at(self) -> int | None:
+        return self.origin.queued_at
+
+    @property
+    def plans(self) -> tuple[RecipientPlan, ...]:
+        return self.origin.plans
+
+    @property
+    def group(self) -> Group | None:
+        return self.origin.group
 
     @property
     def sent_at(self) -> int | None:
@@ -169,8 +192,11 @@ class Email:
             rs = self.recipients = RcptSet((r.copy() for r in rs), 1)
         return rs
 
-    # declared last: in the class body above, ``property`` must still name the builtin decorator
-    property: str  # the invoice's property id
+    # last: from here on, in this class body, ``property`` names this accessor, not the builtin
+    @property
+    def property(self) -> str:
+        """The invoice's property id."""
+        return self.origin.property
 
 
 # The queued emails of one batch and property, in invoice order, with the plans and the
