@@ -159,7 +159,7 @@ def resolve_plain(text: str) -> object:
 
 
 # event kinds, so one dict lookup dispatches the events of either parser
-_SKIP, _DOC, _SCALAR, _ALIAS, _MAP, _SEQ, _END = range(7)
+_SKIP, _DOC, _SCALAR, _ALIAS, _MAP, _SEQ, _END, _STOP = range(8)
 _KINDS: dict[type, int] = {}
 for _mod in (_rev, _pyyaml.events if _pyyaml is not None else None):
     if _mod is None:
@@ -167,7 +167,7 @@ for _mod in (_rev, _pyyaml.events if _pyyaml is not None else None):
     _KINDS.update(
         {
             _mod.StreamStartEvent: _SKIP,
-            _mod.StreamEndEvent: _SKIP,
+            _mod.StreamEndEvent: _STOP,
             _mod.DocumentEndEvent: _SKIP,
             _mod.DocumentStartEvent: _DOC,
             _mod.ScalarEvent: _SCALAR,
@@ -236,31 +236,71 @@ class _Composer:
             return float(resolved)
         return resolved
 
-    def compose(self, events: Iterator[Any]) -> object:
-        """One document from an event iterator; None for an empty stream."""
+    def compose(self, next_event: Callable[[], Any]) -> object:
+        """One document from a parser's ``get_event``-like callable; None for an empty stream.
+
+        The hot path (plain scalars into lists and mappings) is inlined: composing costs as much
+        as libyaml's parsing, so every call per event shows in a 1,000,000-node file.
+        """
         # stack entries: [container, pending key (maps), key position, merges, anchor]
         stack: list[list[Any]] = []
         root: object = None
         have_root = False
         docs = 0
         kinds = _KINDS
-        for ev in events:
+        resolve = resolve_plain
+        nokey = _NOKEY
+        while True:
+            ev = next_event()
             kind = kinds.get(type(ev), _SKIP)
             if kind == _SKIP:
                 continue
+            if kind == _STOP:
+                break
             mark = ev.start_mark
             pos: Pos = (mark.line + 1, mark.column + 1)
-            plain = False
             if kind == _SCALAR:
-                node: object = self.scalar(ev, pos)
-                anchor = ev.anchor
-                plain = not ev.style and ev.tag is None
+                value = ev.value
+                if ev.tag is None and not ev.style and ev.anchor is None and len(value) <= MAX_SCALAR_CHARS:
+                    # a plain scalar, by far the most common event: straight into its parent
+                    node: object = resolve(value)
+                    if stack:
+                        top = stack[-1]
+                        parent = top[0]
+                        key = top[1]
+                        if type(parent) is YSeq:
+                            if len(parent) < MAX_LIST_ITEMS:
+                                parent.append(node)
+                                parent.itempos.append(pos)
+                                parent.size += 1
+                                continue
+                        elif key is nokey:
+                            if node != "<<" and node not in parent.keypos and len(parent.keypos) < MAX_MAPPING_KEYS:
+                                top[1] = node
+                                top[2] = pos
+                                continue
+                        elif key is not _MERGE:
+                            top[1] = nokey
+                            parent.size += 2
+                            parent[key] = node
+                            parent.keypos[key] = top[2]
+                            parent.valpos[key] = pos
+                            continue
+                        self.add(top, node, pos, True)  # the general path, which raises the right error
+                        continue
+                    anchor = None
+                    plain = True
+                else:
+                    node = self.scalar(ev, pos)
+                    anchor = ev.anchor
+                    plain = not ev.style and ev.tag is None
             elif kind == _ALIAS:
                 name = ev.anchor
                 if name not in self.anchors:
                     raise self.fail(pos, f"unknown alias *{_short(name)}")
                 node = self.anchors[name]
                 anchor = None
+                plain = False
                 self.alias_nodes += _size(node)
                 if self.alias_nodes > MAX_ALIAS_NODES:
                     raise self.fail(
@@ -275,14 +315,14 @@ class _Composer:
                 if len(stack) >= MAX_DEPTH:
                     raise self.fail(pos, f"nested more than {MAX_DEPTH} levels deep")
                 container: YMap | YSeq = YMap(pos) if kind == _MAP else YSeq(pos)
-                stack.append([container, _NOKEY, pos, None, ev.anchor])
+                stack.append([container, nokey, pos, None, ev.anchor])
                 continue
             elif kind == _END:
                 entry = stack.pop()
                 done: YMap | YSeq = entry[0]
                 if entry[3]:
                     self.merge(done, entry[3], entry[2])
-                node, anchor, pos = done, entry[4], done.pos
+                node, anchor, pos, plain = done, entry[4], done.pos, False
             else:  # _DOC
                 docs += 1
                 if docs > 1:
@@ -427,22 +467,17 @@ def _error(path: str, text: str, exc: BaseException, byte_positions: bool) -> Sc
     return ScenarioError(path, 1, 1, f"invalid YAML: {type(exc).__name__}: {_short(exc, 200)}")
 
 
-def _libyaml_events(text: str) -> Iterator[Any]:
+def _libyaml_events(text: str) -> Callable[[], Any]:
     assert _LibyamlParser is not None
-    get = _LibyamlParser(text).get_event
-    end = _pyyaml.events.StreamEndEvent
-    while True:
-        ev = get()
-        yield ev
-        if type(ev) is end:
-            return
+    return _LibyamlParser(text).get_event
 
 
-def _ruamel_events(text: str) -> Iterator[Any]:
-    return YAML(typ="safe", pure=_PURE).parse(text)
+def _ruamel_events(text: str) -> Callable[[], Any]:
+    events: Iterator[Any] = YAML(typ="safe", pure=_PURE).parse(text)
+    return events.__next__  # the stream ends with a StreamEndEvent before StopIteration
 
 
-_BACKENDS: dict[str, Callable[[str], Iterator[Any]]] = {"libyaml": _libyaml_events, "ruamel": _ruamel_events}
+_BACKENDS: dict[str, Callable[[str], Callable[[], Any]]] = {"libyaml": _libyaml_events, "ruamel": _ruamel_events}
 
 
 def too_large(path: str, size: int | None) -> ScenarioError:
