@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from hashlib import blake2b
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from simulator.engine.dsn import render_dsn, render_invoice
@@ -48,6 +49,7 @@ def reason_for(reply: Reply, spf_result: str | None) -> str:
 
 
 OK, DEFER, BOUNCE = 0, 1, 2
+_message_id = attrgetter("message_id")
 # Rendered invoice messages are far smaller than this: below it a size limit can matter.
 SIZE_CHECK_BOUND = 1_000_000
 
@@ -194,7 +196,7 @@ class Mta:
         elif len(unit.emails) == 1:
             results = [self.transport.attempt(att)]
         elif self._many is not None:
-            results = self._many(att, [e.message_id for e in unit.emails])
+            results = self._many(att, list(map(_message_id, unit.emails)))
         else:
             results = [self.transport.attempt(replace(att, message_id=e.message_id, render=render_for(e)))
                        for e in unit.emails]

@@ -53,6 +53,24 @@ MAX_DEFAULT_RUN = 30 * DAY
 PropSlot = tuple[Origin, str, str | None, tuple[str, ...], RcptSet]
 
 
+def numbered_tails(n: int) -> list[str]:
+    """``-0001@mailsim.invalid>`` … for 1…n, zero-padded to the width of ``n`` (``Batch.invoice_id``'s numbering).
+
+    Joined from two-digit blocks: formatting each number (≈0.3 µs) made this table a
+    visible part of a small run's fixed cost.
+    """
+    width = len(str(n))
+    if width < 3:
+        fmt = f"-%0{width}d{MESSAGE_ID_TAIL}"
+        return [fmt % i for i in range(1, n + 1)]
+    low = [f"{i:02d}{MESSAGE_ID_TAIL}" for i in range(100)]
+    out: list[str] = []
+    for hundreds in range(n // 100 + 1):
+        high = f"-{hundreds:0{width - 2}d}"
+        out += [high + x for x in low]
+    return out[1:n + 1]
+
+
 def _merge_notes(memo: dict[tuple[str, ...], tuple[str, ...]], notes: tuple[str, ...],
                  extra: tuple[str, ...]) -> tuple[str, ...]:
     """``notes`` plus ``extra`` without repeats; the emails of one poll share a handful of note sets."""
@@ -419,8 +437,7 @@ class Engine:
         n = b.compact.count
         tails = self._id_tails.get(n)
         if tails is None:
-            fmt = f"-%0{len(str(n))}d{MESSAGE_ID_TAIL}"
-            tails = self._id_tails[n] = [fmt % (i + 1) for i in range(n)]
+            tails = self._id_tails[n] = numbered_tails(n)
         head = MESSAGE_ID_HEAD + b.id
         ids = [head + x for x in tails]
         if n and any(ids[i] != message_id_of(b.invoice_id(i)) for i in (0, n // 2, n - 1)):  # pragma: no cover
