@@ -524,3 +524,18 @@ def test_both_parsers_compose_the_same_tree(path: Path, monkeypatch: pytest.Monk
         monkeypatch.setattr(yamltree, "BACKEND", name)
         trees.append(_tree(parse_yaml(text, str(path))))
     assert trees[0] == trees[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        ("schema: mailsim/1\rstart: 2026-11-02T09:00:00Z\rname: a\x00\r", 3, 8),  # old Mac line ends
+        ("schema: mailsim/1\r\nname: a\x00\r\n", 2, 8),
+        ("schema: mailsim/1\nname: é\x01\n", 2, 8),  # libyaml counts bytes; the position counts characters
+        ("schema: mailsim/1\u2028name: a\x00\n", 2, 8),
+    ],
+)
+def test_reader_errors_count_lines_as_the_parser_does(backend: str, text: str, line: int, column: int) -> None:
+    err = error_of(text)
+    assert (err.line, err.column) == (line, column), str(err)
+    assert err.message.startswith("invalid YAML: "), str(err)

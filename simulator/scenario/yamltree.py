@@ -406,15 +406,17 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _line_col(text: str, index: int) -> Pos:
-    index = max(0, min(index, len(text)))
-    line = text.count("\n", 0, index) + 1
-    col = index - (text.rfind("\n", 0, index) + 1) + 1
-    return (line, col)
-
-
 _TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
-_BREAK_RE = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # libyaml's line breaks
+_BREAK_RE = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # the parsers' line breaks
+
+
+def _line_col(text: str, index: int) -> Pos:
+    """(line, column) of a character index, counting line breaks as the parsers do (a lone CR too)."""
+    index = max(0, min(index, len(text)))
+    line, start = 1, 0
+    for found in _BREAK_RE.finditer(text, 0, index):
+        line, start = line + 1, found.end()
+    return (line, index - start + 1)
 
 
 def _index(text: str, line: int, column: int) -> int:
