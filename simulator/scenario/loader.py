@@ -1,12 +1,14 @@
 """Load a ``mailsim/1`` scenario file (DESIGN §3) into the immutable :class:`Scenario`.
 
-The YAML is read with ruamel.yaml's round-trip loader, which keeps the line and column of
-every key, value and list item, so each :class:`ScenarioError` points at the offending
+The YAML is composed by :mod:`simulator.scenario.yamltree`, which keeps the line and column
+of every key, value and list item, so each :class:`ScenarioError` points at the offending
 node. Validation is explicit code, one function per section; the first problem found
 is raised. Nothing but :class:`ScenarioError` leaves :func:`load_scenario`.
 
 Compact batches (``invoices: {count, properties}``) are never expanded: uniqueness of
-invoice ids and references to them are checked arithmetically.
+invoice ids and references to them are checked arithmetically. The size limits of
+:mod:`simulator.scenario.limits` (file size, total invoices, section lengths) are checked
+before the work they bound, so an absurd file fails in milliseconds.
 """
 
 from __future__ import annotations
