@@ -539,3 +539,15 @@ def test_reader_errors_count_lines_as_the_parser_does(backend: str, text: str, l
     err = error_of(text)
     assert (err.line, err.column) == (line, column), str(err)
     assert err.message.startswith("invalid YAML: "), str(err)
+
+
+def test_a_decade_of_one_second_polls_is_refused_at_until() -> None:
+    text = MINI + "until: +3650d\nsettings: {queue_poll: 1s}\n"
+    err = error_of(text)
+    assert (err.line, err.column) == (3, 8)
+    assert "polls the queue 315,360,000 times (every 1s); at most 10,000,000" in err.message
+
+
+def test_long_runs_with_coarse_polls_load() -> None:
+    assert load_scenario_text(MINI + "until: +3650d\n").until == 3650 * 86400  # 1m polls: 5.3 million
+    assert load_scenario_text(MINI + "until: +100d\nsettings: {queue_poll: 1s}\n").until == 100 * 86400

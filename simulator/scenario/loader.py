@@ -33,6 +33,7 @@ from simulator.scenario.limits import (
     MAX_FILE_BYTES,
     MAX_LIST_ITEMS,
     MAX_MAILBOX_DOMAINS,
+    MAX_QUEUE_POLLS,
     MAX_SMALL_LIST,
     MAX_TIMELINE_EVENTS,
     MAX_TOTAL_INVOICES,
@@ -74,7 +75,7 @@ from simulator.scenario.model import (
     Sync,
     User,
 )
-from simulator.scenario.times import parse_duration, parse_start, parse_time
+from simulator.scenario.times import format_duration, parse_duration, parse_start, parse_time
 from simulator.scenario.yamltree import TooLarge, YMap, YSeq, parse_yaml, too_large
 
 __all__ = ["SUPPORTED_SCHEMAS", "ScenarioError", "load_scenario", "load_scenario_text", "load_tree"]
@@ -509,6 +510,13 @@ class _Loader:
         until = top.opt("until", self.time_not_before_start)
         tags = top.get("tags", self.tags, ())
         settings = top.get("settings", self.settings, Settings())
+        if until is not None and until // settings.queue_poll > MAX_QUEUE_POLLS:
+            self.fail(
+                top.vpos("until"),
+                f"until: a run of {_describe(top.raw('until'))} polls the queue {until // settings.queue_poll:,} times "
+                f"(every {format_duration(settings.queue_poll)}); at most {MAX_QUEUE_POLLS:,} "
+                "(raise settings.queue_poll or end the run sooner)",
+            )
         platform = top.get("platform", self.platform, Platform())
         providers = top.get("providers", self.providers, DEFAULT_PROVIDERS)
         organization = top.get("organization", self.organization, Organization())
