@@ -50,6 +50,6 @@ MAX_SMALL_LIST = 1_000  # tags, retry_schedule, sending_ips, roles, a property's
 
 #: Queue polls in a run with an explicit ``until`` (until / settings.queue_poll). Each poll costs
 #: the engine ~10 µs even when nothing can move, so ``until: +3650d`` with ``queue_poll: 1s``
-#: would keep ``mailsim run`` busy for an hour. 10 million is 19 years of 1-minute polls or
+#: would keep ``mailsim run`` busy for ~20 minutes. 10 million is 19 years of 1-minute polls or
 #: 115 days of 1-second ones; a run without ``until`` stops by 30 days anyway.
 MAX_QUEUE_POLLS = 10_000_000
