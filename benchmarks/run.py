@@ -4,6 +4,10 @@ Every measurement runs in a fresh subprocess (this same file with ``--child``) s
 peak RSS is that run's own. The parent collects one JSON line per child, writes
 ``benchmarks/results.json``, prints a table, and exits 0 even when a target is missed.
 
+Sections (one function each, run in this order by :func:`main`): ``mailsim`` and ``naive``
+per size, ``trace`` (trace on at the largest size), ``linearity`` (every size in one process,
+interleaved, many repeats: DESIGN §8's in-process per-email cost), ``profile``, ``network``.
+
     .venv/bin/python benchmarks/run.py                    # the full §6 set: 10k, 100k, 1M
     .venv/bin/python benchmarks/run.py --quick            # 10k and 100k, no profile
     .venv/bin/python benchmarks/run.py --sizes 10000,50000 --no-trace --no-profile
@@ -25,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -173,9 +179,79 @@ def child_profile(size: int, out_path: Path) -> dict[str, Any]:
     return {"kind": "profile", "size": size, "seconds_under_profiler": dt, "path": str(out_path.relative_to(ROOT))}
 
 
+def linearity_repeats(size: int, largest: int) -> int:
+    """Runs of ``size`` per round: small sizes are cheap and noisy, so they get more (1M: one a round)."""
+    return max(1, min(8, largest // size // 2)) if size < largest else 1
+
+
+def child_linearity(sizes: list[int], rounds: int) -> dict[str, Any]:
+    """Every size in this one process, interleaved, ``rounds`` times: in-process ``simulate()`` costs.
+
+    DESIGN §8 measures linear scaling in-process. Each run records the CPU time this
+    process spent in ``simulate()`` (user + system, so page faults count) and its wall
+    time. CPU time is what the target is judged on: on a shared machine a one-second 1M
+    run is always descheduled a few times while a 10 ms run often is not, so wall-clock
+    minima favour the small runs. Another process still slows a run down (shared caches,
+    the sibling hyperthread), only ever upwards, so the minimum over many runs is the
+    estimate; the sizes take turns (the order rotates each round) so that a busy minute
+    hits every size rather than one. Scenarios are built before any timing.
+    """
+    from benchmarks.scenarios import build
+    from simulator.engine.run import simulate
+
+    scns = {n: build(n, batches_for(n)) for n in sizes}
+    largest = max(sizes)
+    cpu: dict[int, list[float]] = {n: [] for n in sizes}
+    wall: dict[int, list[float]] = {n: [] for n in sizes}
+    ok = True
+    for r in range(rounds):
+        order = sizes[r % len(sizes):] + sizes[:r % len(sizes)]
+        for n in order:
+            for _ in range(linearity_repeats(n, largest)):
+                gc.collect()
+                c0, w0 = time.process_time(), time.perf_counter()
+                res = simulate(scns[n])
+                wall[n].append(time.perf_counter() - w0)
+                cpu[n].append(time.process_time() - c0)
+                ok = ok and bool(res.ok)
+                del res
+    return {"kind": "linearity", "rounds": rounds, "ok": ok, "measure": "cpu",
+            "cpu_seconds": {str(n): cpu[n] for n in sizes}, "wall_seconds": {str(n): wall[n] for n in sizes},
+            **linearity_summary(cpu), "wall": linearity_summary(wall)}
+
+
+def linearity_summary(times: dict[int, list[float]]) -> dict[str, Any]:
+    """Per-email costs from repeated in-process times (seconds per run, by size).
+
+    - ``raw``: min time / emails at each size, and its ratio to the smallest size:
+      what DESIGN §8 names ("per-email cost at 10k, 100k, 1M"); the target is judged on it.
+    - ``marginal``: (T(n) − T(previous size)) / Δn between consecutive sizes: the cost of
+      each extra email, where any fixed per-run cost cancels out.
+    - ``fixed``: T(smallest) − smallest × the first marginal cost: the part of the small
+      run that does not grow with the emails (setup, SPF and DNS answers, the first
+      transaction per envelope), and its share of that run.
+    """
+    sizes = sorted(times)
+    best = {n: min(times[n]) for n in sizes}
+    med = {n: statistics.median(times[n]) for n in sizes}
+    base = sizes[0]
+    raw = {str(n): {"min_s": best[n], "median_s": med[n], "runs": len(times[n]),
+                    "us_per_email": best[n] / n * 1e6, "us_per_email_median": med[n] / n * 1e6,
+                    "vs_smallest": (best[n] / n) / (best[base] / base)} for n in sizes}
+    marginal = [{"from": a, "to": b, "us_per_email": (best[b] - best[a]) / (b - a) * 1e6}
+                for a, b in pairwise(sizes)]
+    fixed: dict[str, float] | None = None
+    if marginal:
+        f = best[base] - base * marginal[0]["us_per_email"] / 1e6
+        fixed = {"ms": f * 1e3, "share_of_smallest": f / best[base] if best[base] > 0 else 0.0}
+    return {"raw": raw, "marginal": marginal, "fixed": fixed}
+
+
 def child_main(args: argparse.Namespace) -> int:
     if args.child == "mailsim":
         res = child_mailsim(args.size, args.trace, args.repeats)
+    elif args.child == "linearity":
+        res = child_linearity(sorted(int(x) for x in args.lin_sizes.split(",")), args.rounds)
     elif args.child == "naive":
         res = child_naive(args.size, args.repeats, args.gc_off)
     else:
@@ -239,13 +315,13 @@ def machine_info() -> dict[str, Any]:
 
 
 def evaluate_targets(sizes: list[int], ms: dict[int, dict[str, Any]], nv: dict[int, dict[str, Any]],
-                     trace: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """One row per §6 target: measured value, limit, status PASS / MISSED / n/a."""
+                     trace: dict[str, Any] | None, linearity: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One row per §6 target: measured value, limit, status PASS / MISSED / n/a (or ``info`` for a diagnostic)."""
     rows: list[dict[str, Any]] = []
 
-    def row(name: str, measured: str, limit: str, ok: bool | None) -> None:
+    def row(name: str, measured: str, limit: str, ok: bool | None, status: str | None = None) -> None:
         rows.append({"target": name, "measured": measured, "limit": limit,
-                     "status": "n/a" if ok is None else ("PASS" if ok else "MISSED")})
+                     "status": status or ("n/a" if ok is None else ("PASS" if ok else "MISSED"))})
 
     big = ms.get(1_000_000)
     row("1M emails, trace off: wall", f"{big['seconds']:.2f} s" if big else "not run",
@@ -264,22 +340,44 @@ def evaluate_targets(sizes: list[int], ms: dict[int, dict[str, Any]], nv: dict[i
         limit = max(TARGET_TRACE_RATIO * off, floor)
         row(f"trace on at {n:,}", f"{trace['seconds']:.2f} s ({trace['seconds'] / off:.2f}×)",
             f"≤ max({TARGET_TRACE_RATIO}× off, {floor:.0f} s) = {limit:.1f} s", trace["seconds"] <= limit)
-    base = ms.get(min(sizes))
-    for n in sizes[1:]:
-        if base and n in ms:
-            r = ms[n]["us_per_email"] / base["us_per_email"]
-            row(f"linearity {n:,} vs {base['size']:,}", f"{r:.2f}× per-email cost",
-                f"≤ {1 + TARGET_LINEAR:.2f}× (no super-linear growth)", r <= 1 + TARGET_LINEAR)
-    # informational: marginal cost per extra email between consecutive sizes (fixed costs cancel)
-    done = [n for n in sizes if n in ms]
-    if len(done) >= 3:
-        m1 = (ms[done[1]]["seconds"] - ms[done[0]]["seconds"]) / (done[1] - done[0])
-        m2 = (ms[done[-1]]["seconds"] - ms[done[-2]]["seconds"]) / (done[-1] - done[-2])
-        r = m2 / m1 if m1 > 0 else float("inf")
-        row(f"marginal cost {done[-2]:,}→{done[-1]:,} vs {done[0]:,}→{done[1]:,}",
-            f"{m2 * 1e6:.1f} vs {m1 * 1e6:.1f} µs/email ({r:.2f}×)", f"within ±{TARGET_LINEAR:.0%}",
-            abs(r - 1) <= TARGET_LINEAR)
+    linearity_rows(linearity, row)
     return rows
+
+
+def linearity_rows(lin: dict[str, Any] | None, row: Any) -> None:
+    """DESIGN §6/§8 linear scaling, judged on the raw in-process per-email cost (see :func:`linearity_summary`).
+
+    Judged on the raw cost because that is what §8 names, and because it is the stricter
+    reading: a fixed per-run cost that makes a small run dearer per email is a departure
+    from "linear per email" too. Both directions count (a run that gets cheaper per email
+    at scale is not linear either). The marginal cost and the fixed-cost estimate are shown as
+    diagnostics (status ``info``): they say whether a miss comes from a fixed per-run cost
+    or from cost that grows faster than the emails.
+    """
+    if lin is None:
+        row("linear per-email cost", "not run (--no-linearity)", f"within ±{TARGET_LINEAR:.0%}", None)
+        return
+    raw = {int(k): v for k, v in lin["raw"].items()}
+    sizes = sorted(raw)
+    base = sizes[0]
+    for n in sizes[1:]:
+        r = raw[n]["vs_smallest"]
+        row(f"linear: per-email cost at {n:,} vs {base:,}",
+            f"{r:.2f}× ({raw[n]['us_per_email']:.2f} vs {raw[base]['us_per_email']:.2f} µs; in-process CPU "
+            f"time, min of {raw[n]['runs']} / {raw[base]['runs']} runs)",
+            f"within ±{TARGET_LINEAR:.0%}", abs(r - 1) <= TARGET_LINEAR)
+    marg = lin.get("marginal") or []
+    if len(marg) >= 2:
+        m1, m2 = marg[0]["us_per_email"], marg[-1]["us_per_email"]
+        r = m2 / m1 if m1 > 0 else float("inf")
+        row(f"marginal cost {marg[-1]['from']:,}→{marg[-1]['to']:,} vs {marg[0]['from']:,}→{marg[0]['to']:,}",
+            f"{m2:.2f} vs {m1:.2f} µs/email ({r:.2f}×)", f"diagnostic (±{TARGET_LINEAR:.0%} = no growth)",
+            None, "info")
+    fixed = lin.get("fixed")
+    if fixed:
+        row(f"fixed per-run cost (T({base:,}) − {base:,} × first marginal)",
+            f"{fixed['ms']:.1f} ms = {fixed['share_of_smallest']:.0%} of the {base:,} run", "diagnostic", None,
+            "info")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,23 +387,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-naive", action="store_true", help="skip the naive SimPy baseline")
     ap.add_argument("--no-trace", action="store_true", help="skip the trace-on run")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile run")
+    ap.add_argument("--no-linearity", action="store_true", help="skip the in-process linear-scaling section")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="linearity: rounds of interleaved runs (each size at least once a round; minimum reported)")
     ap.add_argument("--profile-size", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, help="runs per size (median reported); default by size")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     ap.add_argument("--no-network", action="store_true", help="skip the wire/sink/DNS benchmarks (network.py)")
     # child mode (internal)
-    ap.add_argument("--child", choices=("mailsim", "naive", "profile"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=("mailsim", "naive", "profile", "linearity"), help=argparse.SUPPRESS)
+    ap.add_argument("--lin-sizes", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--gc-off", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--profile-out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        args.repeats = args.repeats or repeats_for(args.size)
+        if args.size is not None:
+            args.repeats = args.repeats or repeats_for(args.size)
         return child_main(args)
 
     from rich.console import Console
-    from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",")} if args.sizes
@@ -314,74 +416,21 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         console.print(f"[red]sizes must be positive multiples of {BATCH_SIZE}: {bad}[/red]")
         return 2
-    do_profile = not (args.no_profile or args.quick)
     rep: list[str] = ["--repeats", str(args.repeats)] if args.repeats else []
     started = time.time()
     load_at_start = list(os.getloadavg())
+    log = console.print
 
-    ms: dict[int, dict[str, Any]] = {}
-    nv: dict[int, dict[str, Any]] = {}  # naive, GC on (SimPy's default)
-    nv0: dict[int, dict[str, Any]] = {}  # naive, GC paused (as simulate() runs)
-    trace: dict[str, Any] | None = None
-    profile: dict[str, Any] | None = None
-    for n in sizes:
-        r = spawn(["--child", "mailsim", "--size", str(n), *rep], f"mailsim {n:,} emails, trace off", console.print)
-        if r:
-            ms[n] = r
-            console.print(f"  mailsim {n:>9,}: {r['seconds']:7.2f} s  {r['us_per_email']:6.1f} µs/email  "
-                          f"{r['peak_rss_mb']:6.0f} MB  ok={r['ok']}")
-        if not args.no_naive:
-            for gc_off, store, label in ((False, nv, "naive"), (True, nv0, "naive, GC off")):
-                r = spawn(["--child", "naive", "--size", str(n), *rep, *(["--gc-off"] if gc_off else [])],
-                          f"{label} {n:,} emails", console.print)
-                if r:
-                    store[n] = r
-                    console.print(f"  {label:<13} {n:>9,}: {r['seconds']:7.2f} s  {r['us_per_email']:6.1f} µs/email"
-                                  f"  {r['peak_rss_mb']:6.0f} MB")
-    if not args.no_trace:
-        n = max(sizes)
-        trace = spawn(["--child", "mailsim", "--size", str(n), "--trace", "--repeats", "1"],
-                      f"mailsim {n:,} emails, trace on", console.print)
-        if trace:
-            console.print(f"  trace   {n:>9,}: {trace['seconds']:7.2f} s  {trace['trace_lines']:,} lines  "
-                          f"{trace['trace_bytes'] / 2**20:.0f} MiB")
-    if do_profile:
-        ps = args.profile_size
-        out = HERE / f"profile-{ps // 1000}k.txt"
-        profile = spawn(["--child", "profile", "--size", str(ps), "--profile-out", str(out)],
-                        f"cProfile {ps:,} emails", console.print)
+    # -- sections: each spawns its own children and returns what it measured --
+    ms, nv, nv0 = section_per_size(sizes, rep, not args.no_naive, log)
+    trace = None if args.no_trace else section_trace(max(sizes), log)
+    linearity = None if args.no_linearity or len(sizes) < 2 else section_linearity(sizes, args.rounds, log)
+    profile = None if args.no_profile or args.quick else section_profile(args.profile_size, log)
 
     best_naive = {n: max((x for x in (nv.get(n), nv0.get(n)) if x), key=lambda x: x["emails_per_s"])
                   for n in sizes if n in nv or n in nv0}
-    targets = evaluate_targets(sizes, ms, best_naive, trace)
-    base = ms.get(min(sizes))
-    per_size: dict[str, Any] = {}
-    for n in sizes:
-        m, v, v0 = ms.get(n), nv.get(n), nv0.get(n)
-        entry: dict[str, Any] = {"emails": n}
-        if m:
-            entry["mailsim"] = {k: m[k] for k in ("seconds", "all_seconds", "load_seconds", "emails_per_s",
-                                                  "us_per_email", "peak_rss_mb", "gc_seconds", "repeats", "ok",
-                                                  "blocked_emails", "expected_blocked", "accounting",
-                                                  "process_wall_seconds")}
-            entry["linearity_vs_smallest"] = m["us_per_email"] / base["us_per_email"] if base else None
-            prev = max((k for k in ms if k < n), default=None)
-            if prev is not None:
-                # cost of each extra email between the previous size and this one: fixed costs cancel out
-                entry["marginal_us_per_email"] = (m["seconds"] - ms[prev]["seconds"]) / (n - prev) * 1e6
-        if v:
-            entry["naive"] = {k: v[k] for k in ("seconds", "all_seconds", "emails_per_s", "us_per_email",
-                                                "peak_rss_mb", "gc_seconds", "repeats", "ok")}
-        if v0:
-            entry["naive_gc_off"] = {k: v0[k] for k in ("seconds", "all_seconds", "emails_per_s", "us_per_email",
-                                                       "peak_rss_mb", "repeats", "ok")}
-        if m and v:
-            entry["ratio_vs_naive"] = m["emails_per_s"] / v["emails_per_s"]
-        if m and v0:
-            entry["ratio_vs_naive_gc_off"] = m["emails_per_s"] / v0["emails_per_s"]
-        if m and (v or v0):
-            entry["ratio_vs_best_naive"] = m["emails_per_s"] / max(x["emails_per_s"] for x in (v, v0) if x)
-        per_size[str(n)] = entry
+    targets = evaluate_targets(sizes, ms, best_naive, trace, linearity)
+    per_size = per_size_report(sizes, ms, nv, nv0)
     results: dict[str, Any] = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "bench_wall_seconds": round(time.time() - started, 1),
@@ -396,28 +445,136 @@ def main(argv: list[str] | None = None) -> int:
             "trace_bytes": trace["trace_bytes"], "ok": trace["ok"],
             "ratio_vs_trace_off": (trace["seconds"] / ms[trace["size"]]["seconds"]) if trace["size"] in ms else None,
         },
+        "linearity": linearity,
         "profile": profile,
         "targets": targets,
         "all_targets_met": all(t["status"] != "MISSED" for t in targets),
     }
     if not args.no_network:
-        # wire transport vs bare aiosmtpd+smtplib, the sink under 10 clients, DNS queries/s (DESIGN §6)
-        console.print("[bold]network benchmarks[/bold] (benchmarks/network.py)")
-        net = subprocess.run([sys.executable, str(HERE / "network.py"), *(["--quick"] if args.quick else [])],
-                             check=False)
-        net_json = HERE / "results-network.json"
-        results["network"] = json.loads(net_json.read_text()) if net.returncode == 0 and net_json.exists() else None
+        results["network"] = section_network(args.quick, log)
+    results["bench_wall_seconds"] = round(time.time() - started, 1)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print_report(console, sizes, ms, nv, nv0, per_size, results)
+    return 0
 
+
+# ------------------------------------------------------------------------------------------
+# sections (parent side): one function per part of the report
+# ------------------------------------------------------------------------------------------
+Log = Callable[[str], None]
+Runs = dict[int, dict[str, Any]]
+
+
+def section_per_size(sizes: list[int], rep: list[str], naive: bool, log: Log) -> tuple[Runs, Runs, Runs]:
+    """mailsim (trace off) and the naive model (GC on, GC off), each size in a fresh process: wall, RSS, ratio."""
+    ms: Runs = {}
+    nv: Runs = {}  # naive, GC on (SimPy's default)
+    nv0: Runs = {}  # naive, GC paused (as simulate() runs)
+    for n in sizes:
+        r = spawn(["--child", "mailsim", "--size", str(n), *rep], f"mailsim {n:,} emails, trace off", log)
+        if r:
+            ms[n] = r
+            log(f"  mailsim {n:>9,}: {r['seconds']:7.2f} s  {r['us_per_email']:6.2f} µs/email  "
+                f"{r['peak_rss_mb']:6.0f} MB  ok={r['ok']}")
+        if naive:
+            for gc_off, store, label in ((False, nv, "naive"), (True, nv0, "naive, GC off")):
+                r = spawn(["--child", "naive", "--size", str(n), *rep, *(["--gc-off"] if gc_off else [])],
+                          f"{label} {n:,} emails", log)
+                if r:
+                    store[n] = r
+                    log(f"  {label:<13} {n:>9,}: {r['seconds']:7.2f} s  {r['us_per_email']:6.1f} µs/email"
+                        f"  {r['peak_rss_mb']:6.0f} MB")
+    return ms, nv, nv0
+
+
+def section_trace(n: int, log: Log) -> dict[str, Any] | None:
+    """The largest size again with the trace on (DESIGN §6: ≤ 2.5× trace off, or 40 s at 1M)."""
+    trace = spawn(["--child", "mailsim", "--size", str(n), "--trace", "--repeats", "1"],
+                  f"mailsim {n:,} emails, trace on", log)
+    if trace:
+        log(f"  trace   {n:>9,}: {trace['seconds']:7.2f} s  {trace['trace_lines']:,} lines  "
+            f"{trace['trace_bytes'] / 2**20:.0f} MiB")
+    return trace
+
+
+def section_linearity(sizes: list[int], rounds: int, log: Log) -> dict[str, Any] | None:
+    """DESIGN §8 linear scaling: every size in one process, interleaved, ``rounds`` rounds (see child_linearity)."""
+    lin = spawn(["--child", "linearity", "--lin-sizes", ",".join(map(str, sizes)), "--rounds", str(rounds)],
+                f"linearity: {', '.join(f'{n:,}' for n in sizes)} in one process, {rounds} interleaved rounds", log)
+    if lin:
+        for n, r in sorted(lin["raw"].items(), key=lambda kv: int(kv[0])):
+            log(f"  in-process CPU {int(n):>9,}: min {r['min_s'] * 1e3:9.1f} ms  {r['us_per_email']:5.2f} µs/email "
+                f"(median {r['us_per_email_median']:5.2f}, {r['runs']} runs)  ÷ smallest {r['vs_smallest']:.2f}")
+        for m in lin["marginal"]:
+            log(f"  marginal {m['from']:,}→{m['to']:,}: {m['us_per_email']:.2f} µs/email")
+        if lin["fixed"]:
+            log(f"  fixed per-run cost ≈ {lin['fixed']['ms']:.1f} ms ({lin['fixed']['share_of_smallest']:.0%} "
+                f"of the smallest run)")
+        for n, r in sorted(lin["wall"]["raw"].items(), key=lambda kv: int(kv[0])):
+            log(f"  (wall clock {int(n):>9,}: min {r['us_per_email']:5.2f} µs/email, "
+                f"÷ smallest {r['vs_smallest']:.2f})")
+    return lin
+
+
+def section_profile(size: int, log: Log) -> dict[str, Any] | None:
+    """cProfile of one run, written to benchmarks/profile-<size>k.txt (ratios only: the profiler inflates)."""
+    out = HERE / f"profile-{size // 1000}k.txt"
+    return spawn(["--child", "profile", "--size", str(size), "--profile-out", str(out)],
+                 f"cProfile {size:,} emails", log)
+
+
+def section_network(quick: bool, log: Log) -> dict[str, Any] | None:
+    """Wire transport vs bare aiosmtpd+smtplib, the sink under 10 clients, DNS queries/s (benchmarks/network.py)."""
+    log("[bold]network benchmarks[/bold] (benchmarks/network.py)")
+    net = subprocess.run([sys.executable, str(HERE / "network.py"), *(["--quick"] if quick else [])], check=False)
+    net_json = HERE / "results-network.json"
+    return json.loads(net_json.read_text()) if net.returncode == 0 and net_json.exists() else None
+
+
+def per_size_report(sizes: list[int], ms: Runs, nv: Runs, nv0: Runs) -> dict[str, Any]:
+    """results.json's ``sizes``: the per-size children's numbers and the ratios between them."""
+    base = ms.get(min(sizes))
+    per_size: dict[str, Any] = {}
+    for n in sizes:
+        m, v, v0 = ms.get(n), nv.get(n), nv0.get(n)
+        entry: dict[str, Any] = {"emails": n}
+        if m:
+            entry["mailsim"] = {k: m[k] for k in ("seconds", "all_seconds", "load_seconds", "emails_per_s",
+                                                  "us_per_email", "peak_rss_mb", "gc_seconds", "repeats", "ok",
+                                                  "blocked_emails", "expected_blocked", "accounting",
+                                                  "process_wall_seconds")}
+            # one fresh process per size: cold vs warm interpreter, so only indicative (the linearity
+            # section is the measurement the target is judged on)
+            entry["cost_vs_smallest_process"] = m["us_per_email"] / base["us_per_email"] if base else None
+        if v:
+            entry["naive"] = {k: v[k] for k in ("seconds", "all_seconds", "emails_per_s", "us_per_email",
+                                                "peak_rss_mb", "gc_seconds", "repeats", "ok")}
+        if v0:
+            entry["naive_gc_off"] = {k: v0[k] for k in ("seconds", "all_seconds", "emails_per_s", "us_per_email",
+                                                       "peak_rss_mb", "repeats", "ok")}
+        if m and v:
+            entry["ratio_vs_naive"] = m["emails_per_s"] / v["emails_per_s"]
+        if m and v0:
+            entry["ratio_vs_naive_gc_off"] = m["emails_per_s"] / v0["emails_per_s"]
+        if m and (v or v0):
+            entry["ratio_vs_best_naive"] = m["emails_per_s"] / max(x["emails_per_s"] for x in (v, v0) if x)
+        per_size[str(n)] = entry
+    return per_size
+
+
+def print_report(console: Any, sizes: list[int], ms: Runs, nv: Runs, nv0: Runs, per_size: dict[str, Any],
+                 results: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    lin = results.get("linearity")
     tbl = Table(title="mailsim memory transport vs naive SimPy (one process per email)", show_lines=False)
-    for col in ("emails", "load s", "sim s", "emails/s", "µs/email", f"cost ÷ {min(sizes) // 1000}k",
-                "marginal µs", "RSS MB", "naive s", "naive µs", "naive RSS MB", "naive GC-off s", "vs naive",
-                "vs naive GC-off", "ok"):
+    for col in ("emails", "load s", "sim s", "emails/s", "µs/email", "in-process CPU µs/email (min)",
+                f"÷ {min(sizes) // 1000}k", "RSS MB", "naive s", "naive µs", "naive RSS MB", "naive GC-off s",
+                "vs naive", "vs naive GC-off", "ok"):
         tbl.add_column(col, justify="right")
     for n in sizes:
         m, v, v0 = ms.get(n), nv.get(n), nv0.get(n)
-        lin = per_size[str(n)].get("linearity_vs_smallest")
-        marg = per_size[str(n)].get("marginal_us_per_email")
+        raw = lin["raw"].get(str(n)) if lin else None
         ratio = per_size[str(n)].get("ratio_vs_naive")
         ratio0 = per_size[str(n)].get("ratio_vs_naive_gc_off")
         tbl.add_row(
@@ -425,9 +582,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{m['load_seconds']:.2f}" if m else "-",
             f"{m['seconds']:.2f}" if m else "-",
             f"{m['emails_per_s']:,.0f}" if m else "-",
-            f"{m['us_per_email']:.1f}" if m else "-",
-            f"{lin:.2f}" if lin is not None else "-",
-            f"{marg:.1f}" if marg is not None else "-",
+            f"{m['us_per_email']:.2f}" if m else "-",
+            f"{raw['us_per_email']:.2f}" if raw else "-",
+            f"{raw['vs_smallest']:.2f}" if raw else "-",
             f"{m['peak_rss_mb']:.0f}" if m else "-",
             f"{v['seconds']:.2f}" if v else "-",
             f"{v['us_per_email']:.1f}" if v else "-",
@@ -438,29 +595,26 @@ def main(argv: list[str] | None = None) -> int:
             ("yes" if m["ok"] else "[red]NO[/red]") if m else "-",
         )
     console.print(tbl)
-    if trace is not None:
-        tr = results["trace_on"]
+    tr = results.get("trace_on")
+    if tr is not None:
         ratio_txt = f"{tr['ratio_vs_trace_off']:.2f}× trace-off" if tr["ratio_vs_trace_off"] else ""
-        console.print(f"trace on at {trace['size']:,}: {trace['seconds']:.2f} s ({ratio_txt}), "
-                      f"{trace['trace_lines']:,} lines, {trace['trace_bytes'] / 2**20:.0f} MiB, "
-                      f"peak RSS {trace['peak_rss_mb']:.0f} MB")
+        console.print(f"trace on at {tr['emails']:,}: {tr['seconds']:.2f} s ({ratio_txt}), "
+                      f"{tr['trace_lines']:,} lines, {tr['trace_bytes'] / 2**20:.0f} MiB, "
+                      f"peak RSS {tr['peak_rss_mb']:.0f} MB")
     tt = Table(title="DESIGN §6 targets")
     for col in ("target", "measured", "limit", "status"):
         tt.add_column(col)
-    for t in targets:
-        style = {"PASS": "green", "MISSED": "bold red", "n/a": "dim"}[t["status"]]
+    for t in results["targets"]:
+        style = {"PASS": "green", "MISSED": "bold red", "n/a": "dim", "info": "cyan"}[t["status"]]
         tt.add_row(t["target"], t["measured"], t["limit"], f"[{style}]{t['status']}[/{style}]")
     console.print(tt)
-    missed = [t["target"] for t in targets if t["status"] == "MISSED"]
+    missed = [t["target"] for t in results["targets"] if t["status"] == "MISSED"]
     if missed:
         console.print(f"[bold red]MISSED {len(missed)} target(s):[/bold red] " + "; ".join(missed))
     else:
         console.print("[bold green]all measured targets met[/bold green]")
-    if profile:
-        console.print(f"profile: {profile['path']}")
-    console.print(f"results: {args.out}")
-    return 0
-
+    if results.get("profile"):
+        console.print(f"profile: {results['profile']['path']}")
 
 if __name__ == "__main__":
     raise SystemExit(main())
