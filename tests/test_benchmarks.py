@@ -6,6 +6,7 @@ they never time anything (DESIGN §6: benchmarks, never timed tests).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -137,3 +138,20 @@ def test_linearity_child_runs_every_size_interleaved() -> None:
     assert bench_run.linearity_repeats(3000, 3000) == 1
     assert bench_run.linearity_repeats(1000, 3000) == 1
     assert bench_run.linearity_repeats(10_000, 1_000_000) == 8
+
+
+def test_runner_end_to_end_at_tiny_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every section the runner has (but naive, trace, profile, network) through results.json and the report."""
+    out = tmp_path / "results.json"
+    assert bench_run.main(["--sizes", "1000,2000", "--no-naive", "--no-trace", "--no-profile", "--no-network",
+                           "--rounds", "1", "--repeats", "1", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["sizes"]) == {"1000", "2000"}
+    assert all(e["mailsim"]["ok"] for e in res["sizes"].values())
+    lin = res["linearity"]
+    assert lin["ok"] and set(lin["raw"]) == {"1000", "2000"} and len(lin["marginal"]) == 1
+    targets = {t["target"]: t["status"] for t in res["targets"]}
+    assert targets["linear: per-email cost at 2,000 vs 1,000"] in ("PASS", "MISSED")
+    assert any(k.startswith("fixed per-run cost") for k in targets)
+    printed = capsys.readouterr().out
+    assert "DESIGN §6 targets" in printed and "in-process CPU" in printed
