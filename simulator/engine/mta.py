@@ -285,6 +285,13 @@ class Mta:
                                          "mx": route, "spf": result.spf_result})
 
     def _apply(self, unit: Unit, results: Sequence[AttemptResult], now: int, route: str) -> None:
+        """File one attempt's results into the unit's recipients, bounce and schedule retries.
+
+        When every email got the same result and the unit holds every sharer of each
+        recipient set its emails hold, each set is updated once: a million-email run is a
+        few thousand such updates. Otherwise each email takes a private copy and is
+        updated alone. Both ways write the trace in the same order.
+        """
         tracing = self.engine.tracing
         positions = unit.positions
         emails = unit.emails
