@@ -551,3 +551,19 @@ def test_a_decade_of_one_second_polls_is_refused_at_until() -> None:
 def test_long_runs_with_coarse_polls_load() -> None:
     assert load_scenario_text(MINI + "until: +3650d\n").until == 3650 * 86400  # 1m polls: 5.3 million
     assert load_scenario_text(MINI + "until: +100d\nsettings: {queue_poll: 1s}\n").until == 100 * 86400
+
+
+def test_loading_leaves_the_garbage_collector_as_it_was() -> None:
+    import gc
+
+    assert gc.isenabled()
+    load_scenario_text(ORG)
+    assert gc.isenabled()
+    error_of(MINI + "tags: [" + "[" * 100 + "\n")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        load_scenario_text(ORG)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -76,7 +76,7 @@ from simulator.scenario.model import (
     User,
 )
 from simulator.scenario.times import format_duration, parse_duration, parse_start, parse_time
-from simulator.scenario.yamltree import TooLarge, YMap, YSeq, parse_yaml, too_large
+from simulator.scenario.yamltree import TooLarge, YMap, YSeq, no_cyclic_gc, parse_yaml, too_large
 
 __all__ = ["SUPPORTED_SCHEMAS", "ScenarioError", "load_scenario", "load_scenario_text", "load_tree"]
 
@@ -1326,17 +1326,19 @@ def _decode(data: bytes, path: str) -> str:
 
 
 def _load(text: str, path: str, sha256: str, default_name: str) -> Scenario:
-    doc = parse_yaml(text, path)
-    if doc is None:
-        raise ScenarioError(path, 1, 1, "the file is empty; a scenario starts with 'schema: mailsim/1'")
-    return load_tree(doc, path, sha256, default_name)
+    with no_cyclic_gc():  # around both steps, so no collection runs between them over the whole tree
+        doc = parse_yaml(text, path)
+        if doc is None:
+            raise ScenarioError(path, 1, 1, "the file is empty; a scenario starts with 'schema: mailsim/1'")
+        return load_tree(doc, path, sha256, default_name)
 
 
 def load_tree(doc: object, path: str, sha256: str, default_name: str = "scenario") -> Scenario:
     """Validate an already-parsed YAML tree (from ``parse_yaml``, possibly edited, e.g. by a sweep)."""
     loader = _Loader(path)
     try:
-        return loader.scenario(doc, default_name, path, sha256)
+        with no_cyclic_gc():
+            return loader.scenario(doc, default_name, path, sha256)
     except RecursionError:
         raise ScenarioError(path, 1, 1, "the document is nested too deeply") from None
 
