@@ -567,3 +567,26 @@ def test_loading_leaves_the_garbage_collector_as_it_was() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_written_values_are_capped_while_composing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yamltree, "MAX_NODES", 20)
+    text = MINI + "tags: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o]\n"  # 7 values before a: n is the 21st
+    err = error_of(text)
+    assert (err.line, err.column) == line_col(text, "n,")
+    assert "the document holds more than 20 values" in err.message and "compact" in err.message
+
+
+def test_explicit_invoices_are_capped_across_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.scenario.loader as loader
+
+    monkeypatch.setattr(loader, "MAX_EXPLICIT_INVOICES", 3)
+    text = ORG + (
+        "batches:\n"
+        "  - {id: B1, invoices: [{id: I-1, property: p1}, {id: I-2, property: p1}]}\n"
+        "  - {id: B2, invoices: [{id: I-3, property: p1}, {id: I-4, property: p1}]}\n"
+    )
+    err = error_of(text)
+    assert (err.line, err.column) == line_col(text, "{id: I-4")
+    assert err.message.startswith("batches[1].invoices[1]: more than 3 invoices written out one by one")
+    assert "compact form" in err.message

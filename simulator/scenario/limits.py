@@ -13,6 +13,16 @@ from __future__ import annotations
 #: what validates in seconds; compact batches describe millions of invoices in one line.
 MAX_FILE_BYTES = 64 * 2**20
 
+#: Scalars, lists and mappings written out in one file. The composed tree keeps a position for
+#: each (~100 bytes a value), so 5 million values is ~0.5 GB and a few seconds; 64 MiB of
+#: ``[a,a,a,...]`` would otherwise be 30 million values and 3 GB before validation starts.
+MAX_NODES = 5_000_000
+
+#: Invoices written out one by one, across all batches. Each costs ~1.2 KB while loading (7
+#: YAML values with positions, then an Invoice); 200,000 is ~12 MiB of YAML and ~250 MB. The
+#: compact form has no such cost.
+MAX_EXPLICIT_INVOICES = 200_000
+
 #: Nesting of YAML lists and mappings. Scenarios nest at most ~6 levels; the cap keeps every
 #: tree walk (ours and the caller's) far from Python's recursion limit.
 MAX_DEPTH = 64

@@ -29,6 +29,7 @@ from simulator.scenario.limits import (
     MAX_DNS_RECORDS,
     MAX_ENTITIES,
     MAX_EXPECTATIONS,
+    MAX_EXPLICIT_INVOICES,
     MAX_FAULTS,
     MAX_FILE_BYTES,
     MAX_LIST_ITEMS,
@@ -277,6 +278,7 @@ class _Loader:
         self.invoices: dict[str, tuple[str, _Pos]] = {}  # explicit invoice id -> (batch, pos)
         self.compact: dict[str, _Compact] = {}  # batch id -> compact batch
         self.total_invoices = 0  # compact counts plus explicit invoices, against MAX_TOTAL_INVOICES
+        self.explicit_invoices = 0  # against MAX_EXPLICIT_INVOICES
 
     # --- errors and positions ---------------------------------------------------------------
 
@@ -834,6 +836,13 @@ class _Loader:
                     f"duplicate invoice id {ident!r} (first in batch {first[0]!r} at line {first[1].line})",
                 )
             self.invoices[ident] = (batch, m.vpos("id"))
+            self.explicit_invoices += 1
+            if self.explicit_invoices > MAX_EXPLICIT_INVOICES:
+                self.fail(
+                    p,
+                    f"{w}: more than {MAX_EXPLICIT_INVOICES:,} invoices written out one by one across all batches; "
+                    f"{instead}",
+                )
             self.add_invoices(1, p, w)
             out.append(Invoice(ident, m.req("property", self.property_ref), m.opt("amount", self.amount)))
         return tuple(out)

@@ -38,6 +38,7 @@ from simulator.scenario.limits import (
     MAX_FILE_BYTES,
     MAX_LIST_ITEMS,
     MAX_MAPPING_KEYS,
+    MAX_NODES,
     MAX_SCALAR_CHARS,
 )
 
@@ -162,6 +163,7 @@ def resolve_plain(text: str) -> object:
 
 # event kinds, so one dict lookup dispatches the events of either parser
 _SKIP, _DOC, _SCALAR, _ALIAS, _MAP, _SEQ, _END, _STOP = range(8)
+_WRITTEN = frozenset((_SCALAR, _MAP, _SEQ))
 _KINDS: dict[type, int] = {}
 for _mod in (_rev, _pyyaml.events if _pyyaml is not None else None):
     if _mod is None:
@@ -252,6 +254,7 @@ class _Composer:
         kinds = _KINDS
         resolve = resolve_plain
         nokey = _NOKEY
+        written = 0  # scalars, lists and mappings written out (aliases have their own budget)
         while True:
             ev = next_event()
             kind = kinds.get(type(ev), _SKIP)
@@ -261,6 +264,14 @@ class _Composer:
                 break
             mark = ev.start_mark
             pos: Pos = (mark.line + 1, mark.column + 1)
+            if kind in _WRITTEN:
+                written += 1
+                if written > MAX_NODES:
+                    raise self.fail(
+                        pos,
+                        f"the document holds more than {MAX_NODES:,} values; describe large runs with compact "
+                        "batches (invoices: {count: N, properties: [...]}) or split the scenario",
+                    )
             if kind == _SCALAR:
                 value = ev.value
                 if ev.tag is None and not ev.style and ev.anchor is None and len(value) <= MAX_SCALAR_CHARS:
