@@ -88,6 +88,12 @@ CASES = [
     Case("step3-login-at-day-85-saves-token", "INV-3201", (1,), status="Sent",
          chain=("batch NOV-LAKE completed 2026-11-10 09:00Z; sent 2026-11-10 09:00Z by lakeside@greenacre.example"
                 " via sync path",)),
+    Case("step3-login-interval-what-if", "W6-001", (3,), status="In Queue", reason="sync-token-expired",
+         chain=("batch W6 completed 2026-12-07 10:00Z",
+                "token last refreshed 2026-09-03 09:00Z by login; lifetime 90d; expired 2026-12-02 09:00Z",
+                "stuck since 2026-12-07 11:00Z")),
+    Case("step3-login-interval-what-if", "W1-001", (1,), status="Sent",
+         chain=("expires 2026-12-02 09:00Z", "dan@birch.example: inbox at 2026-11-02 10:00Z")),
     Case("step3-password-changed-resync", "INV-3401", (3,), at=3 * H, status="In Queue",
          reason="sync-password-changed",
          chain=("last (re)sync 2026-10-13 09:00Z",
