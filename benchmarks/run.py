@@ -6,7 +6,8 @@ peak RSS is that run's own. The parent collects one JSON line per child, writes
 
 Sections (one function each, run in this order by :func:`main`): ``mailsim`` and ``naive``
 per size, ``trace`` (trace on at the largest size), ``linearity`` (every size in one process,
-interleaved, many repeats: DESIGN §8's in-process per-email cost), ``profile``, ``network``.
+interleaved, many repeats: DESIGN §8's in-process per-email cost), ``profile``, ``sweep`` (issue 6:
+sweep scaling, benchmarks/sweep.py), ``network``.
 
     .venv/bin/python benchmarks/run.py                    # the full §6 set: 10k, 100k, 1M
     .venv/bin/python benchmarks/run.py --quick            # 10k and 100k, no profile
@@ -394,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, help="runs per size (median reported); default by size")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     ap.add_argument("--no-network", action="store_true", help="skip the wire/sink/DNS benchmarks (network.py)")
+    ap.add_argument("--no-sweep", action="store_true", help="skip the sweep-scaling benchmark (sweep.py)")
     # child mode (internal)
     ap.add_argument("--child", choices=("mailsim", "naive", "profile", "linearity"), help=argparse.SUPPRESS)
     ap.add_argument("--lin-sizes", help=argparse.SUPPRESS)
@@ -450,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
         "targets": targets,
         "all_targets_met": all(t["status"] != "MISSED" for t in targets),
     }
+    if not args.no_sweep:
+        results["sweep"] = sweep = section_sweep(args.quick, log)
+        sweep_target(sweep, targets)
+        results["all_targets_met"] = all(t["status"] != "MISSED" for t in targets)
     if not args.no_network:
         results["network"] = section_network(args.quick, log)
     results["bench_wall_seconds"] = round(time.time() - started, 1)
@@ -529,6 +535,28 @@ def section_network(quick: bool, log: Log) -> dict[str, Any] | None:
     net = subprocess.run([sys.executable, str(HERE / "network.py"), *(["--quick"] if quick else [])], check=False)
     net_json = HERE / "results-network.json"
     return json.loads(net_json.read_text()) if net.returncode == 0 and net_json.exists() else None
+
+
+def section_sweep(quick: bool, log: Log) -> dict[str, Any] | None:
+    """100 runs × 10k emails: one after another, on a pool of 2 and on a Dask LocalCluster (benchmarks/sweep.py)."""
+    runs = "20" if quick else "100"
+    log(f"[bold]sweep scaling[/bold] (benchmarks/sweep.py, {runs} runs × 10,000 emails)")
+    res = subprocess.run([sys.executable, str(HERE / "sweep.py"), "--runs", runs], check=False)
+    out = HERE / "results-sweep.json"
+    return json.loads(out.read_text()) if res.returncode == 0 and out.exists() else None
+
+
+def sweep_target(sweep: dict[str, Any] | None, targets: list[dict[str, Any]]) -> None:
+    """Issue 6: a sweep on 2 cores takes at most 0.6× the one-after-another time."""
+    t = (sweep or {}).get("target") or {}
+    measured = t.get("measured")
+    modes = (sweep or {}).get("modes", {})
+    same = all(m.get("same_rows", True) for m in modes.values())
+    text = "not run" if measured is None else f"{measured:.2f}× ({sweep['runs']} runs; rows identical: {same})"
+    ok = None if measured is None else (measured <= t["limit"] and same)
+    targets.append({"target": "sweep of 10k-email runs on a pool of 2 vs one after another", "measured": text,
+                    "limit": f"≤ {t.get('limit', 0.6)}×",
+                    "status": "n/a" if ok is None else ("PASS" if ok else "MISSED")})
 
 
 def per_size_report(sizes: list[int], ms: Runs, nv: Runs, nv0: Runs) -> dict[str, Any]:
