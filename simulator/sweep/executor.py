@@ -9,6 +9,7 @@ runs that were in progress.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -67,6 +68,10 @@ def _pool(fn: Callable[[T], R], tasks: Sequence[T], n: int) -> Iterator[tuple[in
     ctx = multiprocessing.get_context("fork" if single else "forkserver")
     if not single:
         ctx.set_forkserver_preload(["simulator.engine.run", "simulator.scenario.loader", "simulator.sweep.worker"])
+    if single:
+        # the children inherit the parent's heap copy-on-write; a collection in a child would touch
+        # (and so copy) every inherited object, so park them in the permanent generation first
+        gc.freeze()
     ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_ignore_sigint)
     pending: dict[Future[R], int] = {}
     it = iter(enumerate(tasks))
@@ -79,10 +84,13 @@ def _pool(fn: Callable[[T], R], tasks: Sequence[T], n: int) -> Iterator[tuple[in
             pending[ex.submit(fn, nxt[1])] = nxt[0]
 
     try:
-        refill()
+        refill()  # the first submit forks the workers
     except BaseException:
         _stop(ex)
         raise
+    finally:
+        if single:
+            gc.unfreeze()
     return _drain(ex, pending, refill)
 
 
