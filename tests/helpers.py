@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from textwrap import dedent, indent
 
 from simulator.engine.result import RunResult
@@ -63,3 +65,12 @@ def run(**kw: str) -> RunResult:
 
 def block(text: str, spaces: int = 2) -> str:
     return indent(dedent(text).strip("\n"), " " * spaces)
+
+
+def wait_until(check: Callable[[], bool], polls: int = 600, pause: float = 0.05) -> bool:
+    """Poll a bounded number of times (no wall-clock assertion): for tests that watch another process."""
+    for _ in range(polls):
+        if check():
+            return True
+        time.sleep(pause)
+    return check()

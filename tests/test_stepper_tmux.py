@@ -6,12 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TMUX = shutil.which("tmux")
@@ -19,14 +18,6 @@ MAILSIM = Path(sys.executable).with_name("mailsim")
 
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 
-
-def _wait(check: Callable[[], bool], polls: int = 600, pause: float = 0.05) -> bool:
-    """Poll a bounded number of times (no wall-clock assertion)."""
-    for _ in range(polls):
-        if check():
-            return True
-        time.sleep(pause)
-    return check()
 
 
 def test_step_in_an_80x24_terminal() -> None:
@@ -46,12 +37,12 @@ def test_step_in_an_80x24_terminal() -> None:
                    f"{MAILSIM} step scenarios/tour.yaml")
     assert started.returncode == 0, started.stderr
     try:
-        assert _wait(lambda: "step>" in screen()), screen()
+        assert wait_until(lambda: "step>" in screen()), screen()
         first = screen()
         assert "tour 2026-11-02 09:00:00Z (+0s)" in first and "event #0" in first
         tmux("send-keys", "-t", "step", "next 5", "Enter")
         # the state is drawn first and the prompt right after: wait for both
-        assert _wait(lambda: "event #5 " in screen()
+        assert wait_until(lambda: "event #5 " in screen()
                      and any(ln.startswith("step>") for ln in screen().splitlines())), screen()
         shown = screen()
         lines = shown.splitlines()
@@ -63,19 +54,19 @@ def test_step_in_an_80x24_terminal() -> None:
         assert any(line.startswith("step>") for line in lines)
 
         tmux("send-keys", "-t", "step", "until email.stuck", "Enter")
-        assert _wait(lambda: "(+2h)" in screen()), screen()
+        assert wait_until(lambda: "(+2h)" in screen()), screen()
         shown = screen()
         assert "In Queue sync-token-expired · STUCK" in shown and "downtown: 1 · oldest 1h STUCK" in shown
         assert len(shown.splitlines()) <= 24
 
         tmux("send-keys", "-t", "step", "back 3", "Enter")
-        assert _wait(lambda: "(+1h)" in screen() and "back 3 events" in screen()), screen()
+        assert wait_until(lambda: "(+1h)" in screen() and "back 3 events" in screen()), screen()
 
         tmux("send-keys", "-t", "step", "frobnicate", "Enter")
-        assert _wait(lambda: "unknown command 'frobnicate'" in screen()), screen()
+        assert wait_until(lambda: "unknown command 'frobnicate'" in screen()), screen()
         assert "Traceback" not in screen()
 
         tmux("send-keys", "-t", "step", "quit", "Enter")
-        assert _wait(lambda: tmux("has-session", "-t", "step").returncode != 0), screen()
+        assert wait_until(lambda: tmux("has-session", "-t", "step").returncode != 0), screen()
     finally:
         tmux("kill-server")

@@ -6,12 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TMUX = shutil.which("tmux")
@@ -19,14 +18,6 @@ MAILSIM = Path(sys.executable).with_name("mailsim")
 
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 
-
-def _wait(check: Callable[[], bool], polls: int = 1200, pause: float = 0.05) -> bool:
-    """Poll a bounded number of times (no wall-clock assertion)."""
-    for _ in range(polls):
-        if check():
-            return True
-        time.sleep(pause)
-    return check()
 
 
 def test_sweep_shows_progress_keeps_rows_on_ctrl_c_and_resumes(tmp_path: Path) -> None:
@@ -50,16 +41,16 @@ def test_sweep_shows_progress_keeps_rows_on_ctrl_c_and_resumes(tmp_path: Path) -
     assert started.returncode == 0, started.stderr
     try:
         tmux("send-keys", "-t", "sw", cmd, "Enter")
-        assert _wait(lambda: "sweeping" in screen() and "/400" in screen()), screen()
-        assert _wait(lambda: out.exists() and out.read_text().count("\n") > 20), screen()
+        assert wait_until(lambda: "sweeping" in screen() and "/400" in screen(), polls=1200), screen()
+        assert wait_until(lambda: out.exists() and out.read_text().count("\n") > 20), screen()
         tmux("send-keys", "-t", "sw", "C-c", "")
-        assert _wait(lambda: "interrupted:" in screen()), screen()
+        assert wait_until(lambda: "interrupted:" in screen(), polls=1200), screen()
         shown = screen()
         assert "--resume" in shown and "Traceback" not in shown
         assert all(len(line) <= 100 for line in shown.splitlines())
         tmux("send-keys", "-t", "sw", "clear", "Enter")
         tmux("send-keys", "-t", "sw", cmd + " --resume", "Enter")
-        assert _wait(lambda: "rows: " in screen(), polls=6000), screen()
+        assert wait_until(lambda: "rows: " in screen(), polls=6000), screen()
         shown = screen()
         assert "already in" in shown and "-100d" in shown and "400 rows" in shown
         assert out.read_text().count("\n") == 401

@@ -7,7 +7,6 @@ written for each broken invariant first), 2 bad input (file:line:col, or the opt
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,16 +16,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from simulator.cli.common import fail, load_or_exit
+from simulator.cli.common import console, fail, load_or_exit
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, subcommand_metavar="",
                   context_settings={"allow_interspersed_args": True})
 
 
 def _console(stderr: bool = False) -> Console:
-    tty = sys.stderr.isatty() if stderr else sys.stdout.isatty()
-    width = None if tty or os.environ.get("COLUMNS") else 160
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width, markup=False)
+    return console(stderr=stderr, soft_wrap=True)
 
 
 def _kinds(values: list[str] | None) -> tuple[str, ...]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import typer
+from rich.console import Console
 
 from simulator.scenario.model import Scenario
 
@@ -26,3 +28,11 @@ def load_or_exit(path: Path) -> Scenario:
         raise fail(str(exc)) from None
     except OSError as exc:
         raise fail(f"{path}: {exc.strerror or exc}") from None
+
+
+def console(*, stderr: bool = False, soft_wrap: bool = False, width: int = 160) -> Console:
+    """A plain-text console: no markup (paths and ``users[u1]`` print as written), and a fixed width
+    when the stream is not a terminal (unless ``COLUMNS`` says otherwise), so piped output is stable."""
+    tty = sys.stderr.isatty() if stderr else sys.stdout.isatty()
+    fixed = None if tty or os.environ.get("COLUMNS") else width
+    return Console(stderr=stderr, highlight=False, soft_wrap=soft_wrap, width=fixed, markup=False)

@@ -7,7 +7,6 @@ built from its combination (its row says why), 130 interrupted (finished rows ar
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,16 +17,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from simulator.cli.common import fail
+from simulator.cli.common import console, fail
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, subcommand_metavar="",
                   context_settings={"allow_interspersed_args": True})
 
 
 def _console(stderr: bool = False) -> Console:
-    tty = sys.stderr.isatty() if stderr else sys.stdout.isatty()
-    width = None if tty or os.environ.get("COLUMNS") else 160
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width, markup=False)
+    return console(stderr=stderr, soft_wrap=False)
 
 
 def _table(con: Console, groups: list[Any], names: list[str], total: int, title: str) -> None:
