@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import json
 from pathlib import Path
 
 from helpers import run, scenario
@@ -255,3 +256,70 @@ def test_summary_groups_and_counts_agree_with_the_invoice_views() -> None:
                 continue
             n += sum(1 for x in v.recipients if x.outcome == want["outcome"]) if "outcome" in want else 1
         assert _count(r.engine, crit) == n, crit
+
+
+# -- slow replies: the mailbox stores the message when the 250 is applied ----------------------------------
+
+SLOW_10M = """
+faults:
+  - {kind: slow, stage: mail, delay: 10m, target: client.example}
+"""
+
+
+def _delivered(path: Path) -> dict[str, int]:
+    recs = [json.loads(ln) for ln in Path(path).read_text().splitlines()[1:]]
+    return {r["invoice"]: r["t"] for r in recs if r["event"] == "email.delivered"}
+
+
+def test_a_slow_reply_is_stored_when_its_250_is_applied(tmp_path: Path) -> None:
+    """With a 10m slow fault the copy's stored time is the ``email.delivered`` time (start + delay),
+    for a single message and for a cohort sharing one transaction."""
+    for batches in ("  - {id: B1, invoices: [{id: INV-1, property: p1}]}",
+                    "  - {id: B1, invoices: {count: 3, properties: [p1]}}"):
+        path = tmp_path / "t.jsonl"
+        r = simulate(scenario(batches=batches, extra="until: +1d\n" + SLOW_10M), trace=path)
+        delivered = _delivered(path)
+        assert delivered and set(delivered.values()) == {H + 10 * M}
+        box = r.engine.store.box("jane@client.example")
+        assert box.inbox == len(delivered)
+        assert sorted((mid, t) for mid, _f, t in box.messages) == sorted(
+            (f"<{inv}@mailsim.invalid>", t) for inv, t in delivered.items())
+        assert all(v.recipients[0].at == H + 10 * M for v in r.invoices())
+
+
+def test_a_run_ending_inside_the_delay_stores_nothing() -> None:
+    r = run(extra="until: +1h5m\n" + SLOW_10M)
+    v = r.invoice("INV-1")
+    assert v is not None and v.email_status == "Sent" and v.recipients[0].outcome == "none"
+    box = r.engine.store.box("jane@client.example")
+    assert (box.inbox, box.junk, box.messages) == (0, 0, [])
+    assert r.to_json()["mailboxes"].get("jane@client.example", {"inbox": 0})["inbox"] == 0
+    # one second after the delay it is there
+    later = run(extra="until: +1h10m\n" + SLOW_10M)
+    assert later.invoice("INV-1").recipients[0].outcome == "inbox"  # type: ignore[union-attr]
+    assert later.engine.store.box("jane@client.example").messages == [("<INV-1@mailsim.invalid>", "inbox", H + 10 * M)]
+
+
+SLOW_QUOTA = """
+until: +1d
+faults:
+  - {at: +1h, for: 1m, kind: slow, stage: rcpt, delay: 10m, target: client.example}
+"""
+
+
+def test_a_slow_message_counts_against_the_quota_once_stored() -> None:
+    """quota 1: INV-1 (slow, stored at 1h10m) does not fill the mailbox for INV-2 at 1h05m; INV-3 at
+    1h15m finds it full."""
+    batches = ("  - {id: B1, invoices: [{id: INV-1, property: p1}]}\n"
+               "  - {id: B2, invoices: [{id: INV-2, property: p1}]}\n"
+               "  - {id: B3, invoices: [{id: INV-3, property: p1}]}")
+    timeline = ("  - {at: +1h, complete_batch: B1}\n  - {at: +1h5m, complete_batch: B2}\n"
+                "  - {at: +1h15m, complete_batch: B3}")
+    r = run(batches=batches, timeline=timeline, mailboxes="  - {domain: client.example, quota: 1}", extra=SLOW_QUOTA)
+    got = {v.id: (v.recipients[0].outcome, v.recipients[0].reason, v.recipients[0].at) for v in r.invoices()}
+    assert got["INV-1"] == ("inbox", None, H + 10 * M)
+    assert got["INV-2"] == ("inbox", None, H + 5 * M)
+    assert got["INV-3"][:2] == ("deferred", "mailbox-full")
+    box = r.engine.store.box("jane@client.example")
+    assert box.messages == [("<INV-2@mailsim.invalid>", "inbox", H + 5 * M),
+                            ("<INV-1@mailsim.invalid>", "inbox", H + 10 * M)]

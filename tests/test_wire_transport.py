@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from simulator.engine.result import RunResult
 from simulator.engine.run import simulate
 from simulator.engine.sim import Engine
 from simulator.net.receiver import DROPPED
@@ -463,3 +464,51 @@ def test_network_benchmark_pieces_are_correct_at_tiny_sizes() -> None:
     s = bench_sink_clients(3, 4)
     assert s["ok"] and s["distinct_stored"] == s["on_disk"] == 12
     assert bench_dns(20)["ok"]
+
+
+SLOW_SCENARIOS = sorted((ROOT / "tests" / "data" / "chaos").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("until", ["+1d", "+1h5m"], ids=["after-the-delay", "inside-the-delay"])
+def test_a_slow_reply_is_stored_on_the_wire_when_its_250_is_applied(tmp_path: Path, until: str) -> None:
+    """A 10m slow fault: the sink's file has the ``email.delivered`` time (as the memory store does),
+    and a run ending inside the delay stores no file and counts nothing, as in memory."""
+    text = (ROOT / "tests" / "data" / "chaos" / "slow-reply-stored-before-delivered.yaml").read_text()
+    scn = load_scenario_text(text.replace("until: +1d", f"until: {until}"), "slow.yaml")
+    sinks = []
+
+    def factory(e: Engine) -> WireTransport:
+        wt = WireTransport(e, maildir=tmp_path / "md")
+        sinks.append(wt.sink)
+        return wt
+
+    mem = simulate(scn, trace=tmp_path / "mem.jsonl")
+    wire = simulate(scn, transport=factory, trace=tmp_path / "wire.jsonl")
+    assert wire.to_json() == mem.to_json()
+    assert (tmp_path / "wire.jsonl").read_bytes().split(b"\n")[1:] == (tmp_path / "mem.jsonl").read_bytes().split(
+        b"\n")[1:]
+    (sink,) = sinks
+    assert sink is not None
+    stored = [(m.recipient, m.message_id, m.now) for m in sink.messages()]
+    files = list((tmp_path / "md").rglob("new/*"))
+
+    def held(res: RunResult) -> dict[str, list[tuple[str, int]]]:
+        return {a: [(mid, t) for mid, _f, t in b.messages] for a, b in res.engine.store.boxes.items() if b.messages}
+
+    boxes = held(wire)
+    assert boxes == held(mem)
+    if until == "+1d":
+        delivered = [json.loads(ln) for ln in (tmp_path / "wire.jsonl").read_text().splitlines()[1:]]
+        (d,) = [r for r in delivered if r["event"] == "email.delivered"]
+        assert d["t"] == 3600 + 600
+        assert stored == [("c1@maple.example", "<INV-1@mailsim.invalid>", d["t"])]
+        assert boxes == {"c1@maple.example": [("<INV-1@mailsim.invalid>", d["t"])]}
+        assert len(files) == 1
+    else:
+        assert wire.invoice("INV-1").recipients[0].outcome == "none"  # type: ignore[union-attr]
+        assert stored == [] and files == [] and boxes == {}
+
+
+@pytest.mark.parametrize("path", SLOW_SCENARIOS, ids=[p.name for p in SLOW_SCENARIOS])
+def test_chaos_slow_findings_same_in_memory_and_on_the_wire(path: Path) -> None:
+    _compare(load_scenario(path))

@@ -217,9 +217,27 @@ class Mta:
             def finish(part: Unit = part, part_results: list[AttemptResult] = part_results,
                        at: int = now + delay) -> None:
                 self.pending -= 1
+                # the receiver answers 250 (and so stores the message) now, not when the transaction began
+                self._settle(att, part.emails, part_results, at)
                 self._apply(part, part_results, at, route.detail)
 
             self._later(now + delay, finish)
+
+    def _settle(self, att: Attempt, emails: Sequence[Email], results: Sequence[AttemptResult], at: int) -> None:
+        """Have the transport file a slow attempt's accepted copies at ``at``, one call per run of one result."""
+        settle = self.transport.settle
+        last: AttemptResult | None = None
+        mids: list[str] = []
+        for email, result in zip(emails, results, strict=True):
+            if result.folder is None:
+                continue
+            if result is not last:
+                if last is not None and mids:
+                    settle(att, last, mids, at)
+                last, mids = result, []
+            mids.append(email.message_id)
+        if last is not None and mids:
+            settle(att, last, mids, at)
 
     def _prepare(self, result: AttemptResult, now: int, exhausted: bool) -> list[tuple[Any, ...]]:
         """What one result does to each recipient position, computed once per distinct result."""

@@ -222,7 +222,16 @@ class ReceivingServer:
         return DATA_GO
 
     def data_end(self, tx: Transaction, size: int | None = None) -> DataVerdict:
-        """End of DATA: SPF for (client IP, MAIL FROM, HELO), then the domain's policy files it."""
+        """End of DATA: SPF for (client IP, MAIL FROM, HELO), then the domain's policy files it.
+
+        A server stores the message when it answers 250. Without a slow fault that is ``tx.now``
+        and the copies are filed here. With one (``tx.delay > 0`` once every stage has run) the
+        250 goes out ``tx.delay`` later: nothing is filed here and the verdict's ``folder`` says
+        where the copies go; whoever applies the reply at ``tx.now + tx.delay`` files them then
+        with :meth:`file_copies` (the MTA through ``Transport.settle``; the sink after its real
+        wait). A run that ends inside the delay so holds no copy, and a quota counts the message
+        from the moment it is stored.
+        """
         result, explanation = self.spf(tx.now, tx.client_ip, tx.mail_from, tx.helo)
         header = (
             f"{result} ({self.hostname}: {explanation}) client-ip={tx.client_ip};"
@@ -238,8 +247,11 @@ class ReceivingServer:
         if action == "defer":
             return DataVerdict(SPF_DEFER, None, result, explanation, header)
         folder = "junk" if action == "junk" else "inbox"
-        for r in tx.rcpts:
-            self.store.file(r, folder, tx.message_id, tx.now)
+        if not tx.delay:
+            for r in tx.rcpts:
+                self.store.file(r, folder, tx.message_id, tx.now)
+        # else (a slow fault): the 250 — and so the stored copy — comes ``tx.delay`` later; the
+        # caller files the copies then (``file_copies`` at ``tx.now + tx.delay``), see ``data_end``
         return DataVerdict(Reply(250, "2.0.0", f"OK queued as {tx.message_id}"), folder, result, explanation, header)
 
 

@@ -17,7 +17,10 @@ replies in memory and over the wire. This module only carries SMTP:
 - each accepted message is written once per recipient in Maildir layout,
   ``DIR/<recipient>/new/`` (junk: ``DIR/<recipient>/.Junk/new/``), via ``tmp/``
   and a rename, no fsync; the file name is derived from (time, message id,
-  recipient).
+  recipient). A message is stored when its 250 goes out: after a ``slow``
+  fault's delay (really waited on the plain listener; on the PROXY listener the
+  simulator's MTA settles it at the virtual time it applies the reply, see
+  :class:`SessionRecord` ``held``).
 
 Two listeners (DESIGN §7):
 
@@ -67,7 +70,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from functools import partial
 from hashlib import blake2b
@@ -245,6 +248,9 @@ class SessionRecord:
     spf_result: str | None = None
     spf_explanation: str = ""
     folder: str | None = None
+    # a slow transaction's accepted copies, not yet stored: called with the time its 250 is applied
+    # (the simulator's virtual clock), it files them and returns the Maildir writes (see ``_data``)
+    held: Callable[[int], list[Callable[[], object]]] | None = None
 
 
 def mailbox_dirname(address: str) -> str:
@@ -735,9 +741,13 @@ class SinkHandler:
             bounce_line = self._file_bounce(s, content, jobs)
             await self._write(jobs)
             return bounce_line
-        reply = self._data(s, content, jobs)
+        reply, held = self._data(s, content, jobs)
         await self._write(jobs)
-        line = await self._after(server, s, reply)
+        line = await self._after(server, s, reply)  # a plain connection really waits out a slow fault here
+        if held is not None:
+            # stored as the 250 goes out: after the real wait (plain), or at the virtual end of the
+            # transaction for a PROXY session nobody will settle (no token)
+            await self._write(held(tx.now + tx.delay if s.proxied else self.sink.clock()))
         return "" if line is None else line
 
     def _file_bounce(self, s: SinkSession, content: bytes, jobs: list[Callable[[], object]]) -> str:
@@ -752,7 +762,16 @@ class SinkHandler:
         tx.rcpts.clear()
         return f"250 2.0.0 OK queued as {tx.message_id}"
 
-    def _data(self, s: SinkSession, content: bytes, jobs: list[Callable[[], object]]) -> Reply:
+    def _data(self, s: SinkSession, content: bytes, jobs: list[Callable[[], object]],
+              ) -> tuple[Reply, Callable[[int], list[Callable[[], object]]] | None]:
+        """End of DATA: the reply, and (slow fault) the copies' filing to run when the 250 goes out.
+
+        Without a slow fault the receiver stored the copies at ``tx.now`` and their Maildir writes
+        are added to ``jobs``. With one, nothing is stored yet: a PROXY session with a token leaves
+        the filing in its record for the wire transport to run when the engine applies the reply
+        (``WireTransport.settle``, at the same virtual time memory mode files them); otherwise it is
+        returned for the caller to run once the 250 is due.
+        """
         tx = s.tx
         assert tx is not None
         if not s.proxied:
@@ -765,12 +784,28 @@ class SinkHandler:
             rec.spf_result = verdict.spf_result
             rec.spf_explanation = verdict.spf_explanation
             rec.folder = verdict.folder
+        held: Callable[[int], list[Callable[[], object]]] | None = None
         if verdict.folder is not None:
             header = f"Received-SPF: {verdict.received_spf}"
-            for r in tx.rcpts:
-                jobs.append(self.sink.delivery(r, verdict.folder, tx, verdict.spf_result, content, header=header))
+            if tx.delay:
+                held = partial(self._file_held, replace(tx, rcpts=list(tx.rcpts)), verdict.folder,
+                               verdict.spf_result, content, header)
+                if rec is not None:
+                    rec.held, held = held, None
+            else:
+                for r in tx.rcpts:
+                    jobs.append(self.sink.delivery(r, verdict.folder, tx, verdict.spf_result, content, header=header))
         tx.rcpts.clear()
-        return verdict.reply
+        return verdict.reply, held
+
+    def _file_held(self, tx: Transaction, folder: str, spf: str | None, content: bytes, header: str,
+                   at: int) -> list[Callable[[], object]]:
+        """Store a slow transaction's copies at ``at`` (its 250); returns their Maildir writes.
+
+        Runs on the sink's loop thread, like every other touch of the receiver's store.
+        """
+        self.receiver.file_copies(tx.rcpts, folder, [tx.message_id], at)
+        return [self.sink.delivery(r, folder, tx, spf, content, header=header, now=at) for r in tx.rcpts]
 
 
 def _run_all(jobs: list[Callable[[], object]]) -> None:
@@ -1097,8 +1132,11 @@ class Sink:
             job()
 
     def delivery(self, recipient: str, folder: str, tx: Transaction, spf: str | None, content: bytes,
-                 *, header: str) -> Callable[[], StoredMessage]:
-        """The write of one accepted message for one recipient, to run on any one thread."""
+                 *, header: str, now: int | None = None) -> Callable[[], StoredMessage]:
+        """The write of one accepted message for one recipient, to run on any one thread.
+
+        ``now``: when it was stored (default ``tx.now``; a slow transaction's copies at its 250).
+        """
         body = content.replace(b"\r\n", b"\n")
         sender = tx.mail_from.strip()
         if sender.startswith("<") and sender.endswith(">"):  # aiosmtpd spells the null sender "<>"
@@ -1107,8 +1145,8 @@ class Sink:
         if header:
             lines.append(header)
         data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape") + body
-        return partial(self._store, recipient, folder, tx.message_id, sender, tx.client_ip, tx.helo, spf, tx.now,
-                       data)
+        return partial(self._store, recipient, folder, tx.message_id, sender, tx.client_ip, tx.helo, spf,
+                       tx.now if now is None else now, data)
 
     def _store(self, recipient: str, folder: str, message_id: str, sender: str, client_ip: str, helo: str,
                spf: str | None, now: int, data: bytes) -> StoredMessage:

@@ -36,7 +36,7 @@ class Attempt:
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
     replies: tuple[Reply, ...]  # one per rcpt, the reply that decided it
-    folder: str | None  # where accepted recipients were filed (inbox/junk)
+    folder: str | None  # where accepted recipients were (delay 0) or are to be (settle) filed: inbox/junk
     spf_result: str | None  # the receiver's SPF verdict, when it got as far as DATA
     spf_explanation: str = ""
     delay: int = 0  # seconds the transaction took in virtual time (slow faults)
@@ -91,6 +91,16 @@ class Dsn:
 class Transport(Protocol):
     def attempt(self, att: Attempt) -> AttemptResult: ...
 
+    def settle(self, att: Attempt, result: AttemptResult, message_ids: Sequence[str], at: int) -> None:
+        """A delayed result (``result.delay > 0``) is applied: the receiver answered 250 at ``at``.
+
+        A slow transaction stores nothing while it runs (see ``ReceivingServer.data_end``);
+        the MTA calls this when it applies the reply, and the copies of ``message_ids``
+        (one envelope, ``att``; ``result`` accepted some of ``att.rcpts``) are filed at ``at``.
+        Never called for a result with ``delay == 0`` (those were filed by the transaction).
+        """
+        ...
+
     def deliver_dsn(self, dsn: Dsn) -> None: ...
 
     def close(self) -> None: ...
@@ -126,7 +136,7 @@ def run_transaction(server: ReceivingServerLike, att: Attempt, size: int | None 
         replies.append(None if r.ok else r)
     if not tx.rcpts:
         return AttemptResult(tuple(r for r in replies if r is not None), None, None, delay=tx.delay)
-    v = server.data_end(tx, size)
+    v = server.data_end(tx, size)  # with tx.delay > 0 it files nothing: Transport.settle does, later
     if v.reply.code == 0:
         return AttemptResult((DROPPED,) * n, None, v.spf_result, v.spf_explanation, tx.delay)
     final = tuple(v.reply if r is None else r for r in replies)

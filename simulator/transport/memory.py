@@ -17,7 +17,9 @@ class MemoryTransport:
     per-message draw or per-mailbox counter can tell them apart
     (``ReceivingServer.shareable``), and a transaction whose inputs were all seen
     before (same envelope, DNS state and active faults, no greylisting) reuses the
-    earlier result, filing the copies the server would have filed.
+    earlier result, filing the copies the server would have filed. A slow result
+    (``delay > 0``) files nothing while it runs: :meth:`settle` files its copies
+    when the MTA applies it.
     """
 
     def __init__(self, server: ReceivingServer, *, keep_dsn: bool = True,
@@ -51,10 +53,17 @@ class MemoryTransport:
             pending = copies
         else:
             pending = [att.message_id, *copies]
-        if res.folder is not None and pending:
+        if res.folder is not None and pending and not res.delay:  # delayed: filed by settle, at the 250
             accepted = [r for r, rep in zip(att.rcpts, res.replies, strict=True) if rep.ok]
             self.server.file_copies(accepted, res.folder, pending, att.now)
         return res
+
+    def settle(self, att: Attempt, result: AttemptResult, message_ids: Sequence[str], at: int) -> None:
+        """File a slow transaction's copies when its 250 is applied (``at`` = start + delay)."""
+        if result.folder is None or not message_ids:
+            return
+        accepted = [r for r, rep in zip(att.rcpts, result.replies, strict=True) if rep.ok]
+        self.server.file_copies(accepted, result.folder, message_ids, at)
 
     def attempt(self, att: Attempt) -> AttemptResult:
         return self._run(att, ())

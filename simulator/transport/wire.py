@@ -44,7 +44,12 @@ never saw is retried on a new connection.
 
 What SMTP cannot carry — the virtual seconds a ``slow`` fault added, the
 receiver's SPF verdict and the folder — is read from the sink's session record
-for the token. Virtual time stays virtual: nobody sleeps.
+for the token. Virtual time stays virtual: nobody sleeps. So a slow
+transaction's 250 arrives at once on the wire while, in virtual time, the
+server answers it ``delay`` later: the sink holds such a message unstored (in
+the record) and :meth:`WireTransport.settle` stores it — mailbox counts and
+Maildir file, with that later time — when the engine applies the reply, as
+memory mode does; a run that ends inside the delay stores nothing.
 """
 
 from __future__ import annotations
@@ -358,6 +363,9 @@ class WireTransport:
         engine.receiver = self.sink.receiver
         self.store = engine.store
         self.dsns: list[Dsn] = []
+        # slow transactions the sink accepted but has not stored yet, by (message id, domain, attempt):
+        # stored (and written to the Maildir) by ``settle`` when the engine applies their 250
+        self._held: dict[tuple[str, str, int], Callable[[int], list[Callable[[], object]]]] = {}
 
     def _clock(self) -> int:
         """The virtual time the DNS server judges faults at: the attempt's, else the engine's last question."""
@@ -466,7 +474,7 @@ class WireTransport:
                 stale = 0
                 i += 1
                 continue
-            out.append(self._result(replies, token, data=data))
+            out.append(self._result(replies, token, att, data=data))
             i += 1
             stale = 0
             if not ahead:  # else the next message's commands are on this connection already
@@ -500,7 +508,7 @@ class WireTransport:
                         self.stats["stale_retries"] += 1
                         continue
                     return AttemptResult((DROPPED,) * n, None, rec.spf_result, rec.spf_explanation, rec.delay)
-                return self._result(replies, token, data=data)
+                return self._result(replies, token, att, data=data)
         return await self._own_connection(att, body, token)
 
     async def _own_connection(self, att: Attempt, body: Callable[[], bytes], token: str) -> AttemptResult:
@@ -519,15 +527,15 @@ class WireTransport:
             if r.code == 0:
                 raise SmtpDropped("no reply")
             if not r.ok:
-                return self._result((r,) * n, token)
+                return self._result((r,) * n, token, att)
             replies, data, _ = await client.transaction(_mail_line(att.mail_from, att.size, None), att.rcpts,
                                                         body)
         except SmtpDropped:
-            return self._result((DROPPED,) * n, token, dropped=True)
+            return self._result((DROPPED,) * n, token, att, dropped=True)
         finally:
             if client is not None:
                 await client.close()
-        return self._result(replies, token, data=data)
+        return self._result(replies, token, att, data=data)
 
     async def _pooled(self, key: tuple[str, str, str], client_ip: str, server_ip: str, helo: str,
                       ctx: MailContext) -> _Client | None:
@@ -561,10 +569,12 @@ class WireTransport:
         if client is not None:
             await client.close()
 
-    def _result(self, replies: tuple[Reply, ...], token: str, *, data: bool = False,
+    def _result(self, replies: tuple[Reply, ...], token: str, att: Attempt, *, data: bool = False,
                 dropped: bool = False) -> AttemptResult:
         assert self.sink is not None
         rec = self.sink.pop_record(token)
+        if rec is not None and rec.held is not None:
+            self._held[(att.message_id, att.domain, att.attempt)] = rec.held
         delay = rec.delay if rec is not None else 0
         spf = rec.spf_result if rec is not None else None
         expl = rec.spf_explanation if rec is not None else ""
@@ -573,6 +583,22 @@ class WireTransport:
         if not data:
             return AttemptResult(replies, None, None, delay=delay)
         return AttemptResult(replies, rec.folder if rec is not None else None, spf, expl, delay)
+
+    def settle(self, att: Attempt, result: AttemptResult, message_ids: Sequence[str], at: int) -> None:
+        """A slow transaction's 250 is applied at ``at``: the sink stores its copies (and writes the
+        Maildir files) now, with that time — as memory mode files them. Held copies never settled
+        (the run ended inside the delay) are never stored."""
+        fns = [fn for mid in message_ids
+               if (fn := self._held.pop((mid, att.domain, att.attempt), None)) is not None]
+        if fns:
+            self._run(self._file_held(fns, at))
+
+    async def _file_held(self, fns: list[Callable[[int], list[Callable[[], object]]]], at: int) -> None:
+        """On the sink's loop, the only thread touching the receiver's store."""
+        assert self.sink is not None
+        for fn in fns:
+            for job in fn(at):
+                self.sink.store_job(job)
 
     # -- bounces ------------------------------------------------------------------------------
     def deliver_dsn(self, dsn: Dsn) -> None:
@@ -627,6 +653,7 @@ class WireTransport:
 
     def close(self) -> None:
         """Stop the sink (every Maildir file written: a failed write raises here) and the DNS server."""
+        self._held.clear()  # the run ended inside these messages' delay: never stored
         try:
             if self.sink is not None:
                 sink, self.sink = self.sink, None
