@@ -512,3 +512,30 @@ def test_a_slow_reply_is_stored_on_the_wire_when_its_250_is_applied(tmp_path: Pa
 @pytest.mark.parametrize("path", SLOW_SCENARIOS, ids=[p.name for p in SLOW_SCENARIOS])
 def test_chaos_slow_findings_same_in_memory_and_on_the_wire(path: Path) -> None:
     _compare(load_scenario(path))
+
+
+def test_the_plain_listener_stores_a_slow_message_after_its_real_wait(tmp_path: Path) -> None:
+    """A standalone sink (wall clock) with a 1s DATA-stage slow fault stores the message as the 250
+    goes out, after the wait, not when DATA arrived."""
+    from simulator.net.sink import Sink
+
+    text = """
+schema: mailsim/1
+name: plain-slow
+start: 2026-11-02T09:00:00Z
+faults:
+  - {kind: slow, stage: data, delay: 1s}
+"""
+    with Sink(load_scenario_text(text, "plain-slow.yaml"), tmp_path) as s:
+        c = smtplib.SMTP("127.0.0.1", s.port, local_hostname="client.test", timeout=30)
+        try:
+            c.ehlo()
+            assert c.mail("a@good.example")[0] == 250 and c.rcpt("jane@client.example")[0] == 250
+            before = s.clock()
+            code, _ = c.data(b"Subject: hi\r\nMessage-ID: <slow@t>\r\n\r\nhello\r\n")
+            assert code == 250
+        finally:
+            c.quit()
+        (m,) = s.wait_for("jane@client.example", 1, 30)
+        assert m.now >= before + 1
+        assert s.store.box("jane@client.example").messages == [("<slow@t>", "inbox", m.now)]
