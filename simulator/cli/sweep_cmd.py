@@ -7,6 +7,7 @@ built from its combination (its row says why), 130 interrupted (finished rows ar
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -147,7 +148,11 @@ def sweep(
     if interrupted:
         err.print(f"interrupted: {writer.count} run(s) finished and kept"
                   + (f" in {path} ({len(rows)} rows); run again with --resume to finish" if path else ""))
-        raise typer.Exit(130)
+        # the stopped pool's manager thread would otherwise wake at interpreter exit and write to
+        # pipes its killed workers closed (a traceback after a clean stop): rows are flushed, so leave now
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     if path is not None:
         writer.sort_by_run()
     groups = summarize(rows, names)
