@@ -42,13 +42,10 @@ def _table(con: Console, groups: list[Any], names: list[str], total: int, title:
         v = g.mean(c)
         return "–" if v is None else (f"{v:,.0f}" if v == int(v) else f"{v:,.1f}")
 
-    import statistics
-
     for g in groups:
         t.add_row(*g.params, str(g.runs), mean(g, "status_in_queue"), mean(g, "stuck"), mean(g, "rcpt_inbox"),
                   mean(g, "rcpt_junk"), mean(g, "rcpt_deferred"), mean(g, "rcpt_bounced"),
-                  human_seconds(statistics.median(g.p50) if g.p50 else None),
-                  human_seconds(statistics.median(g.p95) if g.p95 else None),
+                  human_seconds(g.median_p50()), human_seconds(g.median_p95()),
                   f"{g.expect_failed_runs}/{g.runs}" if g.expect_failed_runs else "0",
                   str(g.errors) if g.errors else "")
     con.print(t)

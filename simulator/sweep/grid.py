@@ -62,6 +62,11 @@ class Override:
     def option(self) -> str:
         return f"--vary '{self.path}={self.value}'"
 
+    @property
+    def line(self) -> int:
+        """The pseudo-line its value's positions carry (see OVERRIDE_LINE)."""
+        return OVERRIDE_LINE + self.index
+
 
 @dataclass(frozen=True, slots=True)
 class RunSpec:
@@ -229,7 +234,7 @@ def _shift(node: object, line: int) -> object:
 def parse_value(o: Override) -> object:
     """The YAML value of an override (``-80d``, ``5m``, ``[5m, 10m]``, ``null``, ``{provider: google}``)."""
     try:
-        return _shift(parse_yaml(o.value, o.option), OVERRIDE_LINE + o.index)
+        return _shift(parse_yaml(o.value, o.option), o.line)
     except ScenarioError as e:
         raise GridError(f"{o.option}: {e.message}") from None
 
@@ -322,14 +327,17 @@ def apply(root: object, steps: Sequence[Step], value: object, where: str, line: 
     raise GridError(f"{where}: empty path")  # pragma: no cover - parse_path never returns ()
 
 
-def override_line(err: ScenarioError) -> int | None:
-    """Which ``--vary`` (0-based) an error is about, when it is about a command-line value."""
-    return err.line - OVERRIDE_LINE if err.line >= OVERRIDE_LINE else None
+def override_error(err: ScenarioError, overrides: Sequence[Override]) -> str | None:
+    """``--vary '...': message`` when the loader's error is about a command-line value, else None."""
+    if err.line < OVERRIDE_LINE:
+        return None
+    o = next((o for o in overrides if o.line == err.line), None)
+    return f"{o.option if o is not None else '--vary'}: {err.message}"
 
 
 def apply_all(root: object, overrides: Sequence[Override]) -> Any:
     """``root`` with every override of one run applied, in option order."""
     tree = root
     for o in overrides:
-        tree = apply(tree, parse_path(o.path), parse_value(o), o.option, OVERRIDE_LINE + o.index)
+        tree = apply(tree, parse_path(o.path), parse_value(o), o.option, o.line)
     return tree

@@ -24,7 +24,7 @@ from simulator.sweep.grid import (
     Vary,
     apply,
     build_grid,
-    override_line,
+    override_error,
     parse_seeds,
     parse_value,
     parse_vary,
@@ -80,20 +80,14 @@ def plan(path: str | Path, vary: Sequence[str] = (), *, seeds: int | None = None
         for value in v.values:
             o = Override(i, v.path, value)
             try:
-                load_tree(apply(tree, v.steps, parse_value(o), o.option, _line(o)), p, sha, name)
+                load_tree(apply(tree, v.steps, parse_value(o), o.option, o.line), p, sha, name)
             except ScenarioError as e:
-                k = override_line(e)
-                raise GridError(f"{o.option}: {e.message}" if k is not None
-                                else f"{o.option} makes the scenario invalid: {e}") from None
+                raise GridError(override_error(e, [o]) or f"{o.option} makes the scenario invalid: {e}") from None
     seed_list = parse_seeds(seeds, seed_range, base.seed)
     remember_tree(sha, tree)  # forked workers start with the parsed file
     return Plan(p, text, sha, name, varies, seed_list, tuple(build_grid(varies, seed_list)))
 
 
-def _line(o: Override) -> int:
-    from simulator.sweep.grid import OVERRIDE_LINE
-
-    return OVERRIDE_LINE + o.index
 
 
 def full_row(plan_: Plan, spec: RunSpec, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -161,9 +155,16 @@ class Group:
             "expect_failed_runs": self.expect_failed_runs,
             "lost": self.lost,
             "mean": {c: self.mean(c) for c in SUMMED},
-            "inbox_p50_s_median": statistics.median(self.p50) if self.p50 else None,
-            "inbox_p95_s_median": statistics.median(self.p95) if self.p95 else None,
+            "inbox_p50_s_median": self.median_p50(),
+            "inbox_p95_s_median": self.median_p95(),
         }
+
+    def median_p50(self) -> float | None:
+        """The median over runs of each run's median completion-to-inbox time."""
+        return statistics.median(self.p50) if self.p50 else None
+
+    def median_p95(self) -> float | None:
+        return statistics.median(self.p95) if self.p95 else None
 
 
 SUMMED = ("invoices", "status_in_queue", "status_sent", "stuck", "rcpt_inbox", "rcpt_junk", "rcpt_deferred",

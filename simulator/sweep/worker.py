@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from simulator.scenario.errors import ScenarioError
-from simulator.sweep.grid import GridError, RunSpec, apply_all, override_line
+from simulator.sweep.grid import GridError, RunSpec, apply_all, override_error
 
 STATUS_COLUMNS = {"N/A": "status_na", "Pending": "status_pending", "In Queue": "status_in_queue",
                   "Sent": "status_sent"}
@@ -125,11 +125,6 @@ def run_one(job: Job) -> dict[str, Any]:
     except GridError as e:
         return empty_row(str(e))
     except ScenarioError as e:
-        k = override_line(e)
-        if k is not None:
-            o = next((o for o in spec.overrides if o.index == k), None)
-            where = o.option if o is not None else "--vary"
-            return empty_row(f"{where}: {e.message}")
-        return empty_row(str(e))
+        return empty_row(override_error(e, spec.overrides) or str(e))
     scn = replace(scn, seed=spec.seed)
     return row_of(simulate(scn))
