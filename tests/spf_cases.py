@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from simulator.domain.dns import DnsRecord
 from simulator.net.spf import SpfResult
 from simulator.net.zone import Zone
-from simulator.scenario.model import DnsRecord
 
 Rec = tuple[str, str, str | tuple[str, ...]]
 

@@ -26,6 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from simulator.domain.dns import DnsRecord
+from simulator.domain.faults import Fault
 from simulator.net.dns_server import DnsServer, DnsServerThread
 from simulator.net.resolver import (
     DnsCnameLoop,
@@ -36,7 +38,6 @@ from simulator.net.resolver import (
     WireResolver,
 )
 from simulator.net.zone import Zone
-from simulator.scenario.model import DnsRecord, Fault
 
 HOST = "127.0.0.1"
 OK_TIMEOUT = 5.0  # generous: only ever reached if the server is broken

@@ -6,17 +6,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from simulator.domain.contacts import address_problem, find_duplicate, normalize_email
-from simulator.domain.faults import draw, smtp_fault_at
-from simulator.domain.recipients import billing_contact_warnings, draft_status, plan_recipients
-from simulator.domain.sender import find_sender_user, resolve_sender_address, sending_path, spf_gate_reason
-from simulator.domain.statuses import EmailStatus
-from simulator.domain.sync import change_password, expires_at, initial_state, login, resync, verdict
-from simulator.scenario.model import (
+from simulator.domain.entities import (
     DAY,
     Branch,
     Configuration,
     Contact,
-    Fault,
     Organization,
     Property,
     PropertyContact,
@@ -24,6 +18,11 @@ from simulator.scenario.model import (
     Sync,
     User,
 )
+from simulator.domain.faults import Fault, draw, smtp_fault_at
+from simulator.domain.recipients import billing_contact_warnings, draft_status, plan_recipients
+from simulator.domain.sender import find_sender_user, resolve_sender_address, sending_path, spf_gate_reason
+from simulator.domain.statuses import EmailStatus
+from simulator.domain.sync import change_password, expires_at, initial_state, login, resync, verdict
 
 LIFE = 90 * DAY
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from helpers import run, scenario
 
+from simulator.domain.entities import DAY
 from simulator.engine.run import simulate
 from simulator.engine.sim import Engine
-from simulator.scenario.model import DAY
 
 H = 3600
 M = 60

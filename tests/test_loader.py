@@ -9,22 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from simulator.scenario.errors import ScenarioError
-from simulator.scenario.loader import SUPPORTED_SCHEMAS, load_scenario, load_scenario_text
-from simulator.scenario.model import (
+from simulator.domain.dns import Dns
+from simulator.domain.entities import (
     DEFAULT_PROVIDERS,
     DEFAULT_RETRY_SCHEDULE,
-    EVENT_KINDS,
-    REASON_CODES,
     CompactInvoices,
     Configuration,
-    Dns,
     Platform,
     Provider,
-    Scenario,
     Settings,
     SpfPolicy,
 )
+from simulator.domain.events import EVENT_KINDS
+from simulator.domain.vocabulary import REASON_CODES
+from simulator.scenario.errors import ScenarioError
+from simulator.scenario.loader import SUPPORTED_SCHEMAS, load_scenario, load_scenario_text
+from simulator.scenario.model import Scenario
 
 DATA = Path(__file__).parent / "data"
 EXAMPLE = DATA / "design_example.yaml"

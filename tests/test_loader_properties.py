@@ -13,9 +13,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from simulator.domain.events import EVENT_KINDS
 from simulator.scenario.errors import ScenarioError
 from simulator.scenario.loader import load_scenario, load_scenario_text
-from simulator.scenario.model import EVENT_KINDS, Scenario
+from simulator.scenario.model import Scenario
 
 DATA = Path(__file__).parent / "data"
 SEED_TEXT = (DATA / "design_example.yaml").read_text(encoding="utf-8")

@@ -18,10 +18,11 @@ import orjson
 import pytest
 
 from simulator.domain.reasons import REASONS
+from simulator.domain.vocabulary import SPF_RESULTS
 from simulator.engine.result import InvoiceView, RunResult
 from simulator.engine.run import simulate
 from simulator.scenario.loader import load_scenario
-from simulator.scenario.model import SPF_RESULTS, Scenario
+from simulator.scenario.model import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_DIR = ROOT / "scenarios"

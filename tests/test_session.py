@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from simulator.domain.events import Event
 from simulator.engine.session import Session
 from simulator.scenario.loader import load_scenario
-from simulator.scenario.model import Event
 
 TOUR = Path(__file__).resolve().parents[1] / "scenarios" / "tour.yaml"
 

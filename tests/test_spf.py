@@ -16,10 +16,11 @@ except ImportError:  # tests/ is not a package: pytest put it on sys.path
     from spf_cases import CASES, SpfCase, assert_case  # type: ignore[no-redef]
 
 from simulator.cli.spf_cmd import app as spf_app
+from simulator.domain.dns import DnsRecord
+from simulator.domain.faults import Fault
 from simulator.net.resolver import MemoryResolver
 from simulator.net.spf import RESULTS, SpfResult, check_helo, check_host, check_mail_from, expand
 from simulator.net.zone import Zone
-from simulator.scenario.model import DnsRecord, Fault
 
 
 def run_case(case: SpfCase, resolver: object) -> SpfResult:
@@ -198,7 +199,7 @@ def test_zone_changes_change_the_result() -> None:
 
 
 def test_provider_include_auto_published() -> None:
-    from simulator.scenario.model import DEFAULT_PROVIDERS
+    from simulator.domain.entities import DEFAULT_PROVIDERS
 
     zone = Zone(
         [DnsRecord("acme.example", "TXT", "v=spf1 include:spf.protection.outlook.com -all")],

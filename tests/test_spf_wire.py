@@ -22,11 +22,11 @@ except ImportError:  # tests/ is not a package: pytest put it on sys.path
     from spf_cases import CASES, SpfCase, assert_case  # type: ignore[no-redef]
 
 from simulator.cli.spf_cmd import app as spf_app
+from simulator.domain.dns import DnsRecord
 from simulator.net.dns_server import DnsServerThread
 from simulator.net.resolver import MemoryResolver, WireResolver
 from simulator.net.spf import check_mail_from
 from simulator.net.zone import Zone
-from simulator.scenario.model import DnsRecord
 
 # Per-name budget for unanswered questions (the unreachable-name cases);
 # answered questions come back in microseconds on loopback.

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from simulator.domain.events import Event
 from simulator.engine.session import Session
 from simulator.replay.stepper import Stepper, _allocate, _flow, parse_status
 from simulator.scenario.loader import load_scenario
-from simulator.scenario.model import Event
 
 ROOT = Path(__file__).resolve().parents[1]
 TOUR = ROOT / "scenarios" / "tour.yaml"

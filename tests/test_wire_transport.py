@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from simulator.domain.entities import Batch, CompactInvoices
 from simulator.engine.result import RunResult
 from simulator.engine.run import simulate
 from simulator.engine.sim import Engine
 from simulator.net.receiver import DROPPED
 from simulator.net.sink import proxy_header
 from simulator.scenario.loader import load_scenario, load_scenario_text
-from simulator.scenario.model import Batch, CompactInvoices, Scenario
+from simulator.scenario.model import Scenario
 from simulator.transport.base import Attempt
 from simulator.transport.wire import WireTransport, parse_reply, wire_transport
 

@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from simulator.domain.dns import Dns, DnsRecord
+from simulator.domain.entities import DEFAULT_PROVIDERS, Provider
+from simulator.domain.faults import Fault
 from simulator.net.zone import (
     MAX_CNAME_CHAIN,
     NOERROR,
@@ -16,7 +19,7 @@ from simulator.net.zone import (
     check_record,
     txt_strings,
 )
-from simulator.scenario.model import DEFAULT_PROVIDERS, Dns, DnsRecord, Fault, Provider, Scenario
+from simulator.scenario.model import Scenario
 
 
 def R(name: str, rtype: str, value: str | tuple[str, ...]) -> DnsRecord:

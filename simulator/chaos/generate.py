@@ -20,8 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from simulator.domain.contacts import domain_of
+from simulator.domain.entities import DAY
+from simulator.domain.events import Event
+from simulator.domain.faults import SMTP_STAGES, Fault
 from simulator.scenario.edit import ListEdit, ScenarioEdit, flow
-from simulator.scenario.model import DAY, SMTP_STAGES, Event, Fault, Scenario
+from simulator.scenario.model import Scenario
 from simulator.scenario.times import format_duration, format_offset
 
 SMTP_KINDS: tuple[str, ...] = ("outage", "tempfail", "permfail", "disconnect", "slow")

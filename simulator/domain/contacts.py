@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
-from simulator.scenario.model import Contact
+from simulator.domain.entities import Contact
 
 
 def normalize_email(raw: str) -> str:

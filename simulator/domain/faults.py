@@ -7,9 +7,38 @@ forth, see the same faults whatever order the work happens in.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from hashlib import blake2b
 
-from simulator.scenario.model import Fault
+FAULT_KINDS: tuple[str, ...] = (
+    "outage",
+    "tempfail",
+    "permfail",
+    "disconnect",
+    "slow",
+    "dns_timeout",
+    "dns_servfail",
+)
+SMTP_STAGES: tuple[str, ...] = ("connect", "helo", "mail", "rcpt", "data")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    index: int
+    kind: str
+    at: int | None = None  # None: from the start
+    for_: int | None = None  # None: until the end
+    stage: str | None = None  # None: the kind's natural stage
+    probability: float = 1.0
+    target: str | None = None  # recipient domain (SMTP faults) or DNS name; None: everything
+    delay: int = 0  # slow: seconds added before the stage's reply
+    loc: str = ""
+
+    def active_at(self, t: int) -> bool:
+        if self.at is not None and t < self.at:
+            return False
+        return not (self.for_ is not None and t >= (self.at or 0) + self.for_)
+
 
 NATURAL_STAGE: dict[str, str] = {
     "outage": "connect",

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from simulator.domain.contacts import address_problem
+from simulator.domain.entities import Contact, Property
 from simulator.domain.statuses import EmailStatus
-from simulator.scenario.model import Contact, Property
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from simulator.domain.contacts import normalize_email
+from simulator.domain.entities import Branch, Organization, Region, User
 from simulator.domain.sync import SyncState, verdict
-from simulator.scenario.model import Branch, Organization, Region, User
 
 
 @dataclass(frozen=True, slots=True)

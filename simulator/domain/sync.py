@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from simulator.scenario.model import SYNC_PROVIDERS_SUPPORTED, Sync
+from simulator.domain.entities import Sync
+from simulator.domain.vocabulary import SYNC_PROVIDERS_SUPPORTED
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from simulator.domain.faults import DNS_FAULT_KINDS
+from simulator.domain.faults import DNS_FAULT_KINDS, Fault
 from simulator.net.resolver import DnsError, DnsTempError, MemoryResolver, NXDomain, Resolver, addresses, mx_hosts
 from simulator.net.spf import check_mail_from
 from simulator.net.zone import Zone
-from simulator.scenario.model import Fault
 
 
 @dataclass(frozen=True, slots=True)

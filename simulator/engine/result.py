@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from simulator.domain.entities import Batch
 from simulator.domain.recipients import RecipientPlan
-from simulator.scenario.model import Batch, Expectation
+from simulator.scenario.model import Expectation
 
 if TYPE_CHECKING:
     from simulator.engine.sim import Engine

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from simulator.domain.events import Event
 from simulator.engine.result import RunResult
 from simulator.engine.sim import Engine
-from simulator.scenario.model import Event, Scenario
+from simulator.scenario.model import Scenario
 from simulator.trace.writer import TraceWriter
 
 Record = dict[str, Any]

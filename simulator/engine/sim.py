@@ -21,6 +21,8 @@ from simpy.events import Event as SimEvent
 from simpy.events import EventPriority
 
 from simulator.domain.contacts import domain_of, find_duplicate
+from simulator.domain.entities import DAY, Batch, User
+from simulator.domain.events import Event
 from simulator.domain.recipients import RecipientPlan, billing_contact_warnings, draft_status, plan_recipients
 from simulator.domain.sender import find_sender_user, resolve_sender_address, sending_path, spf_gate_reason
 from simulator.domain.statuses import EmailStatus
@@ -42,7 +44,7 @@ from simulator.engine.state import (
 )
 from simulator.net.receiver import MailStore, ReceivingServer
 from simulator.net.zone import Zone
-from simulator.scenario.model import DAY, Batch, Event, Scenario, User
+from simulator.scenario.model import Scenario
 from simulator.trace.writer import TraceWriter
 from simulator.transport.base import Transport
 from simulator.transport.memory import MemoryTransport
@@ -281,7 +283,7 @@ class Engine:
                                      billing=pc.billing if ev.billing is None else ev.billing)
                     break
             else:
-                from simulator.scenario.model import PropertyContact
+                from simulator.domain.entities import PropertyContact
 
                 pcs.append(PropertyContact(ev.contact, bool(ev.email_invoice), bool(ev.primary), bool(ev.billing)))
             self.properties[ev.property] = replace(prop, contacts=tuple(pcs))

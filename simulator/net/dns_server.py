@@ -55,9 +55,10 @@ import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 import dns.rrset
 
+from simulator.domain.dns import DnsRecord
+from simulator.domain.faults import Fault
 from simulator.net.resolver import name_to_text, text_to_name
 from simulator.net.zone import NXDOMAIN, SERVFAIL, TIMEOUT, Zone, parse_mx, txt_strings
-from simulator.scenario.model import DnsRecord, Fault
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from simulator.domain.faults import smtp_fault_at, targets_domain
-from simulator.scenario.model import Fault, MailboxDomain
+from simulator.domain.entities import MailboxDomain
+from simulator.domain.faults import Fault, smtp_fault_at, targets_domain
 
 
 @dataclass(frozen=True, slots=True)

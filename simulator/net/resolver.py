@@ -33,6 +33,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
+from simulator.domain.dns import DnsRecord
+from simulator.domain.faults import Fault
 from simulator.net.zone import (
     NXDOMAIN,
     SERVFAIL,
@@ -42,7 +44,6 @@ from simulator.net.zone import (
     parse_mx,
     txt_strings,
 )
-from simulator.scenario.model import DnsRecord, Fault
 
 RData: TypeAlias = str | tuple[int, str] | tuple[str, ...]
 SUPPORTED_TYPES: tuple[str, ...] = ("A", "AAAA", "MX", "TXT", "SPF", "CNAME", "PTR", "NS")

@@ -81,6 +81,7 @@ from typing import Any, AnyStr, TypeVar
 from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from simulator.domain.entities import MailboxDomain
 from simulator.net.receiver import (
     TOO_BIG,
     MailStore,
@@ -89,7 +90,7 @@ from simulator.net.receiver import (
     SpfFunc,
     Transaction,
 )
-from simulator.scenario.model import MailboxDomain, Scenario
+from simulator.scenario.model import Scenario
 
 T = TypeVar("T")
 

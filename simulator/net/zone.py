@@ -22,7 +22,10 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from simulator.scenario.model import DnsRecord, Fault, Provider, Scenario
+from simulator.domain.dns import DnsRecord
+from simulator.domain.entities import Provider
+from simulator.domain.faults import Fault
+from simulator.scenario.model import Scenario
 
 RECORD_TYPES: tuple[str, ...] = ("A", "AAAA", "MX", "TXT", "SPF", "CNAME", "PTR", "NS")
 NAME_VALUED_TYPES: frozenset[str] = frozenset({"CNAME", "PTR", "NS"})

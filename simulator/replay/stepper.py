@@ -30,7 +30,10 @@ from typing import Any
 
 from rich.text import Text
 
+from simulator.domain.entities import DAY
+from simulator.domain.events import EVENT_KINDS, Event
 from simulator.domain.sync import expires_at, verdict
+from simulator.domain.vocabulary import EMAIL_STATUSES, REASON_CODES, RECIPIENT_OUTCOMES
 from simulator.engine.run import simulate
 from simulator.engine.session import Injection, Record, Session
 from simulator.scenario.edit import ListEdit, ScenarioEdit, apply_edit
@@ -39,15 +42,7 @@ from simulator.scenario.edit import flow as _flow
 from simulator.scenario.edit import yaml_rt as _yaml
 from simulator.scenario.errors import ScenarioError, TimeFormatError, did_you_mean
 from simulator.scenario.loader import load_scenario, load_scenario_text
-from simulator.scenario.model import (
-    DAY,
-    EMAIL_STATUSES,
-    EVENT_KINDS,
-    REASON_CODES,
-    RECIPIENT_OUTCOMES,
-    Event,
-    Scenario,
-)
+from simulator.scenario.model import Scenario
 from simulator.scenario.times import format_duration, format_offset, parse_duration, parse_time_required
 
 #: Every trace event the engine emits (for ``until EVENT`` / ``break on event`` and their hints).

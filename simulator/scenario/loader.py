@@ -24,6 +24,38 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from simulator.domain.dns import DNS_RECORD_TYPES, Dns, DnsRecord
+from simulator.domain.entities import (
+    DEFAULT_PROVIDERS,
+    Batch,
+    Branch,
+    CompactInvoices,
+    Configuration,
+    Contact,
+    Invoice,
+    MailboxDomain,
+    Organization,
+    Platform,
+    Property,
+    PropertyContact,
+    Provider,
+    Region,
+    Settings,
+    SpfPolicy,
+    Sync,
+    User,
+)
+from simulator.domain.events import EVENT_KINDS, Event
+from simulator.domain.faults import FAULT_KINDS, SMTP_STAGES, Fault
+from simulator.domain.vocabulary import (
+    BATCH_STATUSES,
+    EMAIL_STATUSES,
+    REASON_CODES,
+    RECIPIENT_OUTCOMES,
+    RECIPIENT_ROLES,
+    SPF_ACTIONS,
+    SPF_RESULTS,
+)
 from simulator.scenario.errors import ScenarioError, TimeFormatError, did_you_mean
 from simulator.scenario.limits import (
     MAX_DNS_RECORDS,
@@ -39,43 +71,7 @@ from simulator.scenario.limits import (
     MAX_TIMELINE_EVENTS,
     MAX_TOTAL_INVOICES,
 )
-from simulator.scenario.model import (
-    BATCH_STATUSES,
-    DEFAULT_PROVIDERS,
-    DNS_RECORD_TYPES,
-    EMAIL_STATUSES,
-    EVENT_KINDS,
-    FAULT_KINDS,
-    REASON_CODES,
-    RECIPIENT_OUTCOMES,
-    RECIPIENT_ROLES,
-    SMTP_STAGES,
-    SPF_ACTIONS,
-    SPF_RESULTS,
-    Batch,
-    Branch,
-    CompactInvoices,
-    Configuration,
-    Contact,
-    Dns,
-    DnsRecord,
-    Event,
-    Expectation,
-    Fault,
-    Invoice,
-    MailboxDomain,
-    Organization,
-    Platform,
-    Property,
-    PropertyContact,
-    Provider,
-    Region,
-    Scenario,
-    Settings,
-    SpfPolicy,
-    Sync,
-    User,
-)
+from simulator.scenario.model import Expectation, Scenario
 from simulator.scenario.times import format_duration, parse_duration, parse_start, parse_time
 from simulator.scenario.yamltree import TooLarge, YMap, YSeq, no_cyclic_gc, parse_yaml, too_large
 

@@ -17,7 +17,8 @@ import orjson
 import structlog
 
 from simulator import __version__
-from simulator.scenario.model import Scenario, format_time
+from simulator.domain.entities import format_time
+from simulator.scenario.model import Scenario
 
 TRACE_SCHEMA = "mailsim-trace/1"
 

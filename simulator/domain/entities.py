@@ -1,0 +1,223 @@
+"""The world an invoice email lives in, as the product's own records: frozen, validated, resolved.
+
+The loader builds these from a scenario file; the domain rules and the engine read
+only these, so no rule ever sees YAML, file positions or unresolved offsets. Times
+are integer seconds from the run's ``start`` (negative: before it), durations are
+integer seconds, and ``loc`` ("file:line:col") lets explanations point at the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+DAY = 86400
+
+DEFAULT_RETRY_SCHEDULE: tuple[int, ...] = (300, 600, 1200, 2400, 4800, 9600, 14400)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    queue_poll: int = 60
+    stuck_after: int = 3600
+    token_lifetime: int = 90 * DAY
+    smtp_path_requires_spf: bool = True
+    retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    max_queue_lifetime: int = 5 * DAY
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    sending_ips: tuple[str, ...] = ("198.51.100.10",)
+    helo: str = "out.platform.example"
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    sending_ips: tuple[str, ...]
+    spf_include: str | None = None
+    helo: str | None = None  # HELO name its MTA uses; default "mail.<spf_include>"
+
+
+DEFAULT_PROVIDERS: tuple[Provider, ...] = (
+    Provider("microsoft365", ("203.0.113.20",), "spf.protection.outlook.com", "mail.protection.outlook.com"),
+    Provider("google", ("203.0.113.30",), "_spf.google.com", "mail-sor.google.com"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration:
+    invoice_email_from: str | None = None
+    invoice_recipients: tuple[str, ...] = ("email_invoice",)
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    id: str
+    invoicing_email_from: str | None = None
+    loc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    id: str
+    region: str | None = None
+    invoicing_email_from: str | None = None
+    loc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    configuration: Configuration = field(default_factory=Configuration)
+    regions: tuple[Region, ...] = ()
+    branches: tuple[Branch, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Sync:
+    provider: str
+    synced: int  # last (re)sync
+    last_login: int | None = None
+    password_changed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+    active: bool = True
+    sync: Sync | None = None
+    loc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    id: str
+    email: str  # raw, exactly as entered (may hold stray spaces: that is a guide cause)
+    active: bool = True
+    loc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyContact:
+    contact: str
+    email_invoice: bool = False
+    primary: bool = False
+    billing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Property:
+    id: str
+    branch: str
+    contacts: tuple[PropertyContact, ...] = ()
+    loc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    id: str
+    property: str
+    amount: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompactInvoices:
+    """``{count: N, properties: [...]}``: ids ``<batch>-000001``…, properties round-robin."""
+
+    count: int
+    properties: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    id: str
+    invoices: tuple[Invoice, ...] = ()
+    compact: CompactInvoices | None = None
+    loc: str = ""
+
+    @property
+    def count(self) -> int:
+        return self.compact.count if self.compact is not None else len(self.invoices)
+
+    def invoice_id(self, i: int) -> str:
+        if self.compact is None:
+            return self.invoices[i].id
+        width = len(str(self.compact.count))
+        return f"{self.id}-{i + 1:0{width}d}"
+
+    def count_for(self, property_id: str) -> int:
+        """How many of this batch's invoices are for ``property_id`` (compact: round-robin arithmetic)."""
+        if self.compact is None:
+            return sum(1 for inv in self.invoices if inv.property == property_id)
+        props = self.compact.properties
+        return sum(len(range(i, self.compact.count, len(props))) for i, p in enumerate(props) if p == property_id)
+
+    def index_of(self, invoice: str) -> int | None:
+        """Position of ``invoice`` in this batch; compact ids are parsed, not generated."""
+        if self.compact is None:
+            return next((i for i, inv in enumerate(self.invoices) if inv.id == invoice), None)
+        prefix, _, num = invoice.rpartition("-")
+        if prefix != self.id or not num.isdigit():
+            return None
+        i = int(num) - 1
+        return i if 0 <= i < self.compact.count and self.invoice_id(i) == invoice else None
+
+    def property_of(self, i: int) -> str:
+        if self.compact is None:
+            return self.invoices[i].property
+        props = self.compact.properties
+        return props[i % len(props)]
+
+    def iter_invoices(self) -> Iterator[tuple[str, str]]:
+        """(invoice id, property id) in file order, without materialising compact batches."""
+        if self.compact is None:
+            for inv in self.invoices:
+                yield inv.id, inv.property
+            return
+        width = len(str(self.compact.count))
+        props = self.compact.properties
+        n = len(props)
+        prefix = self.id
+        for i in range(self.compact.count):
+            yield f"{prefix}-{i + 1:0{width}d}", props[i % n]
+
+    def property_ids(self) -> tuple[str, ...]:
+        if self.compact is not None:
+            return tuple(dict.fromkeys(self.compact.properties[: self.compact.count]))
+        return tuple(dict.fromkeys(inv.property for inv in self.invoices))
+
+
+@dataclass(frozen=True, slots=True)
+class SpfPolicy:
+    """What a receiving server does with a message, by its SPF result (DESIGN §2)."""
+
+    pass_: str = "inbox"
+    fail: str = "reject"
+    softfail: str = "junk"
+    neutral: str = "inbox"
+    none: str = "inbox"
+    permerror: str = "junk"
+    temperror: str = "defer"
+
+    def action(self, result: str) -> str:
+        return self.pass_ if result == "pass" else str(getattr(self, result))
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxDomain:
+    domain: str
+    users: tuple[str, ...] | None = None  # None: any local part is accepted
+    spf_policy: SpfPolicy = field(default_factory=SpfPolicy)
+    greylist: int = 0
+    quota: int = 0
+    size_limit: int = 10 * 1024 * 1024
+    loc: str = ""
+
+
+def format_time(start: datetime, t: int) -> str:
+    """ISO-8601 in UTC with a Z, the one format every output uses."""
+    ts = (start + timedelta(seconds=t)).astimezone(UTC)
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
