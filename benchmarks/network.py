@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from simulator.engine.dsn import render_invoice  # noqa: E402
+from simulator.net.messages import render_invoice  # noqa: E402
 from simulator.engine.run import simulate  # noqa: E402
 from simulator.engine.sim import Engine  # noqa: E402
 from simulator.net.sink import Sink  # noqa: E402

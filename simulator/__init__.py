@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from simulator.trace.writer import package_version
+
+__version__ = package_version()
 
 if TYPE_CHECKING:
     from simulator.engine.result import RunResult

@@ -407,7 +407,7 @@ def test_attempt_many_sends_each_message_once_over_one_connection(tmp_path: Path
 def test_fast_invoice_is_render_invoice(invoice: str, sender: str, rcpts: tuple[str, ...], now: int) -> None:
     from datetime import UTC, datetime
 
-    from simulator.engine.dsn import render_invoice
+    from simulator.net.messages import render_invoice
     from simulator.transport.wire import fast_invoice
 
     kw = {"message_id": f"<{invoice}@mailsim.invalid>", "sender": sender, "rcpts": rcpts, "invoice": invoice,

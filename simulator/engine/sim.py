@@ -27,7 +27,6 @@ from simulator.domain.recipients import RecipientPlan, billing_contact_warnings,
 from simulator.domain.sender import find_sender_user, resolve_sender_address, sending_path, spf_gate_reason
 from simulator.domain.statuses import EmailStatus
 from simulator.domain.sync import SyncState, change_password, expires_at, initial_state, login, resync
-from simulator.engine.dnsview import DnsView
 from simulator.engine.mta import Mta, MtaSettings
 from simulator.engine.state import (
     MESSAGE_ID_HEAD,
@@ -42,6 +41,7 @@ from simulator.engine.state import (
     Slot,
     message_id_of,
 )
+from simulator.net.dnsview import DnsView
 from simulator.net.receiver import MailStore, ReceivingServer
 from simulator.net.zone import Zone
 from simulator.scenario.model import Scenario

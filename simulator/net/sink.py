@@ -937,7 +937,7 @@ class Sink:
         self._writer: _WriteBehind | None = None
         if spf is None:
             if scenario is not None:
-                from simulator.engine.dnsview import DnsView
+                from simulator.net.dnsview import DnsView
                 from simulator.net.zone import Zone
 
                 view = DnsView(Zone.from_scenario(scenario), scenario.faults, scenario.seed)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from datetime import datetime
+from importlib import metadata
 from typing import Any, BinaryIO
 
 import orjson
 import structlog
 
-from simulator import __version__
 from simulator.domain.entities import format_time
 from simulator.scenario.model import Scenario
 
@@ -26,11 +26,19 @@ EventDict = MutableMapping[str, Any]
 Processor = Callable[[Any, str, Any], Any]
 
 
+def package_version() -> str:
+    """The installed distribution's version: pyproject.toml is its one source (the top package reads it here too)."""
+    try:
+        return metadata.version("mailsim")
+    except metadata.PackageNotFoundError:  # imported from a checkout that was never installed
+        return "0+unknown"
+
+
 class TraceWriter:
     """Writes one header line, then ``{"seq", "t", "at", "event", ...}`` per event."""
 
     def __init__(self, out: BinaryIO, scn: Scenario, extra_processors: list[Processor] | None = None,
-                 records: list[dict[str, Any]] | None = None) -> None:
+                 records: list[dict[str, Any]] | None = None, *, version: str | None = None) -> None:
         self._out = out
         self._start: datetime = scn.start
         self._seq = 0
@@ -48,7 +56,7 @@ class TraceWriter:
             "scenario_sha256": scn.sha256,
             "seed": scn.seed,
             "start": format_time(scn.start, 0),
-            "version": __version__,
+            "version": version if version is not None else package_version(),
             "scenario_path": scn.source,  # an addition to the §5 header: lets ``mailsim replay`` find the file
         }
         self.header = header

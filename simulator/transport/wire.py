@@ -6,7 +6,7 @@ wire``) starts, for the run:
 - a loopback DNS server (:class:`~simulator.net.dns_server.DnsServerThread`)
   serving the engine's live ``Zone`` — timeline ``dns_set``/``dns_delete`` are
   seen at once — with the scenario's DNS faults judged at the virtual time;
-- the engine's :class:`~simulator.engine.dnsview.DnsView` is replaced by one
+- the engine's :class:`~simulator.net.dnsview.DnsView` is replaced by one
   resolving through a :class:`~simulator.net.resolver.WireResolver` pointed at
   that server, so MX routes and the platform's SPF gate come over UDP/TCP;
 - a :class:`~simulator.net.sink.Sink` with the scenario's ``mailboxes:``,
@@ -67,9 +67,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from simulator.domain.faults import SMTP_FAULT_KINDS, stage_of, targets_domain
-from simulator.engine.dnsview import DnsView
-from simulator.engine.dsn import render_invoice
 from simulator.net.dns_server import DnsServerThread
+from simulator.net.dnsview import DnsView
+from simulator.net.messages import render_invoice
 from simulator.net.receiver import DROPPED, Reply
 from simulator.net.resolver import WireResolver
 from simulator.net.sink import (
@@ -380,7 +380,7 @@ class WireTransport:
     def _body(self, att: Attempt, message_id: str) -> Callable[[], bytes]:
         """The rendered invoice ``message_id`` of ``att``'s envelope (``att.render`` is its own id's).
 
-        The MTA renders with :func:`~simulator.engine.dsn.render_invoice`; for the
+        The MTA renders with :func:`~simulator.net.messages.render_invoice`; for the
         other messages of a cohort this calls it the same way (the invoice comes from
         the engine's message id). :func:`fast_invoice` replaces it once it has given
         the same bytes in this run.
