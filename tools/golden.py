@@ -50,9 +50,10 @@ def digests(root: Path) -> dict[str, dict[str, str]]:
             trace = Path(tmp) / "trace.jsonl"
             result = simulator.run(scn, trace=trace)
             lines = trace.read_bytes().splitlines(keepends=True)
-            # the header names the package version: a version bump is not a behaviour change
+            # the header names the package version and the file's path as given: neither is behaviour
             header = json.loads(lines[0])
             header.pop("version", None)
+            header.pop("scenario_path", None)
             body = json.dumps(header, sort_keys=True).encode() + b"\n" + b"".join(lines[1:])
             boxes = {addr: [box.inbox, box.junk, box.bounces, [list(m) for m in box.messages]]
                      for addr, box in sorted(_boxes(result).items())}
