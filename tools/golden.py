@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "data" / "golden.json"
@@ -43,28 +45,39 @@ def digests(root: Path) -> dict[str, dict[str, str]]:
     from simulator.explain.explain import explain_run
 
     out: dict[str, dict[str, str]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for path in corpus(root):
-            rel = str(path.relative_to(root))
-            scn = simulator.load(path)
-            trace = Path(tmp) / "trace.jsonl"
-            result = simulator.run(scn, trace=trace)
-            lines = trace.read_bytes().splitlines(keepends=True)
-            # the header names the package version and the file's path as given: neither is behaviour
-            header = json.loads(lines[0])
-            header.pop("version", None)
-            header.pop("scenario_path", None)
-            body = json.dumps(header, sort_keys=True).encode() + b"\n" + b"".join(lines[1:])
-            boxes = {addr: [box.inbox, box.junk, box.bounces, [list(m) for m in box.messages]]
-                     for addr, box in sorted(_boxes(result).items())}
-            expl = [e.to_json() for e in explain_run(result)]
-            out[rel] = {
-                "trace": _sha(body),
-                "json": _sha(json.dumps(result.to_json(), sort_keys=True).encode()),
-                "mailboxes": _sha(json.dumps(boxes, sort_keys=True).encode()),
-                "explain": _sha(json.dumps(expl, sort_keys=True).encode()),
-            }
+    here = os.getcwd()
+    os.chdir(root)  # files are loaded by their relative path: locations in traces must not name the checkout
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in corpus(root):
+                rel = str(path.relative_to(root))
+                out[rel] = _digest(simulator, explain_run, rel, Path(tmp) / "trace.jsonl")
+    finally:
+        os.chdir(here)
     return out
+
+
+def _digest(simulator: Any, explain_run: Any, rel: str, trace: Path) -> dict[str, str]:
+    """The four digests of one corpus file (``rel`` relative to the working directory)."""
+    scn = simulator.load(rel)
+    result = simulator.run(scn, trace=trace)
+    lines = trace.read_bytes().splitlines(keepends=True)
+    # the header names the package version and the file's path as given: neither is behaviour
+    header = json.loads(lines[0])
+    header.pop("version", None)
+    header.pop("scenario_path", None)
+    body = json.dumps(header, sort_keys=True).encode() + b"\n" + b"".join(lines[1:])
+    boxes = {addr: [box.inbox, box.junk, box.bounces, [list(m) for m in box.messages]]
+             for addr, box in sorted(_boxes(result).items())}
+    expl = [e.to_json() for e in explain_run(result)]
+    return {
+        "trace": _sha(body),
+        "json": _sha(json.dumps(result.to_json(), sort_keys=True).encode()),
+        "mailboxes": _sha(json.dumps(boxes, sort_keys=True).encode()),
+        "explain": _sha(json.dumps(expl, sort_keys=True).encode()),
+    }
+
+
 
 
 def _boxes(result: object) -> dict[str, object]:
