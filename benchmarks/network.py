@@ -45,9 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from simulator.net.messages import render_invoice  # noqa: E402
 from simulator.engine.run import simulate  # noqa: E402
 from simulator.engine.sim import Engine  # noqa: E402
+from simulator.net.messages import render_invoice  # noqa: E402
 from simulator.net.sink import Sink  # noqa: E402
 from simulator.scenario.loader import load_scenario_text  # noqa: E402
 from simulator.scenario.model import Scenario  # noqa: E402

@@ -1,0 +1,423 @@
+"""The sink's aiosmtpd handler: each SMTP hook is one receiver stage (policy lives in
+:class:`~simulator.net.receiver.ReceivingServer`, transport in :mod:`simulator.net.sink_smtp`)."""
+
+from __future__ import annotations
+
+import asyncio
+import email.parser
+import email.policy
+import itertools
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+from aiosmtpd.proxy_protocol import ProxyData
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from simulator.net.maildir import StoredMessage
+from simulator.net.proxy import (
+    TLV_ATTEMPT,
+    TLV_DOMAIN,
+    TLV_KIND,
+    TLV_MESSAGE_ID,
+    TLV_NOW,
+    TLV_TOKEN,
+    XMAILSIM,
+    parse_xmailsim,
+    tlv_text,
+)
+from simulator.net.receiver import (
+    TOO_BIG,
+    ReceivingServer,
+    Reply,
+    Transaction,
+)
+from simulator.net.sink_smtp import DSN_MAIL_PARAMS, NOTIFY_VALUES, SinkSession, SinkSMTP, reply_line
+
+
+class SinkPort(Protocol):
+    """What the handler needs from the :class:`~simulator.net.sink.Sink` that runs it."""
+
+    hostname: str
+    inline: bool
+    write_behind: bool
+    receiver: ReceivingServer
+
+    @property
+    def executor(self) -> Executor: ...
+
+    def clock(self) -> int: ...
+
+    def delivery(self, recipient: str, folder: str, tx: Transaction, spf: str | None, content: bytes,
+                 *, header: str, now: int | None = None) -> Callable[[], StoredMessage]: ...
+
+    def store_job(self, job: Callable[[], object]) -> None: ...
+
+    def record_for(self, token: str) -> SessionRecord: ...
+
+T = TypeVar("T")
+
+@dataclass(slots=True)
+class SessionRecord:
+    """What one PROXY session did, for the wire transport: what SMTP replies cannot carry."""
+
+    token: str
+    delay: int = 0
+    spf_result: str | None = None
+    spf_explanation: str = ""
+    folder: str | None = None
+    # a slow transaction's accepted copies, not yet stored: called with the time its 250 is applied
+    # (the simulator's virtual clock), it files them and returns the Maildir writes (see ``_data``)
+    held: Callable[[int], list[Callable[[], object]]] | None = None
+
+
+def _params(options: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for opt in options:
+        k, _, v = opt.partition("=")
+        out[k.upper()] = v
+    return out
+
+
+def _is_dsn(mail_from: str, content: bytes) -> bool:
+    if mail_from not in ("", "<>"):
+        return False
+    head = email.parser.BytesHeaderParser().parsebytes(content)
+    ctype = (head.get_content_type() or "").lower()
+    report = head.get_param("report-type")
+    return ctype == "multipart/report" and isinstance(report, str) and report.lower() == "delivery-status"
+
+
+class SinkHandler:
+    """The aiosmtpd handler: each hook is one receiver stage, run on the worker thread."""
+
+    def __init__(self, sink: SinkPort) -> None:
+        self.sink = sink
+        self.receiver = sink.receiver
+        self.connections: set[SinkSMTP] = set()
+        self._conn_seq = itertools.count(1)
+        self._msg_seq = itertools.count(1)
+
+    async def _work(self, fn: Callable[..., T], *args: Any) -> T:
+        """A receiver stage: on the event loop thread, the only thread touching the receiver."""
+        return fn(*args)
+
+    async def _write(self, jobs: list[Callable[[], object]]) -> None:
+        """Write the accepted copies before the reply: on the worker thread (or inline, or queued)."""
+        if not jobs:
+            return
+        if self.sink.inline or self.sink.write_behind:
+            for job in jobs:
+                self.sink.store_job(job)
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.sink.executor, partial(_run_all, jobs))
+
+    @staticmethod
+    def _gone(server: SMTP) -> bool:
+        """Dropped by a fault: commands the client had pipelined behind it are not answered."""
+        return isinstance(server, SinkSMTP) and server.dropped
+
+    @staticmethod
+    def _session(server: SMTP) -> SinkSession:
+        s = server.session
+        assert isinstance(s, SinkSession)
+        return s
+
+    def _record(self, session: SinkSession) -> SessionRecord | None:
+        if not session.token:
+            return None
+        return self.sink.record_for(session.token)
+
+    async def _after(self, server: SMTP, session: SinkSession, reply: Reply) -> str | None:
+        """Bookkeeping after a stage: slow faults, the session record, drops. None: no reply."""
+        tx = session.tx
+        assert tx is not None
+        added = tx.delay - session.delay_seen
+        session.delay_seen = tx.delay
+        rec = self._record(session)
+        if rec is not None:
+            rec.delay = tx.delay
+        if added > 0 and not session.proxied:
+            await asyncio.sleep(added)  # a standalone sink is slow for real; the simulator's clock is virtual
+        if reply.code == 0:
+            assert isinstance(server, SinkSMTP)
+            server.drop()
+            return None
+        return reply_line(reply)
+
+    # -- PROXY and the greeting -----------------------------------------------------------
+    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope, proxy_data: ProxyData) -> bool:
+        s = self._session(server)
+        if not proxy_data or proxy_data.src_addr is None:
+            return False
+        try:
+            s.tx = Transaction(
+                now=int(tlv_text(proxy_data, TLV_NOW) or 0),
+                client_ip=str(proxy_data.src_addr),
+                domain=(tlv_text(proxy_data, TLV_DOMAIN) or None),
+                message_id=tlv_text(proxy_data, TLV_MESSAGE_ID) or f"<proxy-{next(self._conn_seq)}@sink>",
+                attempt=int(tlv_text(proxy_data, TLV_ATTEMPT) or 1),
+            )
+        except ValueError:
+            return False
+        s.proxied = True
+        s.kind = tlv_text(proxy_data, TLV_KIND) or "msg"
+        s.token = tlv_text(proxy_data, TLV_TOKEN) or ""
+        return True
+
+    async def on_connect(self, server: SinkSMTP) -> Reply | None:
+        """The ``connect`` stage; a reply replaces the greeting (outage 421, faults)."""
+        s = self._session(server)
+        if s.tx is None:  # plain listener
+            peer = s.peer
+            ip = str(peer[0]) if isinstance(peer, tuple) and peer else "127.0.0.1"
+            s.conn_id = f"<conn-{next(self._conn_seq)}@{self.sink.hostname}>"
+            s.tx = Transaction(now=self.sink.clock(), client_ip=ip, domain=None, message_id=s.conn_id)
+        if s.kind == "dsn":
+            return None
+        reply = await self._work(self.receiver.connect, s.tx)
+        line = await self._after(server, s, reply)
+        if line is None:
+            return Reply(0, "", "")
+        return None if reply.ok else reply
+
+    # -- HELO / EHLO ------------------------------------------------------------------------
+    async def _helo(self, server: SMTP, session: SinkSession, hostname: str) -> tuple[Reply, str | None]:
+        tx = session.tx
+        assert tx is not None
+        tx.rcpts.clear()
+        if session.kind == "dsn":
+            tx.helo = hostname
+            return Reply(250, "", self.sink.hostname), ""
+        if not session.proxied:
+            tx.now = self.sink.clock()
+        reply = await self._work(self.receiver.helo, tx, hostname)
+        return reply, await self._after(server, session, reply)
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        if self._gone(server):
+            return []
+        s = self._session(server)
+        reply, line = await self._helo(server, s, hostname)
+        if line is None:
+            return []
+        if not reply.ok:
+            return [line]
+        s.host_name = hostname
+        out = [r for r in responses if not r.endswith(" HELP")]
+        out += ["250-ENHANCEDSTATUSCODES", "250-DSN"]
+        if isinstance(server, SinkSMTP) and server.proxy:
+            out.append(f"250-{XMAILSIM}")
+        out.append("250 HELP")
+        return out
+
+    async def handle_HELO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str) -> str:
+        if self._gone(server):
+            return ""
+        s = self._session(server)
+        reply, line = await self._helo(server, s, hostname)
+        if line is None:
+            return ""
+        if reply.ok:
+            s.host_name = hostname
+            return f"250 {self.sink.hostname}"
+        return line
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._gone(server):
+            return ""
+        s = self._session(server)
+        if s.tx is not None:
+            s.tx.rcpts.clear()
+        return "250 2.0.0 OK"
+
+    # -- MAIL / RCPT --------------------------------------------------------------------------
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if self._gone(server):
+            return ""
+        s = self._session(server)
+        tx = s.tx
+        assert tx is not None
+        params = _params(mail_options)
+        if s.proxied and XMAILSIM in params:
+            # a new transaction on a reused connection: its own message id, attempt, clock, domain
+            try:
+                ctx = parse_xmailsim(params[XMAILSIM])
+            except ValueError:
+                return "501 5.5.4 Invalid XMAILSIM parameter"
+            tx = s.tx = Transaction(now=ctx.now, client_ip=tx.client_ip, domain=ctx.domain or None,
+                                    message_id=ctx.message_id or f"<proxy-{next(self._conn_seq)}@sink>",
+                                    attempt=ctx.attempt, helo=tx.helo)
+            s.kind = ctx.kind
+            s.token = ctx.token
+            s.delay_seen = 0
+            if s.token:
+                self.sink.record_for(s.token)  # the transaction reached the sink
+        if "RET" in params and params["RET"] not in ("FULL", "HDRS"):
+            return "501 5.5.4 Invalid RET parameter (FULL or HDRS)"
+        if "ENVID" in params and not params["ENVID"]:
+            return "501 5.5.4 Invalid ENVID parameter"
+        size: int | None = None
+        if params.get("SIZE", "").isdigit():
+            size = int(params["SIZE"])
+        s.declared_size = size
+        if s.kind == "dsn":
+            tx.mail_from = address
+            tx.rcpts.clear()
+            reply = Reply(250, "2.1.0", "Sender OK")
+        else:
+            if not s.proxied:
+                tx.now = self.sink.clock()
+                tx.domain = None
+                tx.message_id = f"<sink-{next(self._msg_seq)}@{self.sink.hostname}>"
+            reply = await self._work(self.receiver.mail, tx, address, size)
+        line = await self._after(server, s, reply)
+        if line is None:
+            return ""
+        if reply.ok:
+            envelope.mail_from = address
+            envelope.mail_options.extend(mail_options)
+        return line
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        if self._gone(server):
+            return ""
+        s = self._session(server)
+        tx = s.tx
+        assert tx is not None
+        params = _params(rcpt_options)
+        if DSN_MAIL_PARAMS & params.keys():
+            return "555 5.5.4 RET and ENVID belong on MAIL FROM"
+        if XMAILSIM in params:
+            return f"555 5.5.4 {XMAILSIM} belongs on MAIL FROM"
+        if "NOTIFY" in params:
+            vals = set(params["NOTIFY"].split(","))
+            if not (vals == {"NEVER"} or (vals and vals <= NOTIFY_VALUES)):
+                return "501 5.5.4 Invalid NOTIFY parameter"
+        if "ORCPT" in params and ";" not in params["ORCPT"]:
+            return "501 5.5.4 Invalid ORCPT parameter (addr-type;address)"
+        if s.kind == "dsn":
+            tx.rcpts.append(address)
+            reply = Reply(250, "2.1.5", "Recipient OK")
+        else:
+            domain = address.rpartition("@")[2].lower()
+            if not s.proxied:
+                tx.now = self.sink.clock()
+                tx.domain = domain
+                limit = self.receiver.policy(domain).size_limit
+                if s.declared_size is not None and limit and s.declared_size > limit:
+                    return reply_line(TOO_BIG)
+            reply = await self._work(self.receiver.rcpt, tx, address)
+        line = await self._after(server, s, reply)
+        if line is None:
+            return ""
+        if reply.ok:
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+        return line
+
+    # -- DATA -----------------------------------------------------------------------------------
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._gone(server):
+            return ""
+        s = self._session(server)
+        tx = s.tx
+        assert tx is not None
+        content = envelope.original_content or b""
+        if not envelope.rcpt_tos or not tx.rcpts:
+            return "503 5.5.1 Error: need RCPT command"
+        if not s.proxied:
+            for r in tx.rcpts:
+                limit = self.receiver.policy(r.rpartition("@")[2]).size_limit
+                if limit and len(content) > limit:
+                    return reply_line(TOO_BIG)
+        jobs: list[Callable[[], object]] = []
+        if s.kind == "dsn" or (not s.proxied and _is_dsn(envelope.mail_from or "", content)):
+            bounce_line = self._file_bounce(s, content, jobs)
+            await self._write(jobs)
+            return bounce_line
+        reply, held = self._data(s, content, jobs)
+        await self._write(jobs)
+        line = await self._after(server, s, reply)  # a plain connection really waits out a slow fault here
+        if held is not None:
+            # stored as the 250 goes out: after the real wait (plain), or at the virtual end of the
+            # transaction for a PROXY session nobody will settle (no token)
+            await self._write(held(tx.now + tx.delay if s.proxied else self.sink.clock()))
+        return "" if line is None else line
+
+    def _file_bounce(self, s: SinkSession, content: bytes, jobs: list[Callable[[], object]]) -> str:
+        tx = s.tx
+        assert tx is not None
+        if not s.proxied:
+            tx.now = self.sink.clock()
+            tx.message_id = _header_message_id(content) or tx.message_id
+        for r in tx.rcpts:
+            self.receiver.store.file(r, "bounce", tx.message_id, tx.now)
+            jobs.append(self.sink.delivery(r, "bounce", tx, None, content, header=""))
+        tx.rcpts.clear()
+        return f"250 2.0.0 OK queued as {tx.message_id}"
+
+    def _data(self, s: SinkSession, content: bytes, jobs: list[Callable[[], object]],
+              ) -> tuple[Reply, Callable[[int], list[Callable[[], object]]] | None]:
+        """End of DATA: the reply, and (slow fault) the copies' filing to run when the 250 goes out.
+
+        Without a slow fault the receiver stored the copies at ``tx.now`` and their Maildir writes
+        are added to ``jobs``. With one, nothing is stored yet: a PROXY session with a token leaves
+        the filing in its record for the wire transport to run when the engine applies the reply
+        (``WireTransport.settle``, at the same virtual time memory mode files them); otherwise it is
+        returned for the caller to run once the 250 is due.
+        """
+        tx = s.tx
+        assert tx is not None
+        if not s.proxied:
+            tx.now = self.sink.clock()
+            tx.message_id = _header_message_id(content) or tx.message_id
+            tx.domain = tx.rcpts[0].rpartition("@")[2].lower() if tx.rcpts else None
+        verdict = self.receiver.data_end(tx, len(content))
+        rec = self._record(s)
+        if rec is not None:
+            rec.spf_result = verdict.spf_result
+            rec.spf_explanation = verdict.spf_explanation
+            rec.folder = verdict.folder
+        held: Callable[[int], list[Callable[[], object]]] | None = None
+        if verdict.folder is not None:
+            header = f"Received-SPF: {verdict.received_spf}"
+            if tx.delay:
+                held = partial(self._file_held, replace(tx, rcpts=list(tx.rcpts)), verdict.folder,
+                               verdict.spf_result, content, header)
+                if rec is not None:
+                    rec.held, held = held, None
+            else:
+                for r in tx.rcpts:
+                    jobs.append(self.sink.delivery(r, verdict.folder, tx, verdict.spf_result, content, header=header))
+        tx.rcpts.clear()
+        return verdict.reply, held
+
+    def _file_held(self, tx: Transaction, folder: str, spf: str | None, content: bytes, header: str,
+                   at: int) -> list[Callable[[], object]]:
+        """Store a slow transaction's copies at ``at`` (its 250); returns their Maildir writes.
+
+        Runs on the sink's loop thread, like every other touch of the receiver's store.
+        """
+        self.receiver.file_copies(tx.rcpts, folder, [tx.message_id], at)
+        return [self.sink.delivery(r, folder, tx, spf, content, header=header, now=at) for r in tx.rcpts]
+
+
+def _run_all(jobs: list[Callable[[], object]]) -> None:
+    for job in jobs:
+        job()
+
+
+def _header_message_id(content: bytes) -> str | None:
+    head = email.parser.BytesHeaderParser().parsebytes(content)
+    mid = head.get("Message-ID")
+    if mid is None:
+        return None
+    return str(mid).strip() or None
+
