@@ -219,7 +219,8 @@ def test_example_timeline(scn: Scenario) -> None:
     assert (ev[7].branch, ev[7].region, ev[7].configuration, ev[7].email) == ("b1", None, False, "b2@acme.example")
     assert (ev[8].user, ev[8].provider) == ("u2", "google")
     assert (ev[9].name, ev[9].type, ev[9].value) == ("acme.example", "TXT", "v=spf1 -all")
-    assert (ev[10].name, ev[10].type, ev[10].value) == ("acme.example", "TXT", None)
+    assert type(ev[10]).__name__ == "DnsDelete" and (ev[10].name, ev[10].type) == ("acme.example", "TXT")
+    assert not hasattr(ev[10], "value")  # each event type carries exactly its own arguments
     assert ev[11].user == "u3"
 
 
@@ -388,6 +389,7 @@ def test_every_event_kind() -> None:
         "  - {at: +1h, dns_delete: {name: acme.example, type: mx}}\n"
         "  - {at: +1h, deactivate_user: u1}\n"
         "  - {at: '2026-11-02T11:00:00+01:00', activate_user: u1}\n"
+        "  - {at: +2h, set_token_lifetime: {lifetime: 30d}}\n"
     )
     ev = load_scenario_text(text).timeline
     assert sorted({e.kind for e in ev}) == sorted(EVENT_KINDS)
@@ -397,6 +399,7 @@ def test_every_event_kind() -> None:
     assert (ev[8].configuration, ev[8].email, ev[8].branch) == (True, "ar@acme.example", None)
     assert ev[9].provider == "zoho"
     assert (ev[11].name, ev[11].value) == ("acme.example", ("a", "b"))
+    assert ev[15].lifetime == 30 * 86400
     assert ev[12].type == "MX"
     assert ev[14].at == H
 

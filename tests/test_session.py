@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulator.domain.events import Event
+from simulator.domain.events import Resync
 from simulator.engine.session import Session
 from simulator.scenario.loader import load_scenario
 
@@ -41,7 +41,7 @@ def test_injected_resync_drains_the_queue_and_back_undoes_it() -> None:
     s = Session(load_scenario(TOUR))
     s.until(lambda r: r["event"] == "email.stuck")
     before = _state(s)
-    s.inject(Event(at=0, kind="resync", index=-1, user="nora"))
+    s.inject(Resync(at=0, user="nora"))
     s.until(lambda r: r["event"] == "email.sent" and r["invoice"] == "INV-1004")
     assert s.result().invoice("INV-1004").email_status == "Sent"  # type: ignore[union-attr]
     rewound = s.goto(before[0])  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.domain.events import Event
+from simulator.domain.events import Resync
 from simulator.engine.session import Session
 from simulator.replay.stepper import Stepper, _allocate, _flow, parse_status
 from simulator.scenario.loader import load_scenario
@@ -197,7 +197,7 @@ def test_injection_replays_exactly_after_silent_steps() -> None:
     scn = load_scenario(TOUR)
     s = Session(scn)
     s.until_time(3 * 3600)  # an hour of silent queue polls after the last event (#25 at 11:00)
-    s.inject(Event(at=0, kind="resync", index=-1, user="nora"))
+    s.inject(Resync(at=0, user="nora"))
     s.until(lambda r: r["event"] == "email.delivered" and r["invoice"] == "INV-1004")
     want = _view(s)
     again = Session(scn, tuple(s.injections)).goto(s.cursor)

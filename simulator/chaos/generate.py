@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from simulator.domain.contacts import domain_of
 from simulator.domain.entities import DAY
-from simulator.domain.events import Event
+from simulator.domain.events import Event, Login, make_event
 from simulator.domain.faults import SMTP_STAGES, Fault
 from simulator.scenario.edit import ListEdit, ScenarioEdit, flow
 from simulator.scenario.model import Scenario
@@ -177,7 +177,7 @@ def _event(rng: random.Random, kind: str, t: Targets) -> Item:
     at = _minute(rng, t.horizon)
     user = rng.choice(t.users if kind == "deactivate_user" else t.synced_users)
     return Item(kind, f"{{at: {format_offset(at)}, {kind}: {flow(user)}}}",
-                event=Event(at=at, kind=kind, index=-1, user=user))
+                event=make_event(kind, at=at, user=user))
 
 
 def generate(scn: Scenario, chaos_seed: int, run: int, *, max_faults: int = 4,
@@ -199,6 +199,7 @@ def generate(scn: Scenario, chaos_seed: int, run: int, *, max_faults: int = 4,
             pos = rng.choice(left)
             dropped.add(pos)
             ev = scn.timeline[pos]
+            assert isinstance(ev, Login)  # t.logins holds the timeline positions of logins
             items.append(Item(kind, f"{{at: {format_offset(ev.at)}, login: {flow(ev.user)}}}", remove=pos))
         elif kind in EVENT_ITEM_KINDS:
             items.append(_event(rng, kind, t))

@@ -20,6 +20,9 @@ class SyncState:
     refreshed_by: str  # "sync" | "login" — for explanations
     last_login: int | None
     password_changed: int | None
+    # The password changed after the last (re)sync. A flag, not a comparison of times: a change
+    # and a re-sync at the same second are ordered by the file (DESIGN §8), which times cannot say.
+    password_pending: bool = False
 
     @property
     def supported(self) -> bool:
@@ -35,11 +38,15 @@ class SyncVerdict:
 
 
 def initial_state(sync: Sync) -> SyncState:
-    """§8: the initial ``last_login`` counts as the last refresh, alive or not."""
+    """§8: the initial ``last_login`` counts as the last refresh, alive or not.
+
+    ``password_changed`` equal to ``synced`` means the re-sync came after the change (§8).
+    """
     login = sync.last_login
+    pending = sync.password_changed is not None and sync.password_changed > sync.synced
     if login is not None and login > sync.synced:
-        return SyncState(sync.provider, sync.synced, login, "login", login, sync.password_changed)
-    return SyncState(sync.provider, sync.synced, sync.synced, "sync", login, sync.password_changed)
+        return SyncState(sync.provider, sync.synced, login, "login", login, sync.password_changed, pending)
+    return SyncState(sync.provider, sync.synced, sync.synced, "sync", login, sync.password_changed, pending)
 
 
 def expires_at(state: SyncState, lifetime: int) -> int:
@@ -54,14 +61,18 @@ def login(state: SyncState, t: int, lifetime: int) -> tuple[SyncState, bool]:
 
 
 def resync(state: SyncState | None, provider: str | None, t: int) -> SyncState:
-    prov = provider if provider is not None else (state.provider if state else "microsoft365")
+    """A fresh token; ``provider`` None keeps the existing sync's (a re-sync needs one: see world.apply)."""
+    if provider is None:
+        if state is None:
+            raise ValueError("a re-sync needs an existing sync or a provider")
+        provider = state.provider
     last_login = state.last_login if state else None
     pw = state.password_changed if state else None
-    return SyncState(prov, t, t, "sync", last_login, pw)
+    return SyncState(provider, t, t, "sync", last_login, pw, False)
 
 
 def change_password(state: SyncState, t: int) -> SyncState:
-    return replace(state, password_changed=t)
+    return replace(state, password_changed=t, password_pending=True)
 
 
 def verdict(state: SyncState, now: int, lifetime: int) -> SyncVerdict:
@@ -72,7 +83,7 @@ def verdict(state: SyncState, now: int, lifetime: int) -> SyncVerdict:
             f"provider {state.provider!r} is not Microsoft 365 or Google: SMTP path",
         )
     exp = expires_at(state, lifetime)
-    if state.password_changed is not None and state.password_changed >= state.synced:
+    if state.password_pending:
         return SyncVerdict(False, "sync-password-changed", exp, "password changed after the last sync")
     if now >= exp:
         return SyncVerdict(False, "sync-token-expired", exp, "token lifetime passed since the last refresh")

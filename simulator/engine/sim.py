@@ -12,21 +12,22 @@ scheduled at ``until``" (DESIGN §8).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
-from dataclasses import replace
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 import simpy
 from simpy.events import Event as SimEvent
 from simpy.events import EventPriority
 
-from simulator.domain.contacts import domain_of, find_duplicate
-from simulator.domain.entities import DAY, Batch, User
-from simulator.domain.events import Event
+from simulator.domain.contacts import domain_of
+from simulator.domain.entities import DAY, Batch, Branch, Contact, Organization, Property, Region, User
+from simulator.domain.events import ChangePassword, Event, Login, RemoveSync, Resync, SetSync, SetTokenLifetime
 from simulator.domain.recipients import RecipientPlan, billing_contact_warnings, draft_status, plan_recipients
 from simulator.domain.sender import find_sender_user, resolve_sender_address, sending_path, spf_gate_reason
-from simulator.domain.statuses import EmailStatus
-from simulator.domain.sync import SyncState, change_password, expires_at, initial_state, login, resync
+from simulator.domain.statuses import BatchStatus, EmailStatus
+from simulator.domain.sync import SyncState, expires_at, initial_state
+from simulator.domain.world import Applied, World
+from simulator.domain.world import apply as apply_event
 from simulator.engine.mta import Mta, MtaSettings
 from simulator.engine.state import (
     MESSAGE_ID_HEAD,
@@ -51,6 +52,8 @@ from simulator.transport.memory import MemoryTransport
 
 TransportFactory = Callable[["Engine"], Transport]
 MAX_DEFAULT_RUN = 30 * DAY
+# the events that write the user's sync history (explanations read it)
+_SYNC_LOGGED = (Resync, SetSync, ChangePassword, RemoveSync)
 # what every email of one batch and property starts with: (origin, status, reason, notes, shared recipients)
 PropSlot = tuple[Origin, str, str | None, tuple[str, ...], RcptSet]
 
@@ -106,16 +109,20 @@ class Engine:
         if trace is not None:
             self.emit = trace.emit  # type: ignore[method-assign]
         self.progress = progress
-        # -- the world (replaced, never mutated: domain functions see frozen data) --
-        self.org = scn.organization
-        self.branches = {b.id: b for b in scn.organization.branches}
-        self.regions = {r.id: r for r in scn.organization.regions}
-        self.users: dict[str, User] = {u.id: u for u in scn.users}
-        self.sync: dict[str, SyncState | None] = {
-            u.id: (initial_state(u.sync) if u.sync else None) for u in scn.users
-        }
-        self.contacts = {c.id: c for c in scn.contacts}
-        self.properties = {p.id: p for p in scn.properties}
+        # -- the world: replaced by the domain's apply, never mutated here --
+        self.world = World(
+            start=scn.start,
+            token_lifetime=scn.settings.token_lifetime,
+            organization=scn.organization,
+            branches={b.id: b for b in scn.organization.branches},
+            regions={r.id: r for r in scn.organization.regions},
+            users={u.id: u for u in scn.users},
+            sync={u.id: (initial_state(u.sync) if u.sync else None) for u in scn.users},
+            contacts={c.id: c for c in scn.contacts},
+            properties={p.id: p for p in scn.properties},
+            batch_status={b.id: BatchStatus.DRAFT.value for b in scn.batches},
+        )
+        self._expiry_traced: dict[str, tuple[int, int]] = {}  # user -> (refresh, expiry) last traced
         self.version = 0  # bumped on every change that can alter a sender decision
         self.zone = Zone.from_scenario(scn)
         self.dns = DnsView(self.zone, scn.faults, scn.seed)
@@ -126,7 +133,6 @@ class Engine:
         self.mta = Mta(self, self.transport, MtaSettings(scn.settings.retry_schedule,
                                                          scn.settings.max_queue_lifetime, scn.platform.helo))
         # -- emails and the queue --
-        self.batch_status: dict[str, str] = {b.id: "Draft" for b in scn.batches}
         self.emails: dict[str, list[Email]] = {}  # batch id -> its emails, in invoice order
         self.groups: dict[str, Group] = {}
         self.queued = 0  # emails In Queue; with these two, every completed batch's email by status
@@ -147,6 +153,39 @@ class Engine:
         self.watch: dict[tuple[str, str | None], set[str]] = {}  # (invoice, recipient) -> states seen
         self.batches = {b.id: b for b in scn.batches}
         self._id_tails: dict[int, list[str]] = {}  # compact batch size -> "-0001@mailsim.invalid>", …
+
+    # -- the world, by the names the engine's readers use (read-only views of ``self.world``) --
+    @property
+    def org(self) -> Organization:
+        return self.world.organization
+
+    @property
+    def branches(self) -> Mapping[str, Branch]:
+        return self.world.branches
+
+    @property
+    def regions(self) -> Mapping[str, Region]:
+        return self.world.regions
+
+    @property
+    def users(self) -> Mapping[str, User]:
+        return self.world.users
+
+    @property
+    def sync(self) -> Mapping[str, SyncState | None]:
+        return self.world.sync
+
+    @property
+    def contacts(self) -> Mapping[str, Contact]:
+        return self.world.contacts
+
+    @property
+    def properties(self) -> Mapping[str, Property]:
+        return self.world.properties
+
+    @property
+    def batch_status(self) -> Mapping[str, str]:
+        return self.world.batch_status
 
     # -- plumbing ----------------------------------------------------------------------------
     def emit(self, t: int, event: str, fields: dict[str, Any]) -> None:
@@ -212,142 +251,71 @@ class Engine:
 
     # -- timeline events ---------------------------------------------------------------------
     def apply(self, ev: Event) -> None:
+        """Apply a timeline event through the domain's one rule (``world.apply``), then reschedule."""
         t = self.now if ev.at < 0 else ev.at
-        k = ev.kind
-        refused: str | None = None
-        fields: dict[str, Any] = {"kind": k, "line": ev.loc}
-        if k == "complete_batch":
-            assert ev.batch is not None
-            self.complete_batch(ev.batch, t)
-        elif k in ("login", "resync", "change_password", "deactivate_user", "activate_user", "remove_sync",
-                   "set_sync"):
-            assert ev.user is not None
-            uid = ev.user
-            st = self.sync.get(uid)
-            lifetime = self.settings.token_lifetime
-            if k == "login":
-                if st is None:
-                    self.login_log[uid].append((ev.at, False))
-                else:
-                    st2, refreshed = login(st, ev.at, lifetime)
-                    self.sync[uid] = st2
-                    self.login_log[uid].append((ev.at, refreshed))
-                    fields.update(refreshed=refreshed, expires=self.scn.iso(expires_at(st2, lifetime)))
-                    self._schedule_expiry(uid)
-                self.emit(t, "user.login", {"user": uid, **fields})
-            elif k in ("resync", "set_sync"):
-                self.sync[uid] = resync(st, ev.provider, ev.at)
-                self.sync_log[uid].append((ev.at, k))
-                self._schedule_expiry(uid)
-                new = self.sync[uid]
-                self.emit(t, "sync.resynced" if k == "resync" else "sync.set",
-                          {"user": uid, "provider": new.provider if new else None})
-            elif k == "change_password":
-                if st is not None:
-                    self.sync[uid] = change_password(st, ev.at)
-                self.sync_log[uid].append((ev.at, k))
-                self.emit(t, "user.password_changed", {"user": uid})
-            elif k == "remove_sync":
-                self.sync[uid] = None
-                self.sync_log[uid].append((ev.at, k))
-                self.emit(t, "sync.removed", {"user": uid})
+        before = self.world
+        done = apply_event(before, ev)
+        self.world = done.world
+        if isinstance(ev, Login):
+            self.login_log[ev.user].append((ev.at, bool(done.refreshed)))
+        elif isinstance(ev, _SYNC_LOGGED) and done.refused is None:
+            self.sync_log[ev.user].append((ev.at, ev.kind))
+        for uid in done.expiry_users:
+            self._schedule_expiry(uid)
+        if done.dns is not None:
+            if done.dns.value is None:
+                self.zone.delete(done.dns.name, done.dns.type)
             else:
-                self.users[uid] = replace(self.users[uid], active=(k == "activate_user"))
-                self.emit(t, "user.deactivated" if k == "deactivate_user" else "user.activated", {"user": uid})
+                self.zone.set(done.dns.name, done.dns.type, done.dns.value)
+        for name, fields in done.records:
+            self.emit(t, name, fields)
+        if isinstance(ev, SetTokenLifetime):
+            self._expire_now(t, done, before.token_lifetime)
+        if done.sender_changed:
             self.version += 1
-        elif k == "set_contact_email":
-            assert ev.contact is not None and ev.email is not None
-            dup = find_duplicate(self.contacts.values(), ev.email, ignore_id=ev.contact)
-            if dup is not None:
-                refused = "duplicate-email-rejected"
-                self.emit(t, "contact.refused", {"contact": ev.contact, "email": ev.email, "reason": refused,
-                                                 "existing_contact": dup.id, "existing_active": dup.active})
-            else:
-                self.contacts[ev.contact] = replace(self.contacts[ev.contact], email=ev.email)
-                self.emit(t, "contact.changed", {"contact": ev.contact, "email": ev.email})
-                self._contact_changed(ev.contact, t)
-        elif k == "set_contact_active":
-            assert ev.contact is not None
-            self.contacts[ev.contact] = replace(self.contacts[ev.contact], active=bool(ev.active))
-            self.emit(t, "contact.changed", {"contact": ev.contact, "active": bool(ev.active)})
-            self._contact_changed(ev.contact, t)
-        elif k == "set_property_contact":
-            assert ev.property is not None and ev.contact is not None
-            prop = self.properties[ev.property]
-            pcs = list(prop.contacts)
-            for i, pc in enumerate(pcs):
-                if pc.contact == ev.contact:
-                    ei = pc.email_invoice if ev.email_invoice is None else ev.email_invoice
-                    pcs[i] = replace(pc, email_invoice=ei,
-                                     primary=pc.primary if ev.primary is None else ev.primary,
-                                     billing=pc.billing if ev.billing is None else ev.billing)
-                    break
-            else:
-                from simulator.domain.entities import PropertyContact
+        if done.completes is not None:
+            self.complete_batch(done.completes, t)
+        for pid in done.properties:
+            self._refresh_property(pid, t)
+        self.events_applied.append((ev, done.refused))
 
-                pcs.append(PropertyContact(ev.contact, bool(ev.email_invoice), bool(ev.primary), bool(ev.billing)))
-            self.properties[ev.property] = replace(prop, contacts=tuple(pcs))
-            self.emit(t, "property.changed", {"property": ev.property, "contact": ev.contact,
-                                              "email_invoice": ev.email_invoice})
-            self._refresh_property(ev.property, t)
-        elif k == "set_invoicing_email_from":
-            if ev.branch is not None:
-                self.branches[ev.branch] = replace(self.branches[ev.branch], invoicing_email_from=ev.email)
-                where = f"branch:{ev.branch}"
-            elif ev.region is not None:
-                self.regions[ev.region] = replace(self.regions[ev.region], invoicing_email_from=ev.email)
-                where = f"region:{ev.region}"
-            else:
-                self.org = replace(self.org, configuration=replace(self.org.configuration,
-                                                                   invoice_email_from=ev.email))
-                where = "configuration"
-            self.version += 1
-            self.emit(t, "settings.changed", {"where": where, "invoicing_email_from": ev.email})
-        elif k in ("dns_set", "dns_delete"):
-            assert ev.name is not None and ev.type is not None
-            if k == "dns_set":
-                assert ev.value is not None
-                self.zone.set(ev.name, ev.type, ev.value)
-            else:
-                self.zone.delete(ev.name, ev.type)
-            val = list(ev.value) if isinstance(ev.value, tuple) else ev.value
-            self.emit(t, "dns.changed", {"name": ev.name, "type": ev.type, "value": val,
-                                         "op": "set" if k == "dns_set" else "delete"})
-        else:  # pragma: no cover - the loader only produces known kinds
-            raise ValueError(f"unknown timeline event {k!r}")
-        self.events_applied.append((ev, refused))
+    def _expire_now(self, t: int, done: Applied, previous_lifetime: int) -> None:
+        """A shorter lifetime can kill tokens at once: their expiry is traced now, not in the past."""
+        for uid in done.expiry_users:
+            st = self.world.sync.get(uid)
+            if st is not None and expires_at(st, self.world.token_lifetime) <= t < expires_at(st, previous_lifetime):
+                self._trace_expiry(uid, st, t)
 
-    def _contact_changed(self, cid: str, t: int) -> None:
-        for pid, prop in self.properties.items():
-            if any(pc.contact == cid for pc in prop.contacts):
-                self._refresh_property(pid, t)
+    def _trace_expiry(self, uid: str, st: SyncState, t: int) -> None:
+        exp = expires_at(st, self.world.token_lifetime)
+        if self._expiry_traced.get(uid) == (st.refreshed, exp):
+            return  # §8: once per expiry (a login at the expiry instant must not trace it twice)
+        self._expiry_traced[uid] = (st.refreshed, exp)
+        self.emit(t, "sync.expired", {"user": uid, "refreshed": self.scn.iso(st.refreshed),
+                                      "refreshed_by": st.refreshed_by})
 
     def _schedule_expiry(self, uid: str) -> None:
-        """A trace marker when a token dies; stale markers (refreshed since) stay silent."""
-        st = self.sync.get(uid)
+        """A trace marker when a token dies; stale markers (refreshed or lifetime changed since) stay silent."""
+        st = self.world.sync.get(uid)
         if st is None or not st.supported:
             return
-        exp = expires_at(st, self.settings.token_lifetime)
+        exp = expires_at(st, self.world.token_lifetime)
         if exp < self.now or exp > self._horizon:
             return
 
         def fire() -> None:
-            cur = self.sync.get(uid)
-            if cur is st or (cur is not None and expires_at(cur, self.settings.token_lifetime) == exp
+            cur = self.world.sync.get(uid)
+            if cur is st or (cur is not None and expires_at(cur, self.world.token_lifetime) == exp
                              and cur.refreshed == st.refreshed):
                 self.version += 1
-                self.emit(exp, "sync.expired", {"user": uid, "refreshed": self.scn.iso(st.refreshed),
-                                                "refreshed_by": st.refreshed_by})
+                self._trace_expiry(uid, st, exp)
 
         self.call_at(exp, self.PRIO_FAULT, fire)
 
     # -- batch completion --------------------------------------------------------------------
     def complete_batch(self, bid: str, t: int) -> None:
-        if self.batch_status[bid] != "Draft":
-            self.emit(t, "batch.already_completed", {"batch": bid})
-            return
+        """Generate the batch's emails (the domain has marked it Sent): recipients are fixed now (§8)."""
         b = self.batches[bid]
-        self.batch_status[bid] = "Sent"
         branch_ids = tuple(sorted({self.properties[p].branch for p in b.property_ids()}))
         key = "|".join(branch_ids)
         group = self.groups.get(key)
@@ -470,7 +438,7 @@ class Engine:
             return SenderDecision(sa.address, sa.source, None, "blocked", None, (), helo, "sender-not-a-user",
                                   sa.notes, f"{sa.address} (from {sa.source}) is not the email of an active user")
         st = self.sync.get(user.id)
-        path = sending_path(st, now, self.settings.token_lifetime)
+        path = sending_path(st, now, self.world.token_lifetime)
         notes = sa.notes + path.notes
         if path.kind == "blocked":
             return SenderDecision(sa.address, sa.source, user.id, "blocked", st.provider if st else None, (), helo,

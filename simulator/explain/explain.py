@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.domain.contacts import normalize_email
+from simulator.domain.events import CompleteBatch, SetContactEmail
 from simulator.domain.reasons import REASONS
 from simulator.domain.sync import expires_at
 from simulator.engine.result import InvoiceView, RunResult
@@ -76,10 +77,10 @@ class _Explainer:
         cids = {pc.contact for pc in self.eng.properties[pid].contacts}
         out = []
         for ev, refusal in self.eng.events_applied:
-            if refusal and ev.contact in cids:
+            if refusal and isinstance(ev, SetContactEmail) and ev.contact in cids:
                 dup = None
                 for c in self.eng.contacts.values():
-                    if c.id != ev.contact and normalize_email(c.email) == normalize_email(ev.email or ""):
+                    if c.id != ev.contact and normalize_email(c.email) == normalize_email(ev.email):
                         dup = c
                 who = f" (already used by {dup.id}{'' if dup.active else ', an inactive contact'})" if dup else ""
                 out.append(f"{self.iso(ev.at)}: changing {ev.contact}'s email to {ev.email!r} was refused"
@@ -125,7 +126,7 @@ class _Explainer:
         dead = [t for t, refreshed in eng.login_log.get(uid, []) if not refreshed and t >= exp - life]
         if dead:
             out.append("logins after expiry did not revive it: " + ", ".join(self.iso(t) for t in dead))
-        if st.password_changed is not None and st.password_changed >= st.synced:
+        if st.password_pending:
             out.append(f"password changed {self.iso(st.password_changed)}, after the last sync"
                        f" {self.iso(st.synced)}: the sync is broken until re-sync")
         return out
@@ -183,7 +184,7 @@ class _Explainer:
                 x.chain.append(f"batch {v.batch} completed {self.iso(v.completed_at)} with status N/A: never emailed")
         elif v.email_status == "Pending":
             x.headline = f"Pending — batch {v.batch} is still Draft"
-            later = [ev.at for ev in self.scn.timeline if ev.kind == "complete_batch" and ev.batch == v.batch]
+            later = [ev.at for ev in self.scn.timeline if isinstance(ev, CompleteBatch) and ev.batch == v.batch]
             x.chain.append(f"batch {v.batch} ({batch.count} invoices) is Draft at {self.iso(now)}")
             x.chain.append(f"complete_batch is scheduled at {self.iso(later[0])}" if later
                            else "nothing in the timeline completes it")
@@ -199,7 +200,8 @@ class _Explainer:
         if v.email_status in ("Sent", "In Queue"):
             x.chain.extend(self.refused_edits(v.property))
         refused = [why for ev, why in eng.events_applied
-                   if why and ev.contact in {pc.contact for pc in eng.properties[v.property].contacts}]
+                   if why and isinstance(ev, SetContactEmail)
+                   and ev.contact in {pc.contact for pc in eng.properties[v.property].contacts}]
         waited: list[str] = []
         email = eng.email_of(v.id)
         if email is not None and email.group is not None and v.queued_at is not None:

@@ -31,7 +31,7 @@ from typing import Any
 from rich.text import Text
 
 from simulator.domain.entities import DAY
-from simulator.domain.events import EVENT_KINDS, Event
+from simulator.domain.events import EVENT_KINDS, CompleteBatch, Event, UserEvent
 from simulator.domain.sync import expires_at, verdict
 from simulator.domain.vocabulary import EMAIL_STATUSES, REASON_CODES, RECIPIENT_OUTCOMES
 from simulator.engine.run import simulate
@@ -775,7 +775,7 @@ class Stepper:
 
     @staticmethod
     def _event_text(ev: Event) -> str:
-        arg = ev.batch or ev.user or ""
+        arg = ev.subject() if isinstance(ev, (CompleteBatch, UserEvent)) else ""
         return f"{ev.kind}: {_flow(arg)}"
 
     # -- the state view -------------------------------------------------------------------------------
@@ -813,7 +813,7 @@ class Stepper:
         applied = {id(ev) for ev, _ in s.eng.events_applied}
         for ev in sorted(self.scn.timeline, key=lambda e: (e.at, e.index)):
             if id(ev) not in applied:
-                arg = ev.batch or ev.user or ev.contact or ev.property or ev.branch or ev.name or ""
+                arg = ev.subject()
                 line.append(f" · timeline {format_offset(ev.at)} {ev.kind} {arg}", style="dim")
                 break
         return line

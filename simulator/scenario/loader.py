@@ -45,7 +45,7 @@ from simulator.domain.entities import (
     Sync,
     User,
 )
-from simulator.domain.events import EVENT_KINDS, Event
+from simulator.domain.events import EVENT_KINDS, USER_EVENT_KINDS, Event, make_event
 from simulator.domain.faults import FAULT_KINDS, SMTP_STAGES, Fault
 from simulator.domain.vocabulary import (
     BATCH_STATUSES,
@@ -117,7 +117,6 @@ _TOP_KEYS = (
     "expect",
 )
 
-_USER_ARG_EVENTS = ("login", "resync", "change_password", "remove_sync", "deactivate_user", "activate_user")
 
 # expect: shapes (DESIGN §3), discriminated by their leading key
 _EXPECT_SHAPES: dict[str, tuple[str, ...]] = {
@@ -1073,7 +1072,7 @@ class _Loader:
             kind = str(kinds[0])
             at = m.req("at", self.time_not_before_start)
             args = self.event_args(kind, m.raw(kind), m.vpos(kind), m.sub(kind))
-            out.append(Event(at=at, kind=kind, index=i, loc=self.loc(m.pos), **args))
+            out.append(make_event(kind, at=at, index=i, loc=self.loc(m.pos), **args))
         return tuple(out)
 
     def user_ref(self, value: object, pos: _Pos, where: str) -> str:
@@ -1087,7 +1086,7 @@ class _Loader:
             self.fail(pos, f"{where}: a value is required, got null")
         if kind == "complete_batch":
             return {"batch": self.ref(value, pos, where, "batch", self.batches)}
-        if kind in _USER_ARG_EVENTS:
+        if kind in USER_EVENT_KINDS:
             if isinstance(value, dict):
                 self.fail(pos, f"{where}: expected a user id, e.g. {kind}: u1; got {_describe(value)}")
             return {"user": self.user_ref(value, pos, where)}
@@ -1136,6 +1135,9 @@ class _Loader:
             rtype = m.req("type", self.dns_type)
             rvalue = m.req("value", lambda v, p, w: self.dns_value(v, p, w, rtype))
             return {"name": name, "type": rtype, "value": rvalue}
+        if kind == "set_token_lifetime":
+            m.check_keys(("lifetime",))
+            return {"lifetime": m.req("lifetime", self.positive_duration)}
         if kind == "dns_delete":
             m.check_keys(("name", "type"))
             return {"name": m.req("name", self.wildcard_name), "type": m.req("type", self.dns_type)}
