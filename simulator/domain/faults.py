@@ -33,6 +33,7 @@ class Fault:
     target: str | None = None  # recipient domain (SMTP faults) or DNS name; None: everything
     delay: int = 0  # slow: seconds added before the stage's reply
     loc: str = ""
+    note: str | None = None  # a trainer's caption (DESIGN §5); the rules ignore it
 
     def active_at(self, t: int) -> bool:
         if self.at is not None and t < self.at:

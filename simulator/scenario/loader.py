@@ -1063,8 +1063,8 @@ class _Loader:
         )
         for i, (v, p, w) in enumerate(events):
             m = self.map(v, p, w, "an entry {at: TIME, <event>: ...}")
-            m.check_keys(("at", *EVENT_KINDS), f"{w} (an event)")
-            kinds = [k for k in m.data if k != "at"]
+            m.check_keys(("at", "note", *EVENT_KINDS), f"{w} (an event)")
+            kinds = [k for k in m.data if k not in ("at", "note")]
             if not kinds:
                 self.fail(m.pos, f"{w}: needs one event key ({', '.join(EVENT_KINDS)})")
             if len(kinds) > 1:
@@ -1072,7 +1072,8 @@ class _Loader:
             kind = str(kinds[0])
             at = m.req("at", self.time_not_before_start)
             args = self.event_args(kind, m.raw(kind), m.vpos(kind), m.sub(kind))
-            out.append(make_event(kind, at=at, index=i, loc=self.loc(m.pos), **args))
+            note = m.opt("note", self.text)
+            out.append(make_event(kind, at=at, index=i, loc=self.loc(m.pos), note=note, **args))
         return tuple(out)
 
     def user_ref(self, value: object, pos: _Pos, where: str) -> str:
@@ -1157,7 +1158,7 @@ class _Loader:
         )
         for i, (v, p, w) in enumerate(faults):
             m = self.map(v, p, w)
-            m.check_keys(("kind", "at", "for", "stage", "probability", "target", "delay"), f"{w} (a fault)")
+            m.check_keys(("kind", "at", "for", "stage", "probability", "target", "delay", "note"), f"{w} (a fault)")
             kind = m.req("kind", lambda v, p, w: self.choice(v, p, w, FAULT_KINDS, "fault kind"))
             stage = m.opt("stage", lambda v, p, w: self.choice(v, p, w, SMTP_STAGES, "stage"))
             if stage is not None and kind.startswith("dns_"):
@@ -1176,6 +1177,7 @@ class _Loader:
                     target=m.opt("target", self.dns_name),
                     delay=delay,
                     loc=self.loc(m.pos),
+                    note=m.opt("note", self.text),
                 )
             )
         return tuple(out)
