@@ -1,25 +1,73 @@
-"""Seeded fault draws (DESIGN §8): a keyed hash, never a shared random stream.
+"""Fault kinds (one spec table) and seeded fault draws (DESIGN §8: a keyed hash, never a shared stream).
 
 Every draw is a pure function of (seed, fault index, message id, recipient,
 attempt, stage), so the memory and wire transports, and a run stepped back and
 forth, see the same faults whatever order the work happens in.
+
+:data:`FAULT_SPECS` is the one place a fault kind is defined: the loader's list of
+kinds, the receiving server's replies, the memory transport's one-transaction
+shortcut, the DNS answers and the chaos generator all read it, and
+``ReceivingServer`` / ``Zone`` refuse a kind they have no behaviour for instead of
+silently ignoring it (``tests/test_faults_table.py``).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
+from typing import Literal
 
-FAULT_KINDS: tuple[str, ...] = (
-    "outage",
-    "tempfail",
-    "permfail",
-    "disconnect",
-    "slow",
-    "dns_timeout",
-    "dns_servfail",
-)
 SMTP_STAGES: tuple[str, ...] = ("connect", "helo", "mail", "rcpt", "data")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    """What one fault kind does, for every part of the simulator that has to act on it.
+
+    ``effect``: ``reply`` — the receiver answers ``reply`` (code, enhanced code, text;
+    code 0 = the connection drops) at the fault's stage; ``delay`` — the stage's reply
+    comes ``delay`` seconds later; ``dns`` — DNS questions about the target get
+    ``dns_answer`` (``timeout``: no answer at all, ``servfail``: SERVFAIL).
+    ``counts``: the fault keeps per-message state (a counter), so two messages of one
+    envelope can get different replies even at probability 1. A transaction is shareable
+    by a cohort (the memory transport runs one for all) only if every fault that may fire
+    for its domain has ``counts`` false and probability 1: see :func:`shareable`.
+    """
+
+    kind: str
+    protocol: Literal["smtp", "dns"]
+    stage: str | None  # the natural SMTP stage (a fault's ``stage:`` overrides it); None for DNS
+    effect: Literal["reply", "delay", "dns"]
+    reply: tuple[int, str, str] | None = None
+    dns_answer: Literal["timeout", "servfail"] | None = None
+    counts: bool = False
+
+
+FAULT_SPECS: dict[str, FaultSpec] = {s.kind: s for s in (
+    FaultSpec("outage", "smtp", "connect", "reply",
+              (421, "4.3.2", "Service not available, closing transmission channel")),
+    FaultSpec("tempfail", "smtp", "rcpt", "reply",
+              (451, "4.3.0", "Requested action aborted: local error in processing")),
+    FaultSpec("permfail", "smtp", "rcpt", "reply", (550, "5.3.0", "Requested action not taken: mail system failure")),
+    FaultSpec("disconnect", "smtp", "data", "reply", (0, "", "connection dropped")),
+    FaultSpec("slow", "smtp", "data", "delay"),
+    FaultSpec("dns_timeout", "dns", None, "dns", dns_answer="timeout"),
+    FaultSpec("dns_servfail", "dns", None, "dns", dns_answer="servfail"),
+)}
+FAULT_KINDS: tuple[str, ...] = tuple(FAULT_SPECS)
+SMTP_FAULT_KINDS = frozenset(k for k, s in FAULT_SPECS.items() if s.protocol == "smtp")
+DNS_FAULT_KINDS = frozenset(k for k, s in FAULT_SPECS.items() if s.protocol == "dns")
+NATURAL_STAGE: dict[str, str] = {k: s.stage for k, s in FAULT_SPECS.items() if s.stage is not None}
+
+
+def spec_of(kind: str) -> FaultSpec:
+    """The kind's spec; a kind missing from the table is a bug, never silently a no-op."""
+    spec = FAULT_SPECS.get(kind)
+    if spec is None:
+        raise KeyError(f"fault kind {kind!r} has no entry in FAULT_SPECS")
+    return spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +88,12 @@ class Fault:
             return False
         return not (self.for_ is not None and t >= (self.at or 0) + self.for_)
 
-
-NATURAL_STAGE: dict[str, str] = {
-    "outage": "connect",
-    "tempfail": "rcpt",
-    "permfail": "rcpt",
-    "disconnect": "data",
-    "slow": "data",
-}
-SMTP_FAULT_KINDS = frozenset(NATURAL_STAGE)
-DNS_FAULT_KINDS = frozenset({"dns_timeout", "dns_servfail"})
+    def bounds(self) -> tuple[int, ...]:
+        """The instants where :meth:`active_at` can change."""
+        start = self.at or 0
+        if self.for_ is None:
+            return (start,) if self.at is not None else ()
+        return (start, start + self.for_)
 
 
 def draw(seed: int, fault_index: int, message_id: str, rcpt: str, attempt: int, stage: str) -> float:
@@ -72,6 +116,46 @@ def targets_domain(fault: Fault, domain: str | None) -> bool:
     return d == t or d.endswith("." + t)
 
 
+def shareable(faults: Iterable[Fault]) -> bool:
+    """Would these faults give every message of one envelope the same replies?"""
+    return all(f.probability >= 1.0 and not spec_of(f.kind).counts for f in faults)
+
+
+class FaultWindows:
+    """Splits time into windows inside which no fault starts or ends.
+
+    Which faults are active is constant inside a window, so whatever depends only on
+    that (which faults may fire for a domain, at which stage) is decided once per
+    (domain, window) instead of per stage of every transaction.
+    """
+
+    __slots__ = ("bounds",)
+
+    def __init__(self, faults: Iterable[Fault]) -> None:
+        self.bounds = sorted({b for f in faults for b in f.bounds()})
+
+    def index(self, now: int) -> int:
+        return bisect_right(self.bounds, now)
+
+
+def smtp_faults_by_stage(faults: Iterable[Fault], *, now: int, domain: str | None) -> dict[str, tuple[Fault, ...]]:
+    """The SMTP faults that may fire for ``domain`` at ``now``, by stage, in file order (empty stages left out)."""
+    by: dict[str, list[Fault]] = {}
+    for f in faults:
+        if f.kind in SMTP_FAULT_KINDS and f.active_at(now) and targets_domain(f, domain):
+            by.setdefault(stage_of(f), []).append(f)
+    return {s: tuple(fs) for s, fs in by.items()}
+
+
+def first_firing(candidates: Sequence[Fault], *, seed: int, stage: str, message_id: str, rcpt: str,
+                 attempt: int) -> Fault | None:
+    """The first of ``candidates`` (one stage's, already known active and targeting) that fires."""
+    for f in candidates:
+        if f.probability >= 1.0 or draw(seed, f.index, message_id, rcpt, attempt, stage) < f.probability:
+            return f
+    return None
+
+
 def smtp_fault_at(
     faults: tuple[Fault, ...],
     *,
@@ -84,11 +168,5 @@ def smtp_fault_at(
     attempt: int,
 ) -> Fault | None:
     """The first SMTP fault (in file order) that fires at this stage, or None."""
-    for f in faults:
-        if f.kind not in SMTP_FAULT_KINDS or stage_of(f) != stage:
-            continue
-        if not f.active_at(now) or not targets_domain(f, domain):
-            continue
-        if f.probability >= 1.0 or draw(seed, f.index, message_id, rcpt, attempt, stage) < f.probability:
-            return f
-    return None
+    candidates = smtp_faults_by_stage(faults, now=now, domain=domain).get(stage, ())
+    return first_firing(candidates, seed=seed, stage=stage, message_id=message_id, rcpt=rcpt, attempt=attempt)

@@ -13,7 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from simulator.domain.entities import MailboxDomain
-from simulator.domain.faults import Fault, smtp_fault_at, targets_domain
+from simulator.domain.faults import (
+    FAULT_SPECS,
+    SMTP_FAULT_KINDS,
+    Fault,
+    FaultWindows,
+    first_firing,
+    shareable,
+    smtp_faults_by_stage,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +55,6 @@ OK_SENDER = Reply(250, "2.1.0", "Sender OK")
 OK_RCPT = Reply(250, "2.1.5", "Recipient OK")
 DATA_GO = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
 DROPPED = Reply(0, "", "connection dropped")
-OUTAGE = Reply(421, "4.3.2", "Service not available, closing transmission channel")
-TEMPFAIL = Reply(451, "4.3.0", "Requested action aborted: local error in processing")
-PERMFAIL = Reply(550, "5.3.0", "Requested action not taken: mail system failure")
 UNKNOWN_USER = Reply(550, "5.1.1", "Recipient address rejected: user unknown")
 QUOTA = Reply(452, "4.2.2", "Mailbox full, try again later")
 GREYLISTED = Reply(451, "4.7.1", "Greylisted, please try again later")
@@ -57,7 +62,14 @@ SPF_REJECT = Reply(550, "5.7.23", "SPF validation failed")
 SPF_DEFER = Reply(451, "4.7.24", "SPF validation error, try again later")
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 
-FAULT_REPLY: dict[str, Reply] = {"outage": OUTAGE, "tempfail": TEMPFAIL, "permfail": PERMFAIL, "disconnect": DROPPED}
+# the reply of every SMTP fault kind whose effect is a reply, from the one table (domain/faults.py)
+FAULT_REPLY: dict[str, Reply] = {k: (DROPPED if s.reply[0] == 0 else Reply(*s.reply))
+                                 for k, s in FAULT_SPECS.items() if s.effect == "reply" and s.reply is not None}
+OUTAGE = FAULT_REPLY["outage"]
+TEMPFAIL = FAULT_REPLY["tempfail"]
+PERMFAIL = FAULT_REPLY["permfail"]
+# SMTP fault effects the receiver knows how to play; a kind with another effect is refused at start
+RECEIVER_EFFECTS = frozenset({"reply", "delay"})
 
 
 @dataclass(slots=True)
@@ -124,6 +136,21 @@ class DataVerdict:
     received_spf: str  # the Received-SPF header value
 
 
+@dataclass(frozen=True, slots=True)
+class DomainPlan:
+    """What the receiver does for one recipient domain during one fault window.
+
+    Decided once per (domain, window) (see ``FaultWindows``) instead of per stage of
+    every transaction: the domain's policy, the SMTP faults that may fire there by
+    stage, and whether every message of one envelope gets the same replies.
+    """
+
+    policy: MailboxDomain
+    stages: dict[str, tuple[Fault, ...]]  # stage -> candidate faults in file order; empty stages left out
+    shareable: bool
+    faults: tuple[int, ...]  # the candidates' indices: what a memoised transaction's key needs of the faults
+
+
 class ReceivingServer:
     """Mail servers for the scenario's ``mailboxes:`` domains (and any other domain: accept-all)."""
 
@@ -137,7 +164,13 @@ class ReceivingServer:
         hostname: str = "mx.mailsim.test",
     ) -> None:
         self.domains = {m.domain.lower(): m for m in mailboxes}
-        self.faults = tuple(f for f in faults if f.kind in FAULT_REPLY or f.kind == "slow")
+        self.faults = tuple(f for f in faults if f.kind in SMTP_FAULT_KINDS)
+        for f in self.faults:
+            if FAULT_SPECS[f.kind].effect not in RECEIVER_EFFECTS or (
+                    FAULT_SPECS[f.kind].effect == "reply" and f.kind not in FAULT_REPLY):
+                raise ValueError(f"the receiver has no behaviour for fault kind {f.kind!r}")
+        self._windows = FaultWindows(self.faults)
+        self._plans: dict[tuple[str | None, int], DomainPlan] = {}
         self.seed = seed
         self.spf = spf
         self.store = store if store is not None else MailStore()
@@ -145,16 +178,27 @@ class ReceivingServer:
         self._greylist: dict[tuple[str, str, str], int] = {}
         self._default = MailboxDomain(domain="*")
 
+    def plan(self, domain: str | None, now: int) -> DomainPlan:
+        """The :class:`DomainPlan` for ``domain`` at ``now`` (cached per fault window)."""
+        key = (domain, self._windows.index(now))
+        hit = self._plans.get(key)
+        if hit is None:
+            pol = self.policy(domain)
+            stages = smtp_faults_by_stage(self.faults, now=now, domain=domain)
+            candidates = [f for fs in stages.values() for f in fs]
+            hit = self._plans[key] = DomainPlan(pol, stages, not pol.quota and shareable(candidates),
+                                                tuple(sorted(f.index for f in candidates)))
+        return hit
+
     def shareable(self, domain: str, now: int) -> bool:
         """Would every message of one envelope get the same replies right now?
 
-        True unless a per-message draw (a fault with probability < 1) or a per-mailbox
-        counter (quota) is in play. The memory transport then runs one transaction and
-        files the identical copies, which is what makes a million emails cheap.
+        True unless a per-message draw (a fault with probability < 1), a fault that
+        counts, or a per-mailbox counter (quota) is in play. The memory transport then
+        runs one transaction and files the identical copies, which is what makes a
+        million emails cheap.
         """
-        if self.policy(domain).quota:
-            return False
-        return not any(f.probability < 1.0 and f.active_at(now) and targets_domain(f, domain) for f in self.faults)
+        return self.plan(domain, now).shareable
 
     def file_copies(self, rcpts: Sequence[str], folder: str, message_ids: Sequence[str], now: int) -> None:
         for r in rcpts:
@@ -173,13 +217,14 @@ class ReceivingServer:
     def _fault(self, tx: Transaction, stage: str, rcpt: str = "") -> Reply | None:
         if not self.faults:
             return None
-        f = smtp_fault_at(
-            self.faults, now=tx.now, seed=self.seed, stage=stage, domain=tx.domain,
-            message_id=tx.message_id, rcpt=rcpt, attempt=tx.attempt,
-        )
+        candidates = self.plan(tx.domain, tx.now).stages.get(stage)
+        if not candidates:
+            return None
+        f = first_firing(candidates, seed=self.seed, stage=stage, message_id=tx.message_id, rcpt=rcpt,
+                         attempt=tx.attempt)
         if f is None:
             return None
-        if f.kind == "slow":
+        if f.kind not in FAULT_REPLY:  # a delay (slow): the stage answers normally, later
             tx.delay += f.delay
             return None
         return FAULT_REPLY[f.kind]
@@ -204,6 +249,18 @@ class ReceivingServer:
         fault = self._fault(tx, "rcpt", rcpt.lower())
         if fault is not None:
             return fault
+        refusal = self.rcpt_policy(tx.client_ip, tx.mail_from, rcpt, tx.now)
+        if refusal is not None:
+            return refusal
+        tx.rcpts.append(rcpt)
+        return OK_RCPT
+
+    def rcpt_policy(self, client_ip: str, mail_from: str, rcpt: str, now: int) -> Reply | None:
+        """The mailbox policy's answer to RCPT once no fault fired: a refusal, or None (accepted).
+
+        Greylisting records the triplet's first attempt here, so this is called exactly
+        where a real server would see the RCPT.
+        """
         local, _, domain = rcpt.rpartition("@")
         pol = self.policy(domain)
         if pol.users is not None and local.lower() not in pol.users:
@@ -211,12 +268,11 @@ class ReceivingServer:
         if pol.quota and self.store.box(rcpt).stored >= pol.quota:
             return QUOTA
         if pol.greylist:
-            key = (tx.client_ip, tx.mail_from.lower(), rcpt.lower())
-            first = self._greylist.setdefault(key, tx.now)
-            if tx.now - first < pol.greylist:
+            key = (client_ip, mail_from.lower(), rcpt.lower())
+            first = self._greylist.setdefault(key, now)
+            if now - first < pol.greylist:
                 return GREYLISTED
-        tx.rcpts.append(rcpt)
-        return OK_RCPT
+        return None
 
     def data_start(self, tx: Transaction) -> Reply:
         return DATA_GO
@@ -240,18 +296,25 @@ class ReceivingServer:
         fault = self._fault(tx, "data")
         if fault is not None:
             return DataVerdict(fault, None, result, explanation, header)
-        domain = tx.rcpts[0].rpartition("@")[2] if tx.rcpts else tx.domain
-        action = self.policy(domain).spf_policy.action(result)
-        if action == "reject":
-            return DataVerdict(SPF_REJECT, None, result, explanation, header)
-        if action == "defer":
-            return DataVerdict(SPF_DEFER, None, result, explanation, header)
-        folder = "junk" if action == "junk" else "inbox"
+        refusal, folder = self.spf_action(tx.rcpts[0] if tx.rcpts else None, tx.domain, result)
+        if refusal is not None:
+            return DataVerdict(refusal, None, result, explanation, header)
         if not tx.delay:
             for r in tx.rcpts:
                 self.store.file(r, folder, tx.message_id, tx.now)
         # else (a slow fault): the 250 — and so the stored copy — comes ``tx.delay`` later; the
         # caller files the copies then (``file_copies`` at ``tx.now + tx.delay``), see ``data_end``
         return DataVerdict(Reply(250, "2.0.0", f"OK queued as {tx.message_id}"), folder, result, explanation, header)
+
+    def spf_action(self, first_rcpt: str | None, domain: str | None, result: str) -> tuple[Reply | None, str]:
+        """The first accepted recipient's domain's ``spf_policy`` for an SPF ``result``: (refusal, folder)."""
+        if first_rcpt is not None:
+            domain = first_rcpt.rpartition("@")[2]
+        action = self.policy(domain).spf_policy.action(result)
+        if action == "reject":
+            return SPF_REJECT, ""
+        if action == "defer":
+            return SPF_DEFER, ""
+        return None, "junk" if action == "junk" else "inbox"
 
 

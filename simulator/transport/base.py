@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Protocol, overload
 
-from simulator.net.receiver import DROPPED, DataVerdict, Reply, Transaction
+from simulator.domain.faults import first_firing
+from simulator.net.receiver import DROPPED, FAULT_REPLY, TOO_BIG, ReceivingServer, Reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,38 +107,138 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-class ReceivingServerLike(Protocol):
-    def connect(self, tx: Transaction) -> Reply: ...
-    def helo(self, tx: Transaction, name: str) -> Reply: ...
-    def mail(self, tx: Transaction, sender: str, size: int | None = None) -> Reply: ...
-    def rcpt(self, tx: Transaction, rcpt: str) -> Reply: ...
-    def data_end(self, tx: Transaction, size: int | None = None) -> DataVerdict: ...
+def run_transaction(server: ReceivingServer, att: Attempt, size: int | None = None) -> AttemptResult:
+    """Drive one SMTP transaction stage by stage against the receiving state machine."""
+    return run_transactions(server, att, (att.message_id,), size)[0]
 
 
-def run_transaction(server: ReceivingServerLike, att: Attempt, size: int | None = None) -> AttemptResult:
-    """Drive one SMTP transaction stage by stage against a receiving state machine.
+def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequence[str],
+                     size: int | None = None) -> list[AttemptResult]:
+    """One SMTP transaction per message of one envelope (``att`` with each of ``message_ids``), in order.
 
-    Shared by the memory transport and tests so the order of stages (and so which
-    fault or policy answers first) is defined once.
+    The one definition of the stage order for the memory transport (and so of which
+    fault or policy answers first): connect, HELO, MAIL (size limit, then faults), each
+    RCPT (faults, then the mailbox policy), DATA (SPF, faults, then the SPF policy). It
+    plays the same ``ReceivingServer`` parts the sink's hooks play, but what does not
+    depend on the message is decided once for the envelope: the domain's plan of faults
+    by stage (per fault window), the SPF verdict, the policy's refusals and the results
+    themselves (equal results are one object, so the MTA handles them once). Per
+    message it draws only the probabilistic faults and asks the counting parts (quota,
+    greylist) in the order a real server would, filing each accepted copy before the
+    next message is looked at.
     """
+    now = att.now
     n = len(att.rcpts)
-    tx = Transaction(now=att.now, client_ip=att.client_ip, domain=att.domain, message_id=att.message_id,
-                     attempt=att.attempt)
-    for step in (lambda: server.connect(tx), lambda: server.helo(tx, att.helo),
-                 lambda: server.mail(tx, att.mail_from, size)):
-        r = step()
-        if not r.ok:
-            return AttemptResult((r,) * n, None, None, delay=tx.delay)
-    replies: list[Reply | None] = []
-    for rcpt in att.rcpts:
-        r = server.rcpt(tx, rcpt)
-        if r.code == 0:
-            return AttemptResult((DROPPED,) * n, None, None, delay=tx.delay)
-        replies.append(None if r.ok else r)
-    if not tx.rcpts:
-        return AttemptResult(tuple(r for r in replies if r is not None), None, None, delay=tx.delay)
-    v = server.data_end(tx, size)  # with tx.delay > 0 it files nothing: Transport.settle does, later
-    if v.reply.code == 0:
-        return AttemptResult((DROPPED,) * n, None, v.spf_result, v.spf_explanation, tx.delay)
-    final = tuple(v.reply if r is None else r for r in replies)
-    return AttemptResult(final, v.folder, v.spf_result, v.spf_explanation, tx.delay)
+    seed = server.seed
+    attempt = att.attempt
+    plan = server.plan(att.domain, now)
+    stages = plan.stages
+    early = [(st, stages[st]) for st in ("connect", "helo", "mail") if st in stages]
+    rcpt_faults = stages.get("rcpt")
+    data_faults = stages.get("data")
+    too_big = size is not None and bool(plan.policy.size_limit) and size > plan.policy.size_limit
+    rcpts = [(r, r.lower()) for r in att.rcpts]
+    client_ip, mail_from, helo = att.client_ip, att.mail_from, att.helo
+    spf: tuple[str, str] | None = None
+    shared: dict[tuple[object, ...], AttemptResult] = {}
+    out: list[AttemptResult] = []
+    for mid in message_ids:
+        delay = 0
+        fail: Reply | None = None
+        for stage, candidates in early:
+            if stage == "mail" and too_big:
+                fail = TOO_BIG
+                break
+            f = first_firing(candidates, seed=seed, stage=stage, message_id=mid, rcpt="", attempt=attempt)
+            if f is not None:
+                reply = FAULT_REPLY.get(f.kind)
+                if reply is None:
+                    delay += f.delay
+                else:
+                    fail = reply
+                    break
+        else:
+            if too_big:
+                fail = TOO_BIG
+        if fail is not None:
+            key: tuple[object, ...] = ("fail", fail, delay)
+            res = shared.get(key)
+            if res is None:
+                res = shared[key] = AttemptResult((fail,) * n, None, None, delay=delay)
+            out.append(res)
+            continue
+        replies: list[Reply | None] = []
+        accepted: list[str] = []
+        dropped = False
+        for rcpt, low in rcpts:
+            if rcpt_faults:
+                f = first_firing(rcpt_faults, seed=seed, stage="rcpt", message_id=mid, rcpt=low, attempt=attempt)
+                if f is not None:
+                    reply = FAULT_REPLY.get(f.kind)
+                    if reply is None:
+                        delay += f.delay
+                    else:
+                        if reply.code == 0:
+                            dropped = True
+                            break
+                        replies.append(reply)
+                        continue
+            refusal = server.rcpt_policy(client_ip, mail_from, rcpt, now)
+            replies.append(refusal)
+            if refusal is None:
+                accepted.append(rcpt)
+        if dropped:
+            key = ("fail", DROPPED, delay)
+            res = shared.get(key)
+            if res is None:
+                res = shared[key] = AttemptResult((DROPPED,) * n, None, None, delay=delay)
+            out.append(res)
+            continue
+        if not accepted:
+            final = tuple(r for r in replies if r is not None)
+            key = ("refused", final, delay)
+            res = shared.get(key)
+            if res is None:
+                res = shared[key] = AttemptResult(final, None, None, delay=delay)
+            out.append(res)
+            continue
+        if spf is None:  # SPF of (IP, MAIL FROM, HELO) at one instant: one verdict for the envelope
+            spf = server.spf(now, client_ip, mail_from, helo)
+        result, explanation = spf
+        data_fail: Reply | None = None
+        if data_faults:
+            f = first_firing(data_faults, seed=seed, stage="data", message_id=mid, rcpt="", attempt=attempt)
+            if f is not None:
+                data_fail = FAULT_REPLY.get(f.kind)
+                if data_fail is None:
+                    delay += f.delay
+        folder: str | None = None
+        if data_fail is None:
+            data_fail, folder = server.spf_action(accepted[0], att.domain, result)
+        if data_fail is not None:
+            if data_fail.code == 0:
+                key = ("dropped-data", delay)
+                res = shared.get(key)
+                if res is None:
+                    res = shared[key] = AttemptResult((DROPPED,) * n, None, result, explanation, delay)
+            else:
+                final = tuple(data_fail if r is None else r for r in replies)
+                key = ("data", final, delay)
+                res = shared.get(key)
+                if res is None:
+                    res = shared[key] = AttemptResult(final, None, result, explanation, delay)
+            out.append(res)
+            continue
+        assert folder is not None
+        if not delay:
+            server.file_copies(accepted, folder, (mid,), now)
+        # else (a slow fault): the copies are filed when the 250 is applied (Transport.settle)
+        key = ("ok", tuple(replies), folder, delay)
+        res = shared.get(key)
+        if res is None:
+            # the 250's text names the first message it was shared by, as a cohort's one transaction does
+            ok = Reply(250, "2.0.0", f"OK queued as {mid}")
+            res = shared[key] = AttemptResult(tuple(ok if r is None else r for r in replies), folder, result,
+                                              explanation, delay)
+        out.append(res)
+    return out

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import replace
 
 from simulator.net.receiver import MailStore, ReceivingServer
-from simulator.transport.base import Attempt, AttemptResult, Dsn, Repeated, run_transaction
+from simulator.transport.base import Attempt, AttemptResult, Dsn, Repeated, run_transaction, run_transactions
 
 
 class MemoryTransport:
@@ -34,11 +33,10 @@ class MemoryTransport:
     def _key(self, att: Attempt) -> Hashable | None:
         if self.state_key is None or att.size is not None:
             return None
-        server = self.server
-        if not server.shareable(att.domain, att.now) or server.policy(att.domain).greylist:
+        plan = self.server.plan(att.domain, att.now)
+        if not plan.shareable or plan.policy.greylist:
             return None
-        active = tuple(f.index for f in server.faults if f.active_at(att.now))
-        return (att.client_ip, att.helo, att.mail_from, att.domain, att.rcpts, active, self.state_key())
+        return (att.client_ip, att.helo, att.mail_from, att.domain, att.rcpts, plan.faults, self.state_key())
 
     def _run(self, att: Attempt, copies: Sequence[str]) -> AttemptResult:
         """One transaction for ``att`` plus identical copies filed for ``copies``."""
@@ -73,7 +71,8 @@ class MemoryTransport:
         if len(message_ids) == 1:
             return [self._run(first, ())]
         if not self.server.shareable(first.domain, first.now):
-            return [run_transaction(self.server, replace(first, message_id=mid)) for mid in message_ids]
+            # per message, but only the per-message parts: see run_transactions
+            return run_transactions(self.server, first, message_ids)
         return Repeated(self._run(first, message_ids[1:]), len(message_ids))
 
     def deliver_dsn(self, dsn: Dsn) -> None:
