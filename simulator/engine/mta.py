@@ -317,7 +317,9 @@ class Mta:
         exhausted_at = (now if unit.first is None else unit.first) + self.settings.max_queue_lifetime
         exhausted = now >= exhausted_at
         first = results[0]
-        uniform = isinstance(results, Repeated) or all(r is first for r in results)
+        # one result object for several emails counts as uniform only when it is a Repeated (a shared
+        # transaction): the grouped path below keeps the per-email order of replies and bounces
+        uniform = isinstance(results, Repeated) or len(results) == 1
         sets = unit.sets
         if sets is None and uniform:
             shared = emails[0].recipients
@@ -351,13 +353,8 @@ class Mta:
             if deferred is not None:
                 retry[tuple(deferred)] = list(emails)
         else:
-            last: AttemptResult | None = None
-            prepared = []
-            for email, result in zip(emails, results, strict=True):
-                if result is not last:
-                    prepared = self._prepare(result, now, exhausted)
-                    last = result
-                deferred, bounced = self._update(email.own_recipients(), positions, prepared, now)
+            outcomes = self._update_grouped(emails, results, positions, now, exhausted)
+            for email, result, (deferred, bounced) in zip(emails, results, outcomes, strict=True):
                 if tracing:
                     self._trace(unit, email, result, now, route)
                 if deferred is not None:
@@ -386,6 +383,56 @@ class Mta:
                     self.try_unit(u, nxt)
 
                 self._later(nxt, run_again)
+
+    def _update_grouped(self, emails: Sequence[Email], results: Sequence[AttemptResult], positions: tuple[int, ...],
+                        now: int, exhausted: bool) -> list[tuple[list[int] | None, list[Rcpt] | None]]:
+        """Write differing results into the emails' recipients, once per (recipient set, result).
+
+        The emails holding one shared set split by the result they got (one object per
+        distinct result, see ``run_transactions``): the largest part keeps the set when the
+        unit holds all its sharers, every other part moves to one fresh copy it shares.
+        Copying per email instead (what a diverging email does alone, ``own_recipients``)
+        cost more than the transaction. Returns each email's (deferred positions, bounced).
+        """
+        parts: dict[int, dict[int, list[int]]] = {}  # id(set) -> id(result) -> indices into emails
+        sets: dict[int, RcptSet] = {}
+        for i, (email, result) in enumerate(zip(emails, results, strict=True)):
+            rs = email.recipients
+            by = parts.get(id(rs))
+            if by is None:
+                by = parts[id(rs)] = {}
+                sets[id(rs)] = rs
+            idx = by.get(id(result))
+            if idx is None:
+                by[id(result)] = [i]
+            else:
+                idx.append(i)
+        prepared: dict[int, list[tuple[Any, ...]]] = {}
+        out: list[tuple[list[int] | None, list[Rcpt] | None]] = [(None, None)] * len(emails)
+        for key, by in parts.items():
+            rs = sets[key]
+            held = sum(map(len, by.values()))
+            keeper = max(by, key=lambda r: len(by[r])) if held == rs.sharers else None
+            rs.sharers -= held
+            targets: list[tuple[int, list[int], RcptSet]] = []
+            for rid, idx in by.items():  # every copy is taken before the kept set is written to
+                if rid == keeper:
+                    target = rs
+                    rs.sharers += len(idx)
+                else:
+                    target = RcptSet((r.copy() for r in rs), len(idx))
+                    for i in idx:
+                        emails[i].recipients = target
+                targets.append((rid, idx, target))
+            for rid, idx, target in targets:
+                result = results[idx[0]]
+                prep = prepared.get(rid)
+                if prep is None:
+                    prep = prepared[rid] = self._prepare(result, now, exhausted)
+                outcome = self._update(target, positions, prep, now)
+                for i in idx:
+                    out[i] = outcome
+        return out
 
     def _bounce(self, email: Email, bounced: list[Rcpt], now: int) -> None:
         eng = self.engine
