@@ -15,7 +15,6 @@ def normalize_email(raw: str) -> str:
     return raw.strip().lower()
 
 
-@lru_cache(maxsize=65536)
 def address_problem(raw: str) -> str | None:
     """Why ``raw`` is not a plain, sendable address, or None when it is.
 
@@ -23,10 +22,28 @@ def address_problem(raw: str) -> str | None:
     classic cause of a silently skipped recipient, so it is not trimmed first.
     No DNS: deliverability is decided later by the recipient's MX.
     """
+    return _checked(raw)[0]
+
+
+def envelope_address(raw: str) -> str:
+    """The address SMTP uses for a valid ``raw``: lower-case, its domain as an A-label (``xn--…``).
+
+    The platform does not speak SMTPUTF8 (§8): an internationalised domain is routed
+    and addressed by its ASCII form, as email-validator reports it.
+    """
+    ascii_email = _checked(raw)[1]
+    if ascii_email is None:
+        raise ValueError(f"not a valid address: {raw!r}")
+    return ascii_email.lower()
+
+
+@lru_cache(maxsize=65536)
+def _checked(raw: str) -> tuple[str | None, str | None]:
+    """(problem, None) for an invalid address, (None, its ASCII form) for a valid one."""
     if raw == "":
-        return "the address is empty"
+        return "the address is empty", None
     try:
-        validate_email(
+        valid = validate_email(
             raw,
             check_deliverability=False,
             allow_smtputf8=False,
@@ -36,8 +53,8 @@ def address_problem(raw: str) -> str | None:
             globally_deliverable=False,
         )
     except EmailNotValidError as exc:
-        return str(exc)
-    return None
+        return str(exc), None
+    return None, valid.ascii_email or valid.normalized
 
 
 def domain_of(address: str) -> str:

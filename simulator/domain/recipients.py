@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from simulator.domain.contacts import address_problem
+from simulator.domain.contacts import address_problem, envelope_address
 from simulator.domain.entities import Contact, Property
 from simulator.domain.statuses import EmailStatus
 
@@ -57,7 +57,7 @@ def plan_recipients(
         if problem is not None:
             out.append(RecipientPlan(c.id, c.email, "recipient-email-invalid", problem))
         else:
-            addr = c.email.strip().lower()
+            addr = envelope_address(c.email)
             out.append(RecipientPlan(c.id, c.email, None, "", addr, addr.rpartition("@")[2]))
     return tuple(out)
 

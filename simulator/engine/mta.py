@@ -15,7 +15,8 @@ from hashlib import blake2b
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from simulator.engine.state import Email, Rcpt, RcptSet, SenderDecision, Slot
+from simulator.domain.sender import SenderDecision
+from simulator.engine.state import Email, Rcpt, RcptSet, Slot
 from simulator.net.messages import render_dsn, render_invoice
 from simulator.net.receiver import Reply
 from simulator.transport.base import Attempt, AttemptResult, Dsn, Repeated, Transport

@@ -19,11 +19,10 @@ import simpy
 from simpy.events import Event as SimEvent
 from simpy.events import EventPriority
 
-from simulator.domain.contacts import domain_of
 from simulator.domain.entities import DAY, Batch, Branch, Contact, Organization, Property, Region, User
 from simulator.domain.events import ChangePassword, Event, Login, RemoveSync, Resync, SetSync, SetTokenLifetime
 from simulator.domain.recipients import RecipientPlan, billing_contact_warnings, draft_status, plan_recipients
-from simulator.domain.sender import find_sender_user, resolve_sender_address, sending_path, spf_gate_reason
+from simulator.domain.sender import SenderDecision, SenderWorld, decide_sender
 from simulator.domain.statuses import BatchStatus, EmailStatus
 from simulator.domain.sync import SyncState, expires_at, initial_state
 from simulator.domain.world import Applied, World
@@ -38,7 +37,6 @@ from simulator.engine.state import (
     Rcpt,
     RcptSet,
     Send,
-    SenderDecision,
     Slot,
     message_id_of,
 )
@@ -122,6 +120,7 @@ class Engine:
             properties={p.id: p for p in scn.properties},
             batch_status={b.id: BatchStatus.DRAFT.value for b in scn.batches},
         )
+        self._providers = {p.name: p for p in scn.providers}
         self._expiry_traced: dict[str, tuple[int, int]] = {}  # user -> (refresh, expiry) last traced
         self.version = 0  # bumped on every change that can alter a sender decision
         self.zone = Zone.from_scenario(scn)
@@ -426,47 +425,12 @@ class Engine:
         return d
 
     def _decide(self, group: Group, now: int) -> SenderDecision:
+        world = self.world
         scn = self.scn
-        sa = resolve_sender_address(group.branch_ids, self.org, self.branches, self.regions)
-        helo = scn.platform.helo
-        if sa.address is None:
-            return SenderDecision(None, sa.source, None, "blocked", None, (), helo, "sender-not-configured",
-                                  sa.notes, f"no Invoicing Email From on {' / '.join(group.branch_ids) or 'branch'},"
-                                            " its region, or Configuration")
-        user = find_sender_user(sa.address, self.users)
-        if user is None:
-            return SenderDecision(sa.address, sa.source, None, "blocked", None, (), helo, "sender-not-a-user",
-                                  sa.notes, f"{sa.address} (from {sa.source}) is not the email of an active user")
-        st = self.sync.get(user.id)
-        path = sending_path(st, now, self.world.token_lifetime)
-        notes = sa.notes + path.notes
-        if path.kind == "blocked":
-            return SenderDecision(sa.address, sa.source, user.id, "blocked", st.provider if st else None, (), helo,
-                                  path.reason, notes, path.evidence)
-        if path.kind == "sync":
-            assert st is not None
-            prov = scn.provider(st.provider)
-            ips = prov.sending_ips if prov else ()
-            phelo = (prov.helo if prov and prov.helo else f"mail.{prov.spf_include}" if prov and prov.spf_include
-                     else helo)
-            return SenderDecision(sa.address, sa.source, user.id, "sync", st.provider, ips, phelo, None, notes,
-                                  path.evidence, (), path.valid_until)
-        ips = scn.platform.sending_ips
-        spf_rows: list[tuple[str, str, str]] = []
-        if self.settings.smtp_path_requires_spf:
-            results: dict[str, str] = {}
-            for ip in ips:
-                res, expl = self.dns.spf(now, ip, sa.address, helo)
-                results[ip] = res
-                spf_rows.append((ip, res, expl))
-            reason = spf_gate_reason(results)
-            if reason is not None:
-                bad = "; ".join(f"{ip}: {res} ({expl})" for ip, res, expl in spf_rows if res != "pass")
-                return SenderDecision(sa.address, sa.source, user.id, "blocked", None, ips, helo, reason, notes,
-                                      f"SPF of {domain_of(sa.address)} for the platform IPs: {bad}",
-                                      tuple(spf_rows))
-        return SenderDecision(sa.address, sa.source, user.id, "smtp", None, ips, helo, None, notes,
-                              path.evidence, tuple(spf_rows))
+        view = SenderWorld(world.organization, world.branches, world.regions, world.users, world.sync,
+                           world.token_lifetime, scn.platform, self._providers,
+                           scn.settings.smtp_path_requires_spf)
+        return decide_sender(view, group.branch_ids, now, lambda ip, sender, helo: self.dns.spf(now, ip, sender, helo))
 
     def poll(self, now: int) -> None:
         stuck_after = self.settings.stuck_after

@@ -8,9 +8,9 @@ reference to one frozen object.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from simulator.domain.recipients import RecipientPlan
+from simulator.domain.sender import SenderDecision
 
 
 class Rcpt:
@@ -203,24 +203,6 @@ class Email:
 # recipient set they all share. Sending works per slot: the emails of a slot always share
 # one sender, client IP (with one sending IP) and cohort, so nothing has to be looked up per email.
 Slot = tuple[tuple[RecipientPlan, ...], RcptSet, list[Email]]
-
-
-@dataclass(frozen=True, slots=True)
-class SenderDecision:
-    """Who would send a group's emails right now, by which path, or why nobody can."""
-
-    address: str | None
-    source: str  # branch:<id> | region:<id> | configuration
-    user: str | None
-    path: str  # "sync" | "smtp" | "blocked"
-    provider: str | None
-    client_ips: tuple[str, ...]
-    helo: str
-    reason: str | None  # the blocking reason; None = the gate is open
-    notes: tuple[str, ...]
-    evidence: str
-    spf: tuple[tuple[str, str, str], ...] = ()  # (ip, result, explanation) on the SMTP path
-    valid_until: int | None = None  # the decision may change by itself then (token expiry)
 
 
 class Group:
