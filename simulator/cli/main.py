@@ -1,22 +1,26 @@
 """``mailsim``: the command line. Thin on purpose: parsing, rendering, exit codes.
 
 Exit codes (contract): 0 every expectation holds, 1 an expectation failed,
-2 bad input (the message names file:line:column). A scenario error is never a
-traceback.
+2 bad input (the message names file:line:column, or the option at fault), 130
+interrupted, 3 only for a bug. A scenario error is never a traceback.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
+from typer.core import TyperArgument
+from typer.models import DefaultPlaceholder
 
 from simulator.cli import render
+from simulator.cli.common import fail, load_or_exit, scenario_file
 from simulator.scenario.errors import ScenarioError
 
 app = typer.Typer(
@@ -30,51 +34,182 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 140)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# Sub-commands living in their own modules: (module, name, one-line summary for the command list).
+SUBCOMMANDS = (
+    ("simulator.cli.spf_cmd", "spf", "RFC 7208 SPF checks against a scenario's DNS."),
+    ("simulator.cli.dns_cmd", "dns", "Serve a scenario's DNS on loopback."),
+    ("simulator.cli.sink_cmd", "sink", "Run the SMTP sink standalone."),
+    ("simulator.cli.step_cmd", "step", "Step through a scenario's timeline interactively."),
+    ("simulator.cli.timeline_cmd", "timeline", "Draw a run as an HTML (and PNG) timeline."),
+    ("simulator.cli.replay_cmd", "replay", "Re-run a trace's scenario and check it is byte-identical."),
+    ("simulator.cli.diff_cmd", "diff", "Where two runs (scenarios or traces) diverge."),
+    ("simulator.cli.sweep_cmd", "sweep", "Run a grid of parameter values × seeds, one row per run."),
+    ("simulator.cli.chaos_cmd", "chaos", "Seeded random faults on a scenario, with invariants checked."),
+    ("simulator.cli.schema_cmd", "schema", "Print the JSON Schema of the mailsim/1 scenario format."),
+    ("simulator.cli.examples_cmd", "examples", "List the bundled example scenarios, or copy them out."),
+)
+
+# Parameters that name a scenario file: each also accepts a bundled example's bare name (``tour``).
+SCENARIO_PARAMS = frozenset({"file", "files", "scenario", "a", "b"})
+
+# Optional dependencies (pyproject extras): a command that needs one that is missing says which to install.
+EXTRAS = {"matplotlib": ("png", "--png"), "dask": ("dask", "--dask"), "distributed": ("dask", "--dask")}
+
+
+def _set(value: Any) -> Any:
+    """A typer setting's value, or None while it still holds typer's 'not given' placeholder."""
+    return None if isinstance(value, DefaultPlaceholder) else value
+
 
 def _mount() -> None:
-    """Sub-command groups live in their own modules; mount whichever exist."""
+    """Mount the sub-command modules that exist (a trimmed build may lack some).
+
+    A module whose app is one command (a callback, no sub-commands) is registered as a plain command,
+    so its usage line is ``mailsim step [OPTIONS] FILE``, not a group's ``COMMAND [ARGS]...``.
+    """
     import importlib
 
-    for mod, name, help_ in (
-        ("simulator.cli.spf_cmd", "spf", "RFC 7208 SPF checks against a scenario's DNS."),
-        ("simulator.cli.dns_cmd", "dns", "Serve a scenario's DNS on loopback."),
-        ("simulator.cli.sink_cmd", "sink", "Run the SMTP sink standalone."),
-        ("simulator.cli.step_cmd", "step", "Step through a scenario's timeline interactively."),
-        ("simulator.cli.timeline_cmd", "timeline", "Draw a run as an HTML (and PNG) timeline."),
-        ("simulator.cli.replay_cmd", "replay", "Re-run a trace's scenario and check it is byte-identical."),
-        ("simulator.cli.diff_cmd", "diff", "Where two runs (scenarios or traces) diverge."),
-        ("simulator.cli.sweep_cmd", "sweep", "Run a grid of parameter values × seeds, one row per run."),
-        ("simulator.cli.chaos_cmd", "chaos", "Seeded random faults on a scenario, with invariants checked."),
-    ):
+    for mod, name, summary in SUBCOMMANDS:
         try:
             sub = importlib.import_module(mod)
         except ImportError:
             continue
-        app.add_typer(sub.app, name=name, help=help_)
+        cb = sub.app.registered_callback
+        if cb is not None and not sub.app.registered_commands and not sub.app.registered_groups:
+            settings = {**(_set(sub.app.info.context_settings) or {}), **(_set(cb.context_settings) or {})}
+            app.command(name=name, short_help=summary, context_settings=settings or None)(cb.callback)
+        else:
+            app.add_typer(sub.app, name=name, help=summary)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from simulator.trace.writer import package_version
+
+        sys.stdout.write(f"mailsim {package_version()}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print mailsim's version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
+) -> None:
+    """Replay why invoice emails did or did not reach the customer."""
+
+
+class _Argument(TyperArgument):
+    """A positional argument shown the usual way in usage lines: ``FILE``, ``[FILE]``, ``FILE...``."""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        shown = super().display_type_rich(ctx)
+        return "<path>..." if shown == "<list[Path]>" else shown
+
+
+def _flag_help_option(cmd: Any) -> None:
+    """``--help`` is made per context, outside ``cmd.params``: give it the flags' empty metavar too."""
+    make = cmd.get_help_option
+
+    def get_help_option(ctx: Any) -> Any:
+        opt = make(ctx)
+        if opt is not None:
+            opt.metavar = ""
+        return opt
+
+    cmd.get_help_option = get_help_option
+
+
+def _resolving(previous: Callable[..., Any] | None) -> Callable[..., Any]:
+    """A click parameter callback mapping each value through :func:`scenario_file` (after ``previous``)."""
+
+    def resolve(ctx: Any, param: Any, value: Any) -> Any:
+        if previous is not None:
+            value = previous(ctx, param, value)
+
+        def one(v: Any) -> Any:
+            if v is None:
+                return v
+            got = scenario_file(Path(v))
+            return got if isinstance(v, Path) else str(got)
+
+        if isinstance(value, list | tuple):
+            return type(value)(one(v) for v in value)
+        return one(value)
+
+    return resolve
+
+
+def tidy(cmd: Any) -> Any:
+    """One convention for every command's help and FILE arguments, applied to the built click tree.
+
+    Typer (which carries its own copy of click) shows every option's type, ``<bool>`` for flags too, and
+    wraps required arguments in braces. Here boolean flags show no type (they take no value); arguments
+    are upper-case names (``FILE``, ``TRACE``) without braces; scenario FILE parameters resolve bundled
+    example names.
+    """
+    for param in cmd.params:
+        if getattr(param, "is_flag", False) and not getattr(param, "count", False) and param.metavar is None:
+            param.metavar = ""
+        if isinstance(param, TyperArgument):
+            if param.metavar is None:
+                param.metavar = "FILE" if param.name == "files" else (param.name or "arg").upper()
+            param.__class__ = _Argument
+        if param.name in SCENARIO_PARAMS:
+            param.callback = _resolving(param.callback)
+    _flag_help_option(cmd)
+    for sub in (getattr(cmd, "commands", None) or {}).values():
+        tidy(sub)
+    return cmd
+
+
+def command() -> Any:
+    """The whole ``mailsim`` command tree, mounted and tidied (what the entry point runs)."""
+    _mount()
+    return tidy(typer.main.get_command(app))
 
 
 def _load(path: Path) -> Any:
-    from simulator.scenario.loader import load_scenario
-
-    try:
-        return load_scenario(path)
-    except ScenarioError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
+    return load_or_exit(path)
 
 
-def _transport(name: str) -> Any:
+def _transport(name: str, maildir: Path | None = None) -> Any:
+    """The transport factory for ``--transport`` (None: the engine's plain memory transport).
+
+    With ``--maildir`` the sink (wire) or the keeping memory transport writes every stored copy there.
+    """
     if name == "memory":
-        return None
+        if maildir is None:
+            return None
+        from simulator.transport.keep import keeping_transport
+
+        return keeping_transport(maildir)
     if name == "wire":
         try:
-            from simulator.transport.wire import wire_transport
+            from simulator.transport.wire import WireTransport, wire_transport
         except ImportError:
             err.print("error: the wire transport is not available in this build")
             raise typer.Exit(2) from None
-        return wire_transport
-    err.print(f"error: --transport must be 'memory' or 'wire', got {name!r}")
-    raise typer.Exit(2)
+        if maildir is None:
+            return wire_transport
+        return lambda engine: WireTransport(engine, maildir=maildir)
+    raise fail(f"--transport must be 'memory' or 'wire', got {name!r}")
+
+
+def _new_maildir(path: Path) -> Path:
+    """``--maildir DIR``: a new or empty folder (copies of two runs are never mixed in one Maildir)."""
+    if path.exists() and not path.is_dir():
+        raise fail(f"--maildir {path}: not a directory")
+    try:
+        if path.is_dir() and any(path.iterdir()):
+            raise fail(f"--maildir {path}: not empty; give a new or empty folder")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(f"--maildir {path}: {exc.strerror or exc}") from None
+    return path
 
 
 @app.command()
@@ -87,6 +222,9 @@ def run(
     explain: Annotated[bool, typer.Option("--explain", help="Explain each invoice after the table.")] = False,
     all_rows: Annotated[bool, typer.Option("--all", help="List every invoice even in large runs.")] = False,
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    maildir: Annotated[Path | None, typer.Option(
+        help="Also write every stored copy (inbox, junk, DSNs in senders' mailboxes) here as Maildir files,"
+             " laid out as the sink lays them out: DIR/ADDRESS/new/, junk in DIR/ADDRESS/.Junk/new/.")] = None,
 ) -> None:
     """Run a scenario and show each invoice's batch status, email status, reason and delivery."""
     from dataclasses import replace
@@ -96,7 +234,9 @@ def run(
     scn = _load(file)
     if seed is not None:
         scn = replace(scn, seed=seed)
-    factory = _transport(transport)
+    if transport not in ("memory", "wire"):
+        raise fail(f"--transport must be 'memory' or 'wire', got {transport!r}")
+    factory = _transport(transport, _new_maildir(maildir) if maildir is not None else None)
     with render.progress(err, enabled=err.is_terminal and not json_out) as prog:
         result = simulate(scn, trace=trace, transport=factory, progress=prog)
     if junit is not None:
@@ -123,7 +263,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files to
         try:
             scn = load_scenario(f)
         except ScenarioError as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            err.print(f"error: {exc}", markup=False, highlight=False)
             bad += 1
             continue
         n = sum(b.count for b in scn.batches)
@@ -169,29 +309,80 @@ def explain(
 FAST_EXIT = frozenset({"run", "explain", "validate", "replay", "diff", "timeline"})
 
 
-def main() -> None:
-    _mount()
+def _missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The one-line error for an optional dependency that is not installed, or None if it is not one."""
+    top = (exc.name or "").partition(".")[0]
+    if top not in EXTRAS:
+        return None
+    extra, option = EXTRAS[top]
+    return f"{option} needs {top}, which is not installed: pip install 'mailsim[{extra}]'"
+
+
+def _usage_error(exc: Exception) -> str | None:
+    """A command-line usage error (click's, inside typer) as one ``error:`` line; None for anything else.
+
+    Click would draw a box with the usage around it; the contract is one line naming the option.
+    """
+    if not (hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)):
+        return None
+    if type(exc).__name__ == "NoArgsIsHelpError":  # the help was printed already
+        return ""
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path}: " if ctx is not None else ""
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    return f"error: {where}{exc.format_message()}{hint}"
+
+
+def _invoke(args: list[str]) -> int:
+    """Run the command line; its exit code (usage errors reported here, bugs raised)."""
+    cli = command()
     try:
-        app()
-    except SystemExit as exc:
-        if len(sys.argv) > 1 and sys.argv[1] in FAST_EXIT:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            if exc.code is not None and not isinstance(exc.code, int):
-                print(exc.code, file=sys.stderr)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        raise
+        rv = cli.main(args=args, prog_name="mailsim", standalone_mode=False)
+    except typer.Abort:
+        err.print("aborted")
+        return 1
+    except Exception as exc:
+        line = _usage_error(exc)
+        if line is None:
+            raise
+        if line:
+            sys.stderr.write(line + "\n")
+        return int(getattr(exc, "exit_code", 2))
+    return rv if isinstance(rv, int) else 0
+
+
+def _leave(args: list[str], code: int) -> None:
+    if args and args[0] in FAST_EXIT:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _invoke(args)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except ModuleNotFoundError as exc:
+        message = _missing_extra(exc)
+        if message is None or os.environ.get("MAILSIM_DEBUG"):
+            if os.environ.get("MAILSIM_DEBUG"):
+                raise
+            err.print(f"internal error: {type(exc).__name__}: {exc} (set MAILSIM_DEBUG=1 for the traceback)")
+            sys.exit(3)
+        sys.stderr.write(f"error: {message}\n")
+        sys.exit(2)
     except Exception as exc:  # a bug, not bad input: say so briefly unless debugging
         if os.environ.get("MAILSIM_DEBUG"):
             raise
         err.print(f"internal error: {type(exc).__name__}: {exc} (set MAILSIM_DEBUG=1 for the traceback)")
         sys.exit(3)
+    _leave(args, code)
 
 
 if __name__ == "__main__":

@@ -250,6 +250,16 @@ class RunResult:
         return {addr: {"inbox": b.inbox, "junk": b.junk, "bounces": b.bounces}
                 for addr, b in sorted(self.engine.store.boxes.items())}
 
+    def stored(self) -> Iterator[tuple[str, str, str, int]]:
+        """Every copy the run stored, mailbox by mailbox (sorted): (address, folder, message id, time).
+
+        ``folder`` is ``inbox``, ``junk`` or ``bounce`` (a DSN in the sender's own mailbox); the
+        copies ``mailsim run --maildir`` writes, one file each (a DSN for an empty sender has no file).
+        """
+        for addr, box in sorted(self.engine.store.boxes.items()):
+            for message_id, folder, at in box.messages:
+                yield addr, folder, message_id, at
+
     def accounting(self) -> dict[str, int]:
         """Where every invoice email ended up; ``lost`` must be 0 (nothing is lost)."""
         c: Counter[str] = Counter()

@@ -45,6 +45,18 @@ def mailbox_dirname(address: str) -> str:
     return name[:200]
 
 
+def stored_copy(content: bytes, *, sender: str, recipient: str, header: str = "") -> bytes:
+    """One stored copy as the sink writes it (and ``mailsim run --maildir`` in memory mode).
+
+    ``content`` is the message as DATA carried it (CRLF line ends); the file gets Return-Path,
+    Delivered-To and the receiver's ``header`` line (Received-SPF; none for a DSN), LF line ends.
+    """
+    lines = [f"Return-Path: <{sender}>", f"Delivered-To: {recipient}"]
+    if header:
+        lines.append(header)
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape") + content.replace(b"\r\n", b"\n")
+
+
 class Maildir:
     """Writes messages Maildir style: ``tmp/`` then an atomic rename into ``new/``.
 
@@ -69,8 +81,11 @@ class Maildir:
     def _taken(self, d: str) -> set[str]:
         names = self._names.get(d)
         if names is None:
-            for sub in ("tmp", "new", "cur"):
-                os.makedirs(os.path.join(d, sub), exist_ok=True)
+            # a folder (.Junk) lives inside its mailbox's Maildir: the mailbox must be one too, or a reader
+            # (mutt -f DIR/ADDRESS, Python's mailbox.Maildir) cannot open an address that only has junk
+            for where in (d, os.path.dirname(d)) if os.path.basename(d) == ".Junk" else (d,):
+                for sub in ("tmp", "new", "cur"):
+                    os.makedirs(os.path.join(where, sub), exist_ok=True)
             names = set(os.listdir(os.path.join(d, "new"))) | set(os.listdir(os.path.join(d, "tmp")))
             self._names[d] = names
         return names

@@ -67,7 +67,7 @@ from types import TracebackType
 from typing import Any
 
 from simulator.domain.entities import MailboxDomain
-from simulator.net.maildir import DEFAULT_HOSTNAME, Maildir, StoredMessage, mailbox_dirname
+from simulator.net.maildir import DEFAULT_HOSTNAME, Maildir, StoredMessage, mailbox_dirname, stored_copy
 from simulator.net.proxy import (
     PROXY_MAIL_LINE_LIMIT,
     TLV_ATTEMPT,
@@ -415,14 +415,10 @@ class Sink:
 
         ``now``: when it was stored (default ``tx.now``; a slow transaction's copies at its 250).
         """
-        body = content.replace(b"\r\n", b"\n")
         sender = tx.mail_from.strip()
         if sender.startswith("<") and sender.endswith(">"):  # aiosmtpd spells the null sender "<>"
             sender = sender[1:-1]
-        lines = [f"Return-Path: <{sender}>", f"Delivered-To: {recipient}"]
-        if header:
-            lines.append(header)
-        data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape") + body
+        data = stored_copy(content, sender=sender, recipient=recipient, header=header)
         return partial(self._store, recipient, folder, tx.message_id, sender, tx.client_ip, tx.helo, spf,
                        tx.now if now is None else now, data)
 
