@@ -193,7 +193,8 @@ def test_proxy_header_is_required_on_the_proxy_listener() -> None:
         bare.close()
         # with a header the same listener serves, and the simulated client IP is what the sink sees
         sock = socket.create_connection(("127.0.0.1", s.proxy_port), 10)
-        sock.sendall(proxy_header("203.0.113.9", "192.0.2.1", message_id="<p@x>", now=5, domain="a.example"))
+        sock.sendall(proxy_header("203.0.113.9", "192.0.2.1", message_id="<p@x>", now=5, domain="a.example",
+                                  secret=s.proxy_secret))
         f = sock.makefile("rb")
         assert f.readline().startswith(b"220 ")
         sock.sendall(b"EHLO h.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@a.example>\r\nDATA\r\n")
@@ -438,7 +439,7 @@ def test_xmailsim_round_trip_and_refusals() -> None:
         finally:
             c.close()
         sock = socket.create_connection(("127.0.0.1", s.proxy_port), 30)
-        sock.sendall(proxy_header("203.0.113.9", "192.0.2.1"))
+        sock.sendall(proxy_header("203.0.113.9", "192.0.2.1", secret=s.proxy_secret))
         f = sock.makefile("rb")
         assert f.readline().startswith(b"220 ")
         sock.sendall(b"EHLO h.example\r\nMAIL FROM:<a@b.example> XMAILSIM=ZZ\r\n"

@@ -3,6 +3,8 @@ per-transaction context carried by ``MAIL FROM:<...> XMAILSIM=<hex JSON>`` (docs
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import json
 import struct
@@ -17,6 +19,9 @@ TLV_NOW = 0xE2
 TLV_DOMAIN = 0xE3
 TLV_KIND = 0xE4  # b"msg" | b"dsn"
 TLV_TOKEN = 0xE5  # opaque key of the session record the wire transport reads back
+TLV_AUTH = 0xE6  # HMAC-SHA256 of the addresses and the TLVs above, keyed by the sink's per-start secret
+CONTEXT_TLVS = (TLV_MESSAGE_ID, TLV_ATTEMPT, TLV_NOW, TLV_DOMAIN, TLV_KIND, TLV_TOKEN)
+SECRET_BYTES = 32
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 # ESMTP keyword and MAIL FROM parameter of the PROXY listener: the per-transaction context.
 XMAILSIM = "XMAILSIM"
@@ -36,11 +41,14 @@ def proxy_header(
     token: str = "",
     client_port: int = 25000,
     server_port: int = 25,
+    secret: bytes = b"",
 ) -> bytes:
     """A PROXY protocol v2 header (TCP, ``PROXY`` command) with the simulator's TLVs.
 
     ``server_ip`` is the MX address the engine resolved; when it is missing or
     of the other family, the unspecified address of the client's family is sent.
+    ``secret`` (the sink's :attr:`~simulator.net.sink.Sink.proxy_secret`) signs the
+    header (:data:`TLV_AUTH`): the sink refuses a header it cannot verify.
     """
     src = ipaddress.ip_address(client_ip)
     try:
@@ -52,12 +60,36 @@ def proxy_header(
     fam = 0x11 if src.version == 4 else 0x21  # AF_INET|STREAM, AF_INET6|STREAM
     addrs = src.packed + dst.packed + struct.pack("!HH", client_port, server_port)
     tlvs = b""
-    for typ, val in ((TLV_MESSAGE_ID, message_id), (TLV_ATTEMPT, str(attempt)), (TLV_NOW, str(now)),
-                     (TLV_DOMAIN, domain), (TLV_KIND, kind), (TLV_TOKEN, token)):
+    values: list[bytes] = []
+    for typ, val in zip(CONTEXT_TLVS, (message_id, str(attempt), str(now), domain, kind, token), strict=True):
         raw = val.encode("utf-8", "surrogateescape")
+        values.append(raw)
         tlvs += struct.pack("!BH", typ, len(raw)) + raw
+    if secret:
+        tag = auth_tag(secret, str(src), str(dst), values)
+        tlvs += struct.pack("!BH", TLV_AUTH, len(tag)) + tag
     body = addrs + tlvs
     return PROXY_V2_SIGNATURE + struct.pack("!BBH", 0x21, fam, len(body)) + body
+
+
+def auth_tag(secret: bytes, src: str, dst: str, values: list[bytes]) -> bytes:
+    """HMAC-SHA256 over the addresses and the context TLVs' values, each length-prefixed."""
+    mac = hmac.new(secret, digestmod=hashlib.sha256)
+    for part in (src.encode(), dst.encode(), *values):
+        mac.update(struct.pack("!I", len(part)) + part)
+    return mac.digest()
+
+
+def verify_header(proxy_data: ProxyData, secret: bytes) -> bool:
+    """Is this a PROXY v2 header signed with ``secret``? (v1 text headers carry no TLV: refused.)"""
+    if proxy_data.version != 2 or proxy_data.src_addr is None or not secret:
+        return False
+    tag = tlv_bytes(proxy_data, TLV_AUTH)
+    if tag is None:
+        return False
+    values = [tlv_bytes(proxy_data, typ) or b"" for typ in CONTEXT_TLVS]
+    want = auth_tag(secret, str(proxy_data.src_addr), str(proxy_data.dst_addr), values)
+    return hmac.compare_digest(tag, want)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +131,15 @@ def parse_xmailsim(value: str) -> MailContext:
     return MailContext(mid, attempt, now, domain, kind, token)
 
 
-def tlv_text(proxy_data: ProxyData, typ: int) -> str | None:
+def tlv_bytes(proxy_data: ProxyData, typ: int) -> bytes | None:
+    """The raw value of TLV ``typ`` in a parsed PROXY v2 header, None when absent."""
     tlv = proxy_data.tlv
     if tlv is None:
         return None
     raw = tlv.get(f"x{typ:02X}")
-    if raw is None:
-        return None
-    return bytes(raw).decode("utf-8", "surrogateescape")
+    return None if raw is None else bytes(raw)
 
+
+def tlv_text(proxy_data: ProxyData, typ: int) -> str | None:
+    raw = tlv_bytes(proxy_data, typ)
+    return None if raw is None else raw.decode("utf-8", "surrogateescape")

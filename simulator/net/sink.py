@@ -54,11 +54,13 @@ the 250 goes out (or on the loop, ``inline``, or behind the replies,
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import queue
+import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -67,9 +69,17 @@ from types import TracebackType
 from typing import Any
 
 from simulator.domain.entities import MailboxDomain
-from simulator.net.maildir import DEFAULT_HOSTNAME, Maildir, StoredMessage, mailbox_dirname, stored_copy
+from simulator.net.maildir import (
+    DEFAULT_HOSTNAME,
+    Maildir,
+    StoredMessage,
+    mailbox_dirname,
+    stored_body,
+    stored_head,
+)
 from simulator.net.proxy import (
     PROXY_MAIL_LINE_LIMIT,
+    SECRET_BYTES,
     TLV_ATTEMPT,
     TLV_DOMAIN,
     TLV_KIND,
@@ -101,6 +111,21 @@ __all__ = [
 
 DEFAULT_SIZE_LIMIT = MailboxDomain(domain="*").size_limit
 WRITERS = 2  # threads writing Maildir files for the plain listener
+DEFAULT_MAX_RECIPIENTS = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accepted; 452 4.5.3 past it
+PROXY_MAX_RECIPIENTS = 1000  # the scenario loader's cap on a property's contacts
+MAX_RECORDS = 4096  # session records waiting for the wire transport to read them
+
+def _text(value: str) -> str:
+    """A string JSON can hold: bytes that were not UTF-8 (kept as surrogates) shown as ``\\xHH``."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
 
 def _no_spf(now: int, ip: str, mail_from: str, helo: str) -> tuple[str, str]:
     return "none", "no DNS data: the sink runs without a scenario"
@@ -199,8 +224,19 @@ class Sink:
         proxy: bool = True,
         inline: bool = False,
         write_behind: bool = False,
+        max_recipients: int = DEFAULT_MAX_RECIPIENTS,
+        proxy_secret: bytes | None = None,
     ) -> None:
+        if max_recipients < 100:
+            raise ValueError(f"max_recipients must be at least 100 (RFC 5321 §4.5.3.1.8), got {max_recipients}")
+        if timeout <= 0 or proxy_timeout <= 0:
+            raise ValueError("timeouts must be positive")
         self.scenario = scenario
+        self.max_recipients = max_recipients
+        # the simulator's MTA speaks for a scenario, whose property lists hold up to 1,000 contacts
+        self.proxy_max_recipients = max(max_recipients, PROXY_MAX_RECIPIENTS)
+        # signs the PROXY headers of the simulator's own MTA (proxy.verify_header): a new one per sink
+        self.proxy_secret = proxy_secret if proxy_secret else secrets.token_bytes(SECRET_BYTES)
         self.host = host
         self.hostname = hostname
         self._want_port = port
@@ -241,7 +277,8 @@ class Sink:
         self.executor = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="mailsim-sink-write")
         self._cond = threading.Condition()
         self._index = _Index()
-        self._records: dict[str, SessionRecord] = {}
+        # read and removed by the wire transport; bounded, so records nobody reads cannot pile up
+        self._records: collections.OrderedDict[str, SessionRecord] = collections.OrderedDict()
         self._records_lock = threading.Lock()
         self._plain = _Listener()
         self._proxy = _Listener()
@@ -273,6 +310,7 @@ class Sink:
         if self._thread is not None:
             raise RuntimeError("sink already started")
         self._start_mono = time.monotonic()
+        self.stale_removed = self._maildir.clean_tmp()  # a killed sink's half-written files
         if self.write_behind:
             self._writer = _WriteBehind()
         self._thread = threading.Thread(target=self._run, name="mailsim-sink", daemon=True)
@@ -317,7 +355,7 @@ class Sink:
                 self.handler,
                 hostname=self.hostname,
                 ident=IDENT,
-                data_size_limit=None if proxy else self.size_limit,
+                data_size_limit=self.size_limit,  # both listeners: a body past it is read and dropped
                 enable_SMTPUTF8=True,
                 timeout=self.timeout,
                 proxy_protocol_timeout=self.proxy_timeout if proxy else None,
@@ -381,6 +419,7 @@ class Sink:
         try:
             self._close_writer()
         finally:
+            self._maildir.close()
             if self._tmpdir is not None:
                 self._tmpdir.cleanup()
                 self._tmpdir = None
@@ -393,15 +432,6 @@ class Sink:
         self.stop()
 
     # -- storing (worker thread) ----------------------------------------------------------------
-    def deliver(self, recipient: str, folder: str, tx: Transaction, spf: str | None, content: bytes,
-                *, header: str) -> StoredMessage | None:
-        """Write one accepted message for one recipient and index it (None: queued, write-behind)."""
-        job = self.delivery(recipient, folder, tx, spf, content, header=header)
-        if self._writer is not None:
-            self._writer.put(job)
-            return None
-        return job()
-
     def store_job(self, job: Callable[[], object]) -> None:
         """Run a :meth:`delivery` now, or queue it when writing behind."""
         if self._writer is not None:
@@ -409,35 +439,41 @@ class Sink:
         else:
             job()
 
-    def delivery(self, recipient: str, folder: str, tx: Transaction, spf: str | None, content: bytes,
-                 *, header: str, now: int | None = None) -> Callable[[], StoredMessage]:
-        """The write of one accepted message for one recipient, to run on any one thread.
+    def delivery(self, rcpts: Sequence[str], folder: str, tx: Transaction, spf: str | None, content: bytes,
+                 *, received_spf: str, now: int | None = None) -> Callable[[], list[StoredMessage]]:
+        """The write of one accepted message for all its recipients, to run on any one thread.
 
-        ``now``: when it was stored (default ``tx.now``; a slow transaction's copies at its 250).
+        The message is held once (whatever the recipient count) and stored once on disk
+        (:meth:`Maildir.deliver_all`); all recipients' files or none. ``now``: when it was
+        stored (default ``tx.now``; a slow transaction's copies at its 250).
         """
+        head = stored_head(tx.mail_from, received_spf)
         sender = tx.mail_from.strip()
         if sender.startswith("<") and sender.endswith(">"):  # aiosmtpd spells the null sender "<>"
             sender = sender[1:-1]
-        data = stored_copy(content, sender=sender, recipient=recipient, header=header)
-        return partial(self._store, recipient, folder, tx.message_id, sender, tx.client_ip, tx.helo, spf,
-                       tx.now if now is None else now, data)
+        return partial(self._store, tuple(rcpts), folder, tx.message_id, sender, tx.client_ip, tx.helo, spf,
+                       tx.now if now is None else now, head, stored_body(content))
 
-    def _store(self, recipient: str, folder: str, message_id: str, sender: str, client_ip: str, helo: str,
-               spf: str | None, now: int, data: bytes) -> StoredMessage:
-        path = self._maildir.deliver(recipient, folder, message_id, now, data)
-        msg = StoredMessage(recipient.lower(), folder, path, message_id, sender, client_ip, helo, spf, now,
-                            len(data))
+    def _store(self, rcpts: tuple[str, ...], folder: str, message_id: str, sender: str, client_ip: str,
+               helo: str, spf: str | None, now: int, head: bytes, body: bytes) -> list[StoredMessage]:
+        paths = self._maildir.deliver_all(rcpts, folder, message_id, now, head, body)
+        size = len(head) + len(body)
+        msgs = [StoredMessage(r.lower(), folder, path, message_id, sender, client_ip, helo, spf, now, size)
+                for r, path in zip(rcpts, paths, strict=True)]
         with self._cond:
-            self._index.messages.append(msg)
-            self._index.by_rcpt.setdefault(msg.recipient, []).append(msg)
+            for msg in msgs:
+                self._index.messages.append(msg)
+                self._index.by_rcpt.setdefault(msg.recipient, []).append(msg)
             self._cond.notify_all()
-        return msg
+        return msgs
 
     def record_for(self, token: str) -> SessionRecord:
         with self._records_lock:
             rec = self._records.get(token)
             if rec is None:
                 rec = self._records[token] = SessionRecord(token)
+                while len(self._records) > MAX_RECORDS:
+                    self._records.popitem(last=False)
             return rec
 
     def pop_record(self, token: str) -> SessionRecord | None:
@@ -470,15 +506,15 @@ class Sink:
         with self._cond:
             msgs = list(self._index.messages)
         for m in sorted(msgs, key=lambda m: m.recipient):
-            b = boxes.setdefault(m.recipient, {"inbox": 0, "junk": 0, "bounces": 0, "files": []})
+            b = boxes.setdefault(_text(m.recipient), {"inbox": 0, "junk": 0, "bounces": 0, "files": []})
             b["bounces" if m.folder == "bounce" else m.folder] += 1
             try:
                 rel = str(m.path.relative_to(self.maildir))
             except ValueError:
                 rel = str(m.path)
-            b["files"].append(rel)
+            b["files"].append(_text(rel))
         return {
-            "maildir": str(self.maildir),
+            "maildir": _text(str(self.maildir)),
             "listening": {"smtp": f"{self.host}:{self.port}" if self._plain_on else None,
                           "proxy": f"{self.host}:{self.proxy_port}" if self._proxy_on else None},
             "messages": len(msgs),

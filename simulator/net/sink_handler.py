@@ -7,7 +7,9 @@ import asyncio
 import email.parser
 import email.policy
 import itertools
-from collections.abc import Callable, Iterable
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from functools import partial
@@ -27,9 +29,11 @@ from simulator.net.proxy import (
     XMAILSIM,
     parse_xmailsim,
     tlv_text,
+    verify_header,
 )
 from simulator.net.receiver import (
     TOO_BIG,
+    MailStore,
     ReceivingServer,
     Reply,
     Transaction,
@@ -41,6 +45,7 @@ class SinkPort(Protocol):
     """What the handler needs from the :class:`~simulator.net.sink.Sink` that runs it."""
 
     hostname: str
+    proxy_secret: bytes
     inline: bool
     write_behind: bool
     receiver: ReceivingServer
@@ -50,14 +55,26 @@ class SinkPort(Protocol):
 
     def clock(self) -> int: ...
 
-    def delivery(self, recipient: str, folder: str, tx: Transaction, spf: str | None, content: bytes,
-                 *, header: str, now: int | None = None) -> Callable[[], StoredMessage]: ...
+    def delivery(self, rcpts: Sequence[str], folder: str, tx: Transaction, spf: str | None, content: bytes,
+                 *, received_spf: str, now: int | None = None) -> Callable[[], list[StoredMessage]]: ...
 
     def store_job(self, job: Callable[[], object]) -> None: ...
+
+    @property
+    def max_recipients(self) -> int: ...
+
+    @property
+    def proxy_max_recipients(self) -> int: ...
 
     def record_for(self, token: str) -> SessionRecord: ...
 
 T = TypeVar("T")
+
+TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
+LOCAL_ERROR = "451 4.3.0 Requested action aborted: local error in processing"
+# a Message-ID the plain listener may echo in its 250: one angle-bracketed run of printable ASCII
+_SAFE_MESSAGE_ID = re.compile(r"<[!-;=?-~]{1,250}>\Z")
+log = logging.getLogger("mailsim.sink")
 
 @dataclass(slots=True)
 class SessionRecord:
@@ -151,7 +168,8 @@ class SinkHandler:
     # -- PROXY and the greeting -----------------------------------------------------------
     async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope, proxy_data: ProxyData) -> bool:
         s = self._session(server)
-        if not proxy_data or proxy_data.src_addr is None:
+        if not proxy_data or not verify_header(proxy_data, self.sink.proxy_secret):
+            log.warning("PROXY header refused (not v2, or not signed with this sink's secret)")
             return False
         try:
             s.tx = Transaction(
@@ -302,6 +320,8 @@ class SinkHandler:
                 return "501 5.5.4 Invalid NOTIFY parameter"
         if "ORCPT" in params and ";" not in params["ORCPT"]:
             return "501 5.5.4 Invalid ORCPT parameter (addr-type;address)"
+        if len(envelope.rcpt_tos) >= (self.sink.proxy_max_recipients if s.proxied else self.sink.max_recipients):
+            return TOO_MANY_RCPTS
         if s.kind == "dsn":
             tx.rcpts.append(address)
             reply = Reply(250, "2.1.5", "Recipient OK")
@@ -338,18 +358,44 @@ class SinkHandler:
                 if limit and len(content) > limit:
                     return reply_line(TOO_BIG)
         jobs: list[Callable[[], object]] = []
+        rcpts = list(tx.rcpts)
         if s.kind == "dsn" or (not s.proxied and _is_dsn(envelope.mail_from or "", content)):
             bounce_line = self._file_bounce(s, content, jobs)
-            await self._write(jobs)
+            if not await self._write_or_unfile(jobs, rcpts, "bounce", tx.message_id):
+                return LOCAL_ERROR
             return bounce_line
-        reply, held = self._data(s, content, jobs)
-        await self._write(jobs)
+        reply, held, folder = self._data(s, content, jobs)
+        if folder is not None and not await self._write_or_unfile(jobs, rcpts, folder, tx.message_id):
+            return LOCAL_ERROR
         line = await self._after(server, s, reply)  # a plain connection really waits out a slow fault here
-        if held is not None:
+        if held is not None and folder is not None:
             # stored as the 250 goes out: after the real wait (plain), or at the virtual end of the
             # transaction for a PROXY session nobody will settle (no token)
-            await self._write(held(tx.now + tx.delay if s.proxied else self.sink.clock()))
+            writes = held(tx.now + tx.delay if s.proxied else self.sink.clock())
+            if not await self._write_or_unfile(writes, rcpts, folder, tx.message_id):
+                return "" if line is None else LOCAL_ERROR
         return "" if line is None else line
+
+    async def _write_or_unfile(self, jobs: list[Callable[[], object]], rcpts: list[str], folder: str,
+                               message_id: str) -> bool:
+        """Write the copies; when that fails, take the message back out of the receiver's counts.
+
+        The Maildir stores a message for all its recipients or for none, so the client is told
+        451 and no mailbox (on disk or in the counts) holds it. The reason goes to the log only:
+        a reply never shows the sink's paths.
+        """
+        try:
+            await self._write(jobs)
+        except OSError as e:
+            log.warning("cannot store %s: %s", message_id, e.strerror or type(e).__name__)
+            _unfile(self.receiver.store, rcpts, folder, message_id)
+            return False
+        return True
+
+    async def handle_exception(self, error: Exception) -> str:
+        """aiosmtpd's last resort: a short 451 (its default names the exception and any path in it)."""
+        log.error("sink error: %s", type(error).__name__)
+        return LOCAL_ERROR
 
     def _file_bounce(self, s: SinkSession, content: bytes, jobs: list[Callable[[], object]]) -> str:
         tx = s.tx
@@ -359,12 +405,12 @@ class SinkHandler:
             tx.message_id = _header_message_id(content) or tx.message_id
         for r in tx.rcpts:
             self.receiver.store.file(r, "bounce", tx.message_id, tx.now)
-            jobs.append(self.sink.delivery(r, "bounce", tx, None, content, header=""))
+        jobs.append(self.sink.delivery(tx.rcpts, "bounce", tx, None, content, received_spf=""))
         tx.rcpts.clear()
         return f"250 2.0.0 OK queued as {tx.message_id}"
 
     def _data(self, s: SinkSession, content: bytes, jobs: list[Callable[[], object]],
-              ) -> tuple[Reply, Callable[[int], list[Callable[[], object]]] | None]:
+              ) -> tuple[Reply, Callable[[int], list[Callable[[], object]]] | None, str | None]:
         """End of DATA: the reply, and (slow fault) the copies' filing to run when the 250 goes out.
 
         Without a slow fault the receiver stored the copies at ``tx.now`` and their Maildir writes
@@ -387,26 +433,25 @@ class SinkHandler:
             rec.folder = verdict.folder
         held: Callable[[int], list[Callable[[], object]]] | None = None
         if verdict.folder is not None:
-            header = f"Received-SPF: {verdict.received_spf}"
             if tx.delay:
                 held = partial(self._file_held, replace(tx, rcpts=list(tx.rcpts)), verdict.folder,
-                               verdict.spf_result, content, header)
+                               verdict.spf_result, content, verdict.received_spf)
                 if rec is not None:
                     rec.held, held = held, None
             else:
-                for r in tx.rcpts:
-                    jobs.append(self.sink.delivery(r, verdict.folder, tx, verdict.spf_result, content, header=header))
+                jobs.append(self.sink.delivery(tx.rcpts, verdict.folder, tx, verdict.spf_result, content,
+                                               received_spf=verdict.received_spf))
         tx.rcpts.clear()
-        return verdict.reply, held
+        return verdict.reply, held, verdict.folder
 
-    def _file_held(self, tx: Transaction, folder: str, spf: str | None, content: bytes, header: str,
+    def _file_held(self, tx: Transaction, folder: str, spf: str | None, content: bytes, received_spf: str,
                    at: int) -> list[Callable[[], object]]:
         """Store a slow transaction's copies at ``at`` (its 250); returns their Maildir writes.
 
         Runs on the sink's loop thread, like every other touch of the receiver's store.
         """
         self.receiver.file_copies(tx.rcpts, folder, [tx.message_id], at)
-        return [self.sink.delivery(r, folder, tx, spf, content, header=header, now=at) for r in tx.rcpts]
+        return [self.sink.delivery(tx.rcpts, folder, tx, spf, content, received_spf=received_spf, now=at)]
 
 
 def _run_all(jobs: list[Callable[[], object]]) -> None:
@@ -419,5 +464,18 @@ def _header_message_id(content: bytes) -> str | None:
     mid = head.get("Message-ID")
     if mid is None:
         return None
-    return str(mid).strip() or None
+    value = " ".join(str(mid).split())  # unfolded: a folded header must not become a second reply line
+    return value if _SAFE_MESSAGE_ID.match(value) else None
 
+
+
+def _unfile(store: MailStore, rcpts: list[str], folder: str, message_id: str) -> None:
+    """Undo what the receiver filed for a message whose files could not be written."""
+    attr = {"junk": "junk", "bounce": "bounces"}.get(folder, "inbox")
+    for r in rcpts:
+        box = store.box(r)
+        setattr(box, attr, max(0, getattr(box, attr) - 1))
+        for i in range(len(box.messages) - 1, -1, -1):
+            if box.messages[i][0] == message_id and box.messages[i][1] == folder:
+                del box.messages[i]
+                break

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, AnyStr, Protocol
 
 from aiosmtpd.smtp import SMTP, Session
@@ -25,6 +27,7 @@ class ConnectionHooks(Protocol):
     async def on_connect(self, server: SinkSMTP) -> Reply | None: ...
 
 IDENT = "ESMTP mailsim"
+BARE_CR_LF = "501 5.5.2 Syntax error: CR, LF or NUL inside a command"
 
 # a plain reverse-/forward-path and what follows it: "<local@domain> PARAMS"
 _PLAIN_PATH = re.compile(r"<([A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
@@ -88,6 +91,19 @@ class SinkSMTP(SMTP):
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         if proxy:
             self.command_size_limits["MAIL"] = PROXY_MAIL_LINE_LIMIT
+        # aiosmtpd ends a line at LF and keeps a bare CR (or NUL) inside the argument; such a value
+        # could start a header of its own where it is written down: refuse the command instead
+        self._smtp_methods = {name: self._guarded(m) for name, m in self._smtp_methods.items()}
+
+    def _guarded(self, method: Callable[[str | None], Awaitable[None]]) -> Callable[[str | None], Awaitable[None]]:
+        @functools.wraps(method)
+        async def run(arg: str | None) -> None:
+            if arg and ("\r" in arg or "\n" in arg or "\x00" in arg):
+                await self.push(BARE_CR_LF)
+                return
+            await method(arg)
+
+        return run
 
     @property
     def dropped(self) -> bool:
@@ -175,6 +191,8 @@ class SinkSMTP(SMTP):
         if self._dropped:
             return
         line = status.decode("utf-8", "surrogateescape") if isinstance(status, bytes) else str(status)
+        if "\r" in line or "\n" in line:  # one reply, one line: nothing a client wrote may start another
+            line = " ".join(line.splitlines())
         if not self._greeted:
             self._greeted = True
             reply = await self.sink_handler.on_connect(self)

@@ -518,7 +518,7 @@ class WireTransport:
         self.stats["fresh"] += 1
         self.stats["connections"] += 1
         header = proxy_header(att.client_ip, att.mx_ip, message_id=att.message_id, attempt=att.attempt,
-                              now=att.now, domain=att.domain, kind="msg", token=token)
+                              now=att.now, domain=att.domain, kind="msg", token=token, secret=self.sink.proxy_secret)
         client: _Client | None = None
         try:
             client, r = await _Client.open(self.sink.proxy_port, header)
@@ -548,7 +548,7 @@ class WireTransport:
             await self._discard(key)
         self.stats["connections"] += 1
         header = proxy_header(client_ip, server_ip, message_id=ctx.message_id, attempt=ctx.attempt, now=ctx.now,
-                              domain=ctx.domain, kind=ctx.kind, token="")
+                              domain=ctx.domain, kind=ctx.kind, token="", secret=self.sink.proxy_secret)
         try:
             client, r = await _Client.open(self.sink.proxy_port, header)
         except SmtpDropped:
@@ -636,7 +636,7 @@ class WireTransport:
                 self.sink.pop_record(token)
                 return list(replies)
         header = proxy_header(LOOPBACK, LOOPBACK, message_id=dsn.message_id, now=dsn.now, domain=domain,
-                              kind="dsn", token="")
+                              kind="dsn", token="", secret=self.sink.proxy_secret)
         client, greeting = await _Client.open(self.sink.proxy_port, header)
         try:
             steps = [greeting, await client.cmd(f"EHLO {helo}"),
