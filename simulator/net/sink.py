@@ -476,6 +476,12 @@ class Sink:
                     self._records.popitem(last=False)
             return rec
 
+    @property
+    def records_waiting(self) -> int:
+        """Session records not read yet (at most :data:`MAX_RECORDS`)."""
+        with self._records_lock:
+            return len(self._records)
+
     def pop_record(self, token: str) -> SessionRecord | None:
         """The record of a PROXY session (delay, SPF verdict, folder), removed once read."""
         with self._records_lock:
