@@ -172,10 +172,12 @@ def test_large_answer_truncated_over_udp_and_whole_over_tcp(server: DnsServerThr
     assert not full.flags & dns.flags.TC
     assert len(texts(full)) == 8
     assert texts(full)[0].startswith('"00-')
-    # a client offering a 4096-byte EDNS buffer gets it whole over UDP
+    # a client offering a 4096-byte EDNS buffer still gets at most 1,232 bytes (the flag-day
+    # value): this ~1.6 kB answer is truncated, and the server advertises its own 1,232
     edns = udp(server, "big.example", "TXT", use_edns=0, payload=4096)
-    assert not edns.flags & dns.flags.TC
-    assert len(texts(edns)) == 8
+    assert edns.flags & dns.flags.TC
+    assert edns.answer == []
+    assert edns.payload == 1232
     # but a 512-byte EDNS offer is honoured as 512
     tight = udp(server, "big.example", "TXT", use_edns=0, payload=512)
     assert tight.flags & dns.flags.TC

@@ -13,8 +13,10 @@ Packet rules that matter to clients:
   would otherwise shuffle every RRset and wire-mode SPF (``ptr``, ``mx``
   limits) could differ between runs;
 - a UDP answer larger than 512 bytes, or than the EDNS payload the client
-  offered, goes out empty with TC set so the client retries over TCP, where
-  the full answer is sent;
+  offered (never more than 1,232 bytes, the DNS flag-day value: the server is
+  no amplifier), goes out empty with TC set so the client retries over TCP,
+  where the full answer is sent; an answer too big even for TCP (65,535
+  bytes) is SERVFAIL — the zone decides that, so memory runs agree;
 - ``unreachable`` names and active ``dns_timeout`` faults get no reply at all;
   ``dns_servfail`` faults get SERVFAIL;
 - malformed packets never stop the server: a query with a readable header
@@ -55,21 +57,32 @@ import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 import dns.rrset
 
-from simulator.domain.dns import DnsRecord
+from simulator.domain.dns import DnsRecord, labels_to_name, name_to_labels, parse_mx, txt_strings
 from simulator.domain.faults import Fault
-from simulator.net.resolver import name_to_text, text_to_name
-from simulator.net.zone import NXDOMAIN, SERVFAIL, TIMEOUT, Zone, parse_mx, txt_strings
+from simulator.net.zone import NXDOMAIN, SERVFAIL, TIMEOUT, Zone
 
 log = logging.getLogger(__name__)
 
 IN = dns.rdataclass.IN
 UDP_DEFAULT_LIMIT = 512
-UDP_MAX_LIMIT = 4096  # never promise more than a typical path MTU-safe EDNS size
+# The DNS flag day 2020 value: no UDP answer above it, whatever the client offers, so a
+# spoofed small query never buys a big reply (no amplifier) and nothing needs IP fragments.
+UDP_MAX_LIMIT = 1232
 TCP_LIMIT = 65535
 TCP_IDLE_TIMEOUT = 30.0
 NEGATIVE_TTL = 60
 SOA_MNAME = "ns.mailsim.test"
 SOA_RNAME = "hostmaster.mailsim.test"
+
+
+def text_to_name(name: str) -> dns.name.Name:
+    """The absolute dnspython name of a presentation name (the zone's spelling, escapes decoded)."""
+    return dns.name.Name([*name_to_labels(name), b""])
+
+
+def name_to_text(name: dns.name.Name) -> str:
+    """A dnspython name in the zone's spelling (canonical presentation), so any label bytes are looked up exactly."""
+    return labels_to_name(lab for lab in name.labels if lab != b"")
 
 
 def _rdata(rec: DnsRecord) -> dns.rdata.Rdata:
@@ -213,7 +226,7 @@ class DnsServer:
             return None
         if ans.rcode == SERVFAIL:
             return self._error(query, dns.rcode.SERVFAIL)
-        resp = dns.message.make_response(query)
+        resp = dns.message.make_response(query, our_payload=UDP_MAX_LIMIT)
         resp.flags |= dns.flags.AA
         resp.set_rcode(dns.rcode.NXDOMAIN if ans.rcode == NXDOMAIN else dns.rcode.NOERROR)
         for rec in ans.records:
@@ -232,7 +245,7 @@ class DnsServer:
             out = resp.to_wire(max_size=limit, want_shuffle=False)
         except dns.exception.TooBig:
             self.stats["truncated"] += 1
-            short = dns.message.make_response(query)
+            short = dns.message.make_response(query, our_payload=UDP_MAX_LIMIT)
             short.flags |= dns.flags.AA | dns.flags.TC
             short.set_rcode(resp.rcode())
             return short.to_wire(max_size=limit, want_shuffle=False)
@@ -247,7 +260,7 @@ class DnsServer:
 
     @staticmethod
     def _error(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
-        resp = dns.message.make_response(query)
+        resp = dns.message.make_response(query, our_payload=UDP_MAX_LIMIT)
         resp.set_rcode(rcode)
         return resp.to_wire(want_shuffle=False)
 

@@ -33,17 +33,18 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
-from simulator.domain.dns import DnsRecord
-from simulator.domain.faults import Fault
-from simulator.net.zone import (
-    NXDOMAIN,
-    SERVFAIL,
-    TIMEOUT,
-    Zone,
-    normalize_name,
+from simulator.domain.dns import (
+    MAX_LABEL,
+    MAX_NAME_WIRE,
+    DnsRecord,
+    name_key,
     parse_mx,
+    presentation_to_raw,
+    raw_name,
     txt_strings,
 )
+from simulator.domain.faults import Fault
+from simulator.net.zone import NXDOMAIN, SERVFAIL, TIMEOUT, Zone
 
 RData: TypeAlias = str | tuple[int, str] | tuple[str, ...]
 SUPPORTED_TYPES: tuple[str, ...] = ("A", "AAAA", "MX", "TXT", "SPF", "CNAME", "PTR", "NS")
@@ -87,15 +88,27 @@ class Resolver(Protocol):
     def resolve(self, name: str, rdtype: str) -> list[RData]: ...
 
 
-def dns_name_ok(name: str) -> bool:
-    """Whether ``name`` can exist in the DNS at all (ASCII, labels 1..63, ≤253 octets).
+def _labels(name: str) -> list[bytes]:
+    """A name as programs spell it (dots separate labels, no escapes) → its labels' bytes."""
+    parts = name.split(".")
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    return [p.encode("utf-8", "surrogateescape") for p in parts]
 
-    Names that cannot be encoded (macro expansion can build them) are answered
+
+def dns_name_ok(name: str) -> bool:
+    """Whether ``name`` can exist in the DNS at all (labels of 1..63 octets, ≤255 octets on the wire).
+
+    Any octet may be in a label (real zones hold spaces, ``%``, 8-bit bytes);
+    names that cannot be encoded (macro expansion can build them) are answered
     as NXDOMAIN by both resolvers instead of failing differently in each.
     """
-    if not name or len(name) > 253 or not name.isascii():
+    if not name or name == ".":
         return False
-    return all(0 < len(label) <= 63 for label in name.split("."))
+    labels = _labels(name)
+    if not all(0 < len(lab) <= MAX_LABEL for lab in labels):
+        return False
+    return sum(len(lab) + 1 for lab in labels) + 1 <= MAX_NAME_WIRE
 
 
 def _dedupe(values: list[RData]) -> list[RData]:
@@ -116,8 +129,9 @@ def _record_rdata(rec: DnsRecord) -> RData:
     if t in ("A", "AAAA"):
         return str(ipaddress.ip_address(value))
     if t == "MX":
-        return parse_mx(value)
-    return normalize_name(value)
+        pref, host = parse_mx(value)
+        return pref, presentation_to_raw(host)
+    return presentation_to_raw(value)
 
 
 class MemoryResolver:
@@ -148,10 +162,10 @@ class MemoryResolver:
         t = rdtype.upper()
         if t not in SUPPORTED_TYPES:
             raise ValueError(f"unsupported query type {rdtype!r}")
-        qname = normalize_name(name)
+        qname = raw_name(_labels(name)) if name not in ("", ".") else "."
         if not dns_name_ok(qname):
             raise NXDomain(qname, t, "not a valid DNS name")
-        ans = self.zone.lookup(qname, t, now=self.now, faults=self.faults, seed=self.seed)
+        ans = self.zone.lookup(name_key(qname), t, now=self.now, faults=self.faults, seed=self.seed)
         if ans.rcode == TIMEOUT:
             raise DnsTimeout(qname, t)
         if ans.rcode == SERVFAIL:
@@ -164,18 +178,15 @@ class MemoryResolver:
 
 
 def name_to_text(name: dns.name.Name) -> str:
-    """A dnspython name in this package's spelling: lower-case, no trailing dot, no escapes."""
-    labels = [lab for lab in name.labels if lab != b""]
-    if not labels:
-        return "."
-    return ".".join(lab.decode("utf-8", "surrogateescape") for lab in labels).lower()
+    """A dnspython name as programs spell it: lower-case, no trailing dot, no escapes."""
+    return raw_name([lab for lab in name.labels if lab != b""])
 
 
 def text_to_name(name: str) -> dns.name.Name:
-    """The absolute dnspython name for ``name`` without zone-file escape processing."""
+    """The absolute dnspython name for ``name`` as programs spell it (no escape processing)."""
     if name in ("", "."):
         return dns.name.root
-    return dns.name.Name([lab.encode("utf-8", "surrogateescape") for lab in name.split(".")] + [b""])
+    return dns.name.Name([*_labels(name), b""])
 
 
 def _rdata_value(rd: dns.rdata.Rdata) -> RData:
@@ -216,7 +227,7 @@ class WireResolver:
         t = rdtype.upper()
         if t not in SUPPORTED_TYPES:
             raise ValueError(f"unsupported query type {rdtype!r}")
-        qname = normalize_name(name)
+        qname = raw_name(_labels(name)) if name not in ("", ".") else "."
         if not dns_name_ok(qname):
             raise NXDomain(qname, t, "not a valid DNS name")
         try:

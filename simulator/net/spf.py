@@ -504,7 +504,9 @@ class _Evaluation:
         if letter == "i":
             if ip.version == 4:
                 return str(ip)
-            return ".".join(ip.exploded.replace(":", ""))
+            # nibbles in upper case, as the RFC 7208 test suite (v-macro-ip6) and pyspf have them;
+            # DNS compares names case-insensitively, so only explanation texts see the case
+            return ".".join(ip.exploded.replace(":", "").upper())
         if letter == "p":
             return self._p_macro(domain)
         if letter == "v":

@@ -22,15 +22,42 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from simulator.domain.dns import DnsRecord
+from simulator.domain.dns import (
+    DNS_RECORD_TYPES,
+    NAME_VALUED_TYPES,
+    TXT_TYPES,
+    DnsRecord,
+    DnsTextError,
+    Unreachable,
+    canonical_name,
+    canonical_value,
+    check_record,
+    labels_to_name,
+    name_to_labels,
+    parse_mx,
+    txt_strings,
+)
 from simulator.domain.entities import Provider
 from simulator.domain.faults import Fault
 from simulator.scenario.model import Scenario
 
-RECORD_TYPES: tuple[str, ...] = ("A", "AAAA", "MX", "TXT", "SPF", "CNAME", "PTR", "NS")
-NAME_VALUED_TYPES: frozenset[str] = frozenset({"CNAME", "PTR", "NS"})
-TXT_TYPES: frozenset[str] = frozenset({"TXT", "SPF"})
+__all__ = [
+    "NAME_VALUED_TYPES",
+    "RECORD_TYPES",
+    "TXT_TYPES",
+    "Zone",
+    "ZoneAnswer",
+    "check_record",
+    "normalize_name",
+    "parse_mx",
+    "txt_strings",
+]
+
+RECORD_TYPES: tuple[str, ...] = DNS_RECORD_TYPES
 DNS_FAULT_KINDS: frozenset[str] = frozenset({"dns_timeout", "dns_servfail"})
+
+MAX_MESSAGE = 65535  # octets of one DNS message over TCP
+MESSAGE_OVERHEAD = 12 + 4 + 11  # header, question type and class, an EDNS OPT record
 
 # dnspython's resolver gives up after following this many CNAMEs; the memory
 # path stops at the same point so memory and wire agree on long chains too.
@@ -43,11 +70,19 @@ TIMEOUT = "TIMEOUT"
 
 
 def normalize_name(name: str) -> str:
-    """DNS names compare case-insensitively; one spelling keeps dict lookups exact."""
-    n = name.strip().lower()
-    if n.endswith(".") and n != ".":
-        n = n[:-1]
-    return n
+    """A presentation name in the zone's one spelling (canonical, lower case, no trailing dot).
+
+    Names compare case-insensitively; one spelling keeps dict lookups exact. A
+    name that cannot be decoded keeps its lower-cased text (it then matches nothing).
+    """
+    n = name.strip()
+    if "\\" not in n and " " not in n:
+        n = n.lower()
+        return n[:-1] if n.endswith(".") and n != "." else n
+    try:
+        return canonical_name(n, root=True)
+    except DnsTextError:
+        return n.lower()
 
 
 def is_subdomain(name: str, parent: str) -> bool:
@@ -55,99 +90,77 @@ def is_subdomain(name: str, parent: str) -> bool:
     return name == parent or name.endswith("." + parent)
 
 
-def parse_mx(value: str) -> tuple[int, str]:
-    """``"10 mx.host"`` → ``(10, "mx.host")``; raises ValueError on anything else."""
-    parts = value.split()
-    if len(parts) != 2 or not parts[0].isdigit():
-        raise ValueError(f"MX value must be 'PREFERENCE HOST', got {value!r}")
-    pref = int(parts[0])
-    if pref > 65535:
-        raise ValueError(f"MX preference must be 0..65535, got {pref}")
-    host = normalize_name(parts[1])
-    if host != "." and not _valid_dns_name(host):
-        raise ValueError(f"MX host {parts[1]!r} is not a valid DNS name")
-    return pref, host
-
-
-def txt_strings(value: str | tuple[str, ...]) -> tuple[bytes, ...]:
-    """The character-strings a TXT/SPF record holds on the wire.
-
-    A single string longer than 255 octets cannot be one DNS character-string,
-    so it is split into 255-octet pieces — what zone-file tools do and what
-    RFC 7208 §3.3 expects publishers to rely on (the pieces are re-joined).
-    Both resolvers use this so memory and wire return identical tuples.
-    """
-    items = value if isinstance(value, tuple) else (value,)
-    out: list[bytes] = []
-    for item in items:
-        raw = item.encode("utf-8")
-        if not raw:
-            out.append(b"")
-            continue
-        for i in range(0, len(raw), 255):
-            out.append(raw[i : i + 255])
-    return tuple(out)
-
-
-def _valid_dns_name(name: str) -> bool:
-    if not name or len(name) > 253:
-        return False
-    labels = name.split(".")
-    return all(0 < len(label) <= 63 for label in labels)
-
-
-def check_record(rtype: str, value: str | tuple[str, ...]) -> str | None:
-    """Why a record value is unusable, or None when it is fine.
-
-    Exposed so the scenario loader can report bad ``dns:`` values with a file
-    position instead of the zone failing later in the middle of a run.
-    """
-    t = rtype.upper()
-    if t not in RECORD_TYPES:
-        return f"unsupported record type {rtype!r} (use one of {', '.join(RECORD_TYPES)})"
-    if isinstance(value, tuple):
-        if t not in TXT_TYPES:
-            return f"only TXT and SPF records may hold several strings, not {t}"
-        if not all(isinstance(v, str) for v in value):
-            return "TXT strings must be text"
-        return None
-    if t == "A":
-        try:
-            ipaddress.IPv4Address(value.strip())
-        except ValueError:
-            return f"A value must be an IPv4 address, got {value!r}"
-    elif t == "AAAA":
-        try:
-            if "%" in value:
-                raise ValueError(value)
-            ipaddress.IPv6Address(value.strip())
-        except ValueError:
-            return f"AAAA value must be an IPv6 address, got {value!r}"
-    elif t == "MX":
-        try:
-            parse_mx(value)
-        except ValueError as e:
-            return str(e)
-    elif t in NAME_VALUED_TYPES and not _valid_dns_name(normalize_name(value)):
-        return f"{t} value must be a DNS name, got {value!r}"
-    return None
-
-
 def _normalize_record(rec: DnsRecord) -> DnsRecord:
     t = rec.type.upper()
     problem = check_record(t, rec.value)
     if problem is not None:
         raise ValueError(f"{rec.name} {t}: {problem}")
-    value: str | tuple[str, ...] = rec.value
-    if isinstance(value, str):
-        if t in ("A", "AAAA"):
-            value = str(ipaddress.ip_address(value.strip()))
-        elif t == "MX":
-            pref, host = parse_mx(value)
-            value = f"{pref} {host}"
-        elif t in NAME_VALUED_TYPES:
-            value = normalize_name(value)
-    return DnsRecord(name=normalize_name(rec.name), type=t, value=value, ttl=rec.ttl)
+    return DnsRecord(name=normalize_name(rec.name), type=t, value=canonical_value(t, rec.value), ttl=rec.ttl)
+
+
+def _name_wire(name: str) -> int:
+    """Octets of a presentation name on the wire, uncompressed (root label included)."""
+    if name in ("", "."):
+        return 1
+    if "\\" not in name and name.isascii():
+        return len(name) + 2
+    try:
+        return sum(len(lab) + 1 for lab in name_to_labels(name)) + 1
+    except DnsTextError:
+        return len(name.encode("utf-8", "surrogateescape")) + 2
+
+
+def _rdata_size(rec: DnsRecord) -> int:
+    t = rec.type
+    if t == "A":
+        return 4
+    if t == "AAAA":
+        return 16
+    if t in TXT_TYPES:
+        return sum(len(s) + 1 for s in txt_strings(rec.value))
+    if t == "MX":
+        return 2 + _name_wire(parse_mx(str(rec.value))[1])
+    return _name_wire(str(rec.value))
+
+
+def _fits_message(qname: str, records: Sequence[DnsRecord]) -> bool:
+    """Whether the answer fits one DNS message (65,535 octets, the TCP length field's limit).
+
+    An upper bound (no name compression, an OPT record counted) decides, so the
+    loopback server never has to render what cannot go out and the in-memory
+    resolver reaches the same verdict: too big is SERVFAIL (temperror) both ways.
+    """
+    chars = sum(len(r.text) if r.type in TXT_TYPES else 64 for r in records)
+    if 4 * chars + 300 * len(records) + 600 <= MAX_MESSAGE:
+        return True  # a presentation character is at most 4 octets: certainly fits
+    size = MESSAGE_OVERHEAD + _name_wire(qname)
+    for r in records:
+        size += _name_wire(r.name) + 10 + _rdata_size(r)
+    return size <= MAX_MESSAGE
+
+
+def _suffixes(name: str) -> list[str]:
+    """``name`` and every ancestor but the root, nearest first (escaped dots are not separators)."""
+    if "\\" not in name:
+        labels = name.split(".")
+        return [".".join(labels[i:]) for i in range(len(labels))]
+    try:
+        raw = name_to_labels(name)
+    except DnsTextError:
+        labels = name.split(".")
+        return [".".join(labels[i:]) for i in range(len(labels))]
+    return [labels_to_name(raw[i:]) for i in range(len(raw))]
+
+
+def _rules(entries: Iterable[str | Unreachable]) -> tuple[Unreachable, ...]:
+    """Plain names become name-and-below, every-type rules; rules get canonical names and types."""
+    out: list[Unreachable] = []
+    for e in entries:
+        if isinstance(e, Unreachable):
+            out.append(Unreachable(normalize_name(e.name), tuple(t.upper() for t in e.types), e.subdomains))
+        else:
+            out.append(Unreachable(normalize_name(e)))
+    return tuple(out)
 
 
 def provider_spf_record(provider: Provider) -> DnsRecord | None:
@@ -202,7 +215,7 @@ class Zone:
     def __init__(
         self,
         records: Iterable[DnsRecord] = (),
-        unreachable: Iterable[str] = (),
+        unreachable: Iterable[str | Unreachable] = (),
         providers: Sequence[Provider] = (),
     ) -> None:
         recs = [_normalize_record(r) for r in records]
@@ -214,7 +227,7 @@ class Zone:
                 have_txt.add(auto.name)
         self._lock = threading.RLock()
         self._records: list[DnsRecord] = recs
-        self._unreachable: tuple[str, ...] = tuple(normalize_name(n) for n in unreachable)
+        self._unreachable: tuple[Unreachable, ...] = _rules(unreachable)
         self._by_name: dict[str, list[DnsRecord]] = {}
         self._existing: set[str] = set()
         self.version = 0
@@ -222,7 +235,7 @@ class Zone:
 
     @classmethod
     def from_scenario(cls, scn: Scenario) -> Zone:
-        return cls(scn.dns.records, scn.dns.unreachable, scn.providers)
+        return cls(scn.dns.records, (*scn.dns.unreachable, *scn.dns.unreachable_rules), scn.providers)
 
     # --- data -----------------------------------------------------------------------------
 
@@ -232,7 +245,7 @@ class Zone:
             return tuple(self._records)
 
     @property
-    def unreachable(self) -> tuple[str, ...]:
+    def unreachable(self) -> tuple[Unreachable, ...]:
         return self._unreachable
 
     def _reindex(self) -> None:
@@ -240,9 +253,7 @@ class Zone:
         existing: set[str] = set()
         for r in self._records:
             by_name.setdefault(r.name, []).append(r)
-            labels = r.name.split(".")
-            for i in range(len(labels)):
-                existing.add(".".join(labels[i:]))
+            existing.update(_suffixes(r.name))
         self._by_name = by_name
         self._existing = existing
 
@@ -281,14 +292,16 @@ class Zone:
             self.version += 1
             return removed
 
-    def set_unreachable(self, names: Iterable[str]) -> None:
+    def set_unreachable(self, names: Iterable[str | Unreachable]) -> None:
         with self._lock:
-            self._unreachable = tuple(normalize_name(n) for n in names)
+            self._unreachable = _rules(names)
             self.version += 1
 
-    def is_unreachable(self, name: str) -> bool:
+    def is_unreachable(self, name: str, rtype: str = "ANY") -> bool:
+        """Whether a question for ``name`` (of ``rtype``) gets no reply at all."""
         n = normalize_name(name)
-        return any(is_subdomain(n, u) for u in self._unreachable)
+        t = rtype.upper()
+        return any(u.covers(n, t, is_subdomain(n, u.name)) for u in self._unreachable)
 
     def exists(self, name: str) -> bool:
         """True for owner names and empty non-terminals (names with data below them)."""
@@ -308,9 +321,7 @@ class Zone:
             return recs
         if name in self._existing:
             return []
-        labels = name.split(".")
-        for i in range(1, len(labels) + 1):
-            encloser = ".".join(labels[i:])
+        for encloser in [*_suffixes(name)[1:], ""]:
             if encloser and encloser not in self._existing:
                 continue
             # ``encloser`` is the closest encloser: only its own wildcard may match.
@@ -329,17 +340,21 @@ class Zone:
         with self._lock:
             while True:
                 chain.append(name)
-                if self.is_unreachable(name):
+                if self.is_unreachable(name, t):
                     return ZoneAnswer(normalize_name(qname), t, TIMEOUT, (), False, tuple(chain))
                 recs = self._records_at(name)
                 if recs is None:
                     return ZoneAnswer(normalize_name(qname), t, NXDOMAIN, tuple(out), False, tuple(chain))
                 if t == "ANY":
                     out.extend(recs)
+                    if not _fits_message(normalize_name(qname), out):
+                        return ZoneAnswer(normalize_name(qname), t, SERVFAIL, (), False, tuple(chain))
                     return ZoneAnswer(normalize_name(qname), t, NOERROR, tuple(out), False, tuple(chain))
                 match = [r for r in recs if r.type == t]
                 if match:
                     out.extend(match)
+                    if not _fits_message(normalize_name(qname), out):
+                        return ZoneAnswer(normalize_name(qname), t, SERVFAIL, (), False, tuple(chain))
                     return ZoneAnswer(normalize_name(qname), t, NOERROR, tuple(out), False, tuple(chain))
                 cnames = [r for r in recs if r.type == "CNAME"]
                 if not cnames or t == "CNAME":

@@ -24,7 +24,16 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from simulator.domain.dns import DNS_RECORD_TYPES, Dns, DnsRecord
+from simulator.domain.dns import (
+    DNS_RECORD_TYPES,
+    Dns,
+    DnsRecord,
+    DnsTextError,
+    Unreachable,
+    canonical_name,
+    canonical_value,
+    check_record,
+)
 from simulator.domain.entities import (
     DEFAULT_PROVIDERS,
     Batch,
@@ -453,8 +462,14 @@ class _Loader:
             self.fail(pos, f"{where}: expected {expected}, got {_describe(value)}")
         return name
 
-    def wildcard_name(self, value: object, pos: _Pos, where: str) -> str:
-        return self.dns_name(value, pos, where, wildcard=True)
+    def wildcard_name(self, value: object, pos: _Pos, where: str, wildcard: bool = True) -> str:
+        """A name in dns: — any label bytes, written with zone-file escapes (DESIGN §8); '.' only as a target."""
+        if not isinstance(value, str):
+            self.fail(pos, f"{where}: expected a DNS name like mx.client.example, got {_describe(value)}")
+        try:
+            return canonical_name(str(value), wildcard=wildcard, root=not wildcard)
+        except DnsTextError as e:
+            self.fail(pos, f"{where}: expected a DNS name like mx.client.example ({e})")
 
     def address(self, value: object, pos: _Pos, where: str) -> str:
         """An email address as entered (raw); only its type and non-emptiness are checked."""
@@ -911,14 +926,29 @@ class _Loader:
         m = self.map(value, pos, where)
         m.check_keys(("records", "unreachable"))
         records = m.get("records", self.dns_records, ())
-        unreachable = m.get(
+        entries = m.get(
             "unreachable",
             lambda v, p, w: tuple(
-                self.dns_name(iv, ip, iw) for iv, ip, iw in self.seq(v, p, w, "a list of names", MAX_DNS_RECORDS)
+                self.unreachable(iv, ip, iw) for iv, ip, iw in self.seq(v, p, w, "a list of names", MAX_DNS_RECORDS)
             ),
             (),
         )
-        return Dns(records, unreachable)
+        names = tuple(e for e in entries if isinstance(e, str))
+        return Dns(records, names, tuple(e for e in entries if isinstance(e, Unreachable)))
+
+    def unreachable(self, value: object, pos: _Pos, where: str) -> str | Unreachable:
+        """A name (it and all below time out) or {name, types, subdomains} for finer failures."""
+        if not isinstance(value, dict):
+            return self.wildcard_name(value, pos, where, wildcard=False)
+        m = self.map(value, pos, where)
+        m.check_keys(("name", "types", "subdomains"))
+        name = m.req("name", lambda v, p, w: self.wildcard_name(v, p, w, wildcard=False))
+        types = m.get(
+            "types",
+            lambda v, p, w: tuple(self.dns_type(iv, ip, iw) for iv, ip, iw in self.seq(v, p, w, "a list of types", 16)),
+            (),
+        )
+        return Unreachable(name, types, m.get("subdomains", self.boolean, True))
 
     def dns_records(self, value: object, pos: _Pos, where: str) -> tuple[DnsRecord, ...]:
         out = []
@@ -939,15 +969,11 @@ class _Loader:
 
     def dns_value(self, value: object, pos: _Pos, where: str, rtype: str) -> str | tuple[str, ...]:
         result = self._dns_value(value, pos, where, rtype)
-        # the zone's own check (simulator.net.zone), so a record the loader accepts never fails mid-run
-        try:
-            from simulator.net.zone import check_record
-        except ImportError:  # pragma: no cover - the net layer is optional here
-            return result
+        # the zone's own check, so a record the loader accepts never fails mid-run
         problem = check_record(rtype, result)
         if problem is not None:
             self.fail(pos, f"{where}: {problem}")
-        return result
+        return canonical_value(rtype, result)
 
     def _dns_value(self, value: object, pos: _Pos, where: str, rtype: str) -> str | tuple[str, ...]:
         if rtype == "A" or rtype == "AAAA":
@@ -974,7 +1000,7 @@ class _Loader:
                     f'{where}: expected an MX value like "10 mx.client.example" '
                     f"(preference 0-65535, then host), got {_describe(value)}",
                 )
-            host = self.dns_name(parts[1], pos, where)
+            host = self.wildcard_name(parts[1], pos, where, wildcard=False)
             return f"{int(parts[0])} {host}"
         if rtype == "TXT" or rtype == "SPF":
             if isinstance(value, str):
@@ -989,7 +1015,7 @@ class _Loader:
             self.fail(
                 pos, f"{where}: expected a string or a list of strings for a {rtype} record, got {_describe(value)}"
             )
-        return self.dns_name(value, pos, where)  # CNAME, PTR, NS
+        return self.wildcard_name(value, pos, where, wildcard=False)  # CNAME, PTR, NS
 
     # --- mailboxes --------------------------------------------------------------------------------
 
