@@ -354,6 +354,15 @@ CASES: list[SpfCase] = [
         S,
         "fail",
     ),
+    _c(
+        "ptr-tenth-name-used",  # the boundary itself: the 10th PTR name still counts
+        [(E, TXT, "v=spf1 ptr -all")]
+        + [("3.2.0.192.in-addr.arpa", "PTR", f"n{i}.example.net") for i in range(9)]
+        + [("3.2.0.192.in-addr.arpa", "PTR", "mail.example.com"), ("mail.example.com", "A", IP)],
+        IP,
+        S,
+        "pass",
+    ),
     _c("ptr-dns-error-no-match", [(E, TXT, "v=spf1 ptr ~all")], IP, S, "softfail", unreachable=("in-addr.arpa",)),
     _c(
         "ptr-ipv6",
@@ -766,6 +775,38 @@ CASES: list[SpfCase] = [
         "192.0.2.3",
         "strong-bad@email.example.com",
         "pass",
+    ),
+    # %{p} looks at the first 10 PTR names only (§4.6.4, as ptr does): a validated name in
+    # 10th place is used, in 11th place it is not (the value is then "unknown")
+    _c(
+        "macro-p-tenth-name-used",
+        [
+            ("email.example.com", TXT, "v=spf1 exists:%{p}.ok.example.net -all"),
+            *[("3.2.0.192.in-addr.arpa", "PTR", f"n{i}.example.net") for i in range(9)],
+            ("3.2.0.192.in-addr.arpa", "PTR", "mx.example.org"),
+            ("mx.example.org", "A", IP),
+            ("mx.example.org.ok.example.net", "A", "127.0.0.2"),
+        ],
+        "192.0.2.3",
+        "strong-bad@email.example.com",
+        "pass",
+        lookups=1,
+    ),
+    _c(
+        "macro-p-eleventh-name-ignored",
+        [
+            ("email.example.com", TXT, "v=spf1 exists:%{p}.ok.example.net -all"),
+            *[("3.2.0.192.in-addr.arpa", "PTR", f"n{i}.example.net") for i in range(10)],
+            ("3.2.0.192.in-addr.arpa", "PTR", "mx.example.org"),
+            ("mx.example.org", "A", IP),
+            ("mx.example.org.ok.example.net", "A", "127.0.0.2"),
+        ],
+        "192.0.2.3",
+        "strong-bad@email.example.com",
+        "fail",
+        check_mechanism=True,
+        mechanism="-all",
+        void_lookups=1,
     ),
     _c(
         "macro-p-unknown",

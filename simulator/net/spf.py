@@ -10,6 +10,10 @@ includes and redirects, and the ``exp=`` text is fetched only for a fail
 ``Resolver`` — the in-memory zone or the loopback DNS server — with identical
 results, and take its ``%{t}`` timestamp from the virtual clock.
 
+This module is the evaluator and the public API; the macro language lives in
+``spf_macro`` and the record grammar in ``spf_record``. The limits of §4.6.4
+are all enforced here.
+
 Choices where RFC 7208 leaves room (documented in docs/spf.md):
 
 - void lookups are counted for the query a term itself makes (``a``, ``mx``'s
@@ -25,9 +29,7 @@ Choices where RFC 7208 leaves room (documented in docs/spf.md):
 from __future__ import annotations
 
 import ipaddress
-import re
-import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from simulator.net.resolver import (
     DnsCnameLoop,
@@ -42,6 +44,8 @@ from simulator.net.resolver import (
     names,
     txt_records,
 )
+from simulator.net.spf_macro import PermError, TempError, Token, expand_tokens, parse_macro_string
+from simulator.net.spf_record import DNS_MECHANISMS, Directive, is_spf1, parse_record, valid_domain
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -52,19 +56,6 @@ MAX_VOID_LOOKUPS = 2
 MAX_MX_NAMES = 10
 MAX_PTR_NAMES = 10
 DEFAULT_RECEIVER = "mx.mailsim.test"
-
-_DNS_MECHANISMS = frozenset({"include", "a", "mx", "ptr", "exists"})
-_MACRO_LETTERS = frozenset("slodiphv")
-_EXP_ONLY_LETTERS = frozenset("crt")
-_DELIMITERS = frozenset(".-+,/_=")
-_MODIFIER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9\-_.]*)=(.*)$", re.DOTALL)
-_DIRECTIVE_RE = re.compile(r"^([+\-~?]?)([A-Za-z][A-Za-z0-9]*)(.*)$", re.DOTALL)
-_DUAL_CIDR_RE = re.compile(r"^(.*?)(?:/(0|[1-9][0-9]?))?(?://(0|[1-9][0-9]{0,2}))?$", re.DOTALL)
-_IP4_RE = re.compile(r"^(.+?)(?:/(0|[1-9][0-9]?))?$", re.DOTALL)
-_IP6_RE = re.compile(r"^(.+?)(?:/(0|[1-9][0-9]{0,2}))?$", re.DOTALL)
-_QNUM = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9][0-9]|[0-9])"
-_IP4_NETWORK_RE = re.compile(rf"^{_QNUM}\.{_QNUM}\.{_QNUM}\.{_QNUM}$")
-_TOPLABEL_RE = re.compile(r"^(?:[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9\-]*[A-Za-z0-9])$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,252 +86,6 @@ class SpfResult:
             "void_lookups": self.void_lookups,
             "exp": self.exp,
         }
-
-
-class _PermError(Exception):
-    pass
-
-
-class _TempError(Exception):
-    pass
-
-
-# --- macro strings -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Macro:
-    letter: str  # as written (upper case = URL-escape the result)
-    digits: int | None
-    reverse: bool
-    delimiters: str
-
-
-_Token = str | _Macro
-
-
-def _parse_macro_string(text: str, *, explain: bool) -> list[_Token]:
-    """Tokenize a macro-string (§7.1); raises _PermError on any syntax error.
-
-    ``explain`` selects the explain-string grammar: spaces allowed and the
-    exp-only letters c, r, t accepted.
-    """
-    out: list[_Token] = []
-    lit: list[str] = []
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "%":
-            if i + 1 >= n:
-                raise _PermError(f"'%' at the end of {text!r}")
-            nxt = text[i + 1]
-            if nxt == "%":
-                lit.append("%")
-                i += 2
-                continue
-            if nxt == "_":
-                lit.append(" ")
-                i += 2
-                continue
-            if nxt == "-":
-                lit.append("%20")
-                i += 2
-                continue
-            if nxt != "{":
-                raise _PermError(f"invalid macro '%{nxt}' in {text!r}")
-            end = text.find("}", i + 2)
-            if end < 0:
-                raise _PermError(f"unterminated macro in {text!r}")
-            body = text[i + 2 : end]
-            m = re.fullmatch(r"([A-Za-z])([0-9]*)([rR]?)(.*)", body, re.DOTALL)
-            if m is None:
-                raise _PermError(f"invalid macro '%{{{body}}}' in {text!r}")
-            letter, digits, rev, delims = m.groups()
-            low = letter.lower()
-            if low not in _MACRO_LETTERS and not (explain and low in _EXP_ONLY_LETTERS):
-                where = "" if low in _EXP_ONLY_LETTERS else "unknown "
-                raise _PermError(f"{where}macro letter '{letter}' not allowed in {text!r}")
-            if any(d not in _DELIMITERS for d in delims):
-                raise _PermError(f"invalid macro delimiter in '%{{{body}}}'")
-            if digits and int(digits) == 0:
-                raise _PermError(f"macro transformer 0 in '%{{{body}}}'")
-            if lit:
-                out.append("".join(lit))
-                lit = []
-            out.append(_Macro(letter, int(digits) if digits else None, bool(rev), delims))
-            i = end + 1
-            continue
-        code = ord(ch)
-        if not (0x21 <= code <= 0x7E or (explain and ch == " ")):
-            raise _PermError(f"invalid character {ch!r} in {text!r}")
-        lit.append(ch)
-        i += 1
-    if lit:
-        out.append("".join(lit))
-    return out
-
-
-def _parse_domain_spec(text: str) -> list[_Token]:
-    """A domain-spec (§7.1): a macro-string ending in a macro or '.' toplabel ['.']."""
-    if not text:
-        raise _PermError("empty domain-spec")
-    tokens = _parse_macro_string(text, explain=False)
-    last = tokens[-1]
-    if isinstance(last, _Macro):
-        return tokens
-    # The trailing literal run must hold the '.' toplabel [ '.' ] ending; a
-    # %%/%_/%- expansion is also a macro-expand, so the raw text decides.
-    if re.search(r"%[%_\-]$", text):
-        return tokens
-    tail = last[:-1] if last.endswith(".") else last
-    dot = tail.rfind(".")
-    if dot < 0 or not _TOPLABEL_RE.match(tail[dot + 1 :]):
-        raise _PermError(f"domain-spec {text!r} does not end in a valid top-level label")
-    return tokens
-
-
-# --- records -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Directive:
-    text: str
-    qualifier: str
-    name: str  # lower case
-    spec: list[_Token] | None = None  # domain-spec, when given
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
-    cidr4: int = 32
-    cidr6: int = 128
-
-
-@dataclass(slots=True)
-class _Record:
-    directives: list[_Directive] = field(default_factory=list)
-    redirect: list[_Token] | None = None
-    redirect_text: str = ""
-    exp: list[_Token] | None = None
-
-
-def _parse_directive(term: str) -> _Directive:
-    m = _DIRECTIVE_RE.match(term)
-    if m is None:
-        raise _PermError(f"unknown term {term!r}")
-    qual, raw_name, rest = m.groups()
-    name = raw_name.lower()
-    qualifier = qual or "+"
-    if name == "all":
-        if rest:
-            raise _PermError(f"'all' takes no argument: {term!r}")
-        return _Directive(term, qualifier, name)
-    if name in ("include", "exists"):
-        if not rest.startswith(":"):
-            raise _PermError(f"'{name}' needs ':domain': {term!r}")
-        return _Directive(term, qualifier, name, spec=_parse_domain_spec(rest[1:]))
-    if name in ("a", "mx"):
-        if rest and rest[0] not in ":/":
-            raise _PermError(f"unknown mechanism {term!r}")
-        body = rest[1:] if rest.startswith(":") else rest
-        cm = _DUAL_CIDR_RE.match(body)
-        assert cm is not None  # the pattern matches every string
-        dom, c4, c6 = cm.groups()
-        if rest.startswith(":"):
-            spec = _parse_domain_spec(dom)
-        elif dom:
-            raise _PermError(f"invalid CIDR length in {term!r}")
-        else:
-            spec = None
-        cidr4 = int(c4) if c4 is not None else 32
-        cidr6 = int(c6) if c6 is not None else 128
-        if cidr4 > 32 or cidr6 > 128:
-            raise _PermError(f"CIDR length out of range in {term!r}")
-        return _Directive(term, qualifier, name, spec=spec, cidr4=cidr4, cidr6=cidr6)
-    if name == "ptr":
-        if not rest:
-            return _Directive(term, qualifier, name)
-        if not rest.startswith(":"):
-            raise _PermError(f"invalid 'ptr' term {term!r}")
-        return _Directive(term, qualifier, name, spec=_parse_domain_spec(rest[1:]))
-    if name in ("ip4", "ip6"):
-        if not rest.startswith(":"):
-            raise _PermError(f"'{name}' needs ':network': {term!r}")
-        regex = _IP4_RE if name == "ip4" else _IP6_RE
-        im = regex.match(rest[1:])
-        if im is None:
-            raise _PermError(f"invalid network in {term!r}")
-        addr_text, length = im.groups()
-        try:
-            if name == "ip4":
-                if not _IP4_NETWORK_RE.match(addr_text):
-                    raise ValueError(addr_text)
-                bits = int(length) if length is not None else 32
-                if bits > 32:
-                    raise ValueError(length)
-                net: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.IPv4Network(
-                    f"{addr_text}/{bits}", strict=False
-                )
-            else:
-                if "%" in addr_text or "/" in addr_text:
-                    raise ValueError(addr_text)
-                bits = int(length) if length is not None else 128
-                if bits > 128:
-                    raise ValueError(length)
-                net = ipaddress.IPv6Network(f"{ipaddress.IPv6Address(addr_text)}/{bits}", strict=False)
-        except ValueError as e:
-            raise _PermError(f"invalid network in {term!r}") from e
-        return _Directive(term, qualifier, name, network=net)
-    raise _PermError(f"unknown mechanism {term!r}")
-
-
-def _parse_record(text: str) -> _Record:
-    """Parse a whole selected record up front: §4.6 wants syntax errors anywhere to win."""
-    terms = [t for t in text.split(" ") if t]
-    rec = _Record()
-    for term in terms[1:]:
-        if any(not (0x21 <= ord(c) <= 0x7E) for c in term):
-            raise _PermError(f"invalid character in term {term!r}")
-        mod = _MODIFIER_RE.match(term)
-        if mod is not None:
-            mname, value = mod.group(1).lower(), mod.group(2)
-            if mname == "redirect":
-                if rec.redirect is not None:
-                    raise _PermError("more than one redirect= modifier")
-                rec.redirect = _parse_domain_spec(value)
-                rec.redirect_text = term
-            elif mname == "exp":
-                if rec.exp is not None:
-                    raise _PermError("more than one exp= modifier")
-                rec.exp = _parse_domain_spec(value)
-            else:
-                _parse_macro_string(value, explain=False)  # unknown modifiers: ignored, but well-formed
-            continue
-        rec.directives.append(_parse_directive(term))
-    return rec
-
-
-def _is_spf1(text: str) -> bool:
-    head = text[:7].lower()
-    return head == "v=spf1" or head == "v=spf1 "
-
-
-def valid_domain(domain: str) -> bool:
-    """§4.3: a usable <domain> is a fully qualified, multi-label ASCII name.
-
-    Anything else (an address literal, a single label, an empty or oversize
-    label) makes check_host() return ``none`` without asking the DNS.
-    """
-    d = domain[:-1] if domain.endswith(".") else domain
-    if not d or len(d) > 253 or not d.isascii():
-        return False
-    labels = d.split(".")
-    if len(labels) < 2:
-        return False
-    for label in labels:
-        if not 0 < len(label) <= 63:
-            return False
-        if any(c.isspace() or not c.isprintable() for c in label):
-            return False
-    return not labels[-1].isdigit()
 
 
 # --- the evaluation --------------------------------------------------------------------------
@@ -416,14 +161,14 @@ class _Evaluation:
     def _count(self, term: str, domain: str) -> None:
         self.lookups += 1
         if self.lookups > MAX_DNS_TERMS:
-            raise _PermError(
+            raise PermError(
                 f"more than {MAX_DNS_TERMS} DNS-querying terms ('{term}' in {domain} is number {self.lookups})"
             )
 
     def _void(self, what: str) -> None:
         self.voids += 1
         if self.voids > MAX_VOID_LOOKUPS:
-            raise _PermError(f"more than {MAX_VOID_LOOKUPS} void DNS lookups (the last: {what})")
+            raise PermError(f"more than {MAX_VOID_LOOKUPS} void DNS lookups (the last: {what})")
 
     # -- DNS helpers ------------------------------------------------------------------
 
@@ -436,9 +181,9 @@ class _Evaluation:
         except NXDomain:
             found = []
         except DnsCnameLoop as e:
-            raise _PermError(f"CNAME loop looking up {rdtype} {name}") from e
+            raise PermError(f"CNAME loop looking up {rdtype} {name}") from e
         except DnsTempError as e:
-            raise _TempError(_dns_problem(e)) from e
+            raise TempError(_dns_problem(e)) from e
         if not found and count_void:
             self._void(f"{rdtype} {name}")
         return found
@@ -519,29 +264,12 @@ class _Evaluation:
             return self.receiver
         if letter == "t":
             return str(self.now)
-        raise _PermError(f"unknown macro letter {letter!r}")  # the parser already refused it
+        raise PermError(f"unknown macro letter {letter!r}")  # the parser already refused it
 
-    def _expand(self, tokens: list[_Token], domain: str) -> str:
-        out: list[str] = []
-        for tok in tokens:
-            if isinstance(tok, str):
-                out.append(tok)
-                continue
-            value = self._macro_value(tok.letter.lower(), domain)
-            if tok.digits is not None or tok.reverse or tok.delimiters:
-                delims = tok.delimiters or "."
-                parts = re.split("[" + re.escape(delims) + "]", value)
-                if tok.reverse:
-                    parts.reverse()
-                if tok.digits is not None:
-                    parts = parts[-tok.digits :]
-                value = ".".join(parts)
-            if tok.letter.isupper():
-                value = urllib.parse.quote(value, safe="-._~")
-            out.append(value)
-        return "".join(out)
+    def _expand(self, tokens: list[Token], domain: str) -> str:
+        return expand_tokens(tokens, lambda letter: self._macro_value(letter, domain))
 
-    def _target(self, tokens: list[_Token] | None, domain: str) -> str:
+    def _target(self, tokens: list[Token] | None, domain: str) -> str:
         """A mechanism's target-name: the expanded domain-spec, or <domain>.
 
         §7.3: an expansion longer than 253 characters loses labels from the left.
@@ -564,14 +292,14 @@ class _Evaluation:
         except NXDomain:
             return None
         except DnsCnameLoop as e:
-            raise _PermError(f"CNAME loop looking up TXT {domain}") from e
+            raise PermError(f"CNAME loop looking up TXT {domain}") from e
         except DnsTempError as e:
-            raise _TempError(_dns_problem(e)) from e
-        spf = [t for t in ("".join(r) for r in txts) if _is_spf1(t)]
+            raise TempError(_dns_problem(e)) from e
+        spf = [t for t in ("".join(r) for r in txts) if is_spf1(t)]
         if not spf:
             return None
         if len(spf) > 1:
-            raise _PermError(f"{domain} publishes {len(spf)} SPF records (exactly one is allowed)")
+            raise PermError(f"{domain} publishes {len(spf)} SPF records (exactly one is allowed)")
         return spf[0]
 
     # -- check_host -------------------------------------------------------------------
@@ -584,9 +312,9 @@ class _Evaluation:
         if text is None:
             return _Outcome("none", None, domain, note=f"no SPF record at {domain}")
         try:
-            record = _parse_record(text)
-        except _PermError as e:
-            raise _PermError(f"syntax error in the SPF record of {domain}: {e}") from e
+            record = parse_record(text)
+        except PermError as e:
+            raise PermError(f"syntax error in the SPF record of {domain}: {e}") from e
         for d in record.directives:
             if self.depth == 0:
                 self.top_term = d.text
@@ -609,13 +337,13 @@ class _Evaluation:
             finally:
                 self.depth -= 1
             if sub.result == "none":
-                raise _PermError(f"'{record.redirect_text}' in {domain}: {sub.note}")
+                raise PermError(f"'{record.redirect_text}' in {domain}: {sub.note}")
             redirected = f"redirected from {domain} by '{record.redirect_text}'"
             sub.note = f"{sub.note}; {redirected}" if sub.note else redirected
             return sub
         return _Outcome("neutral", None, domain, note=f"no mechanism matched in {domain}; default neutral")
 
-    def _mechanism(self, d: _Directive, domain: str) -> tuple[bool, str]:
+    def _mechanism(self, d: Directive, domain: str) -> tuple[bool, str]:
         """Whether ``d`` matches; the second value names a nested match (include)."""
         name = d.name
         if name == "all":
@@ -623,7 +351,7 @@ class _Evaluation:
         if name == "ip4" or name == "ip6":
             assert d.network is not None
             return d.network.version == self.ip.version and self.ip in d.network, ""
-        if name in _DNS_MECHANISMS:
+        if name in DNS_MECHANISMS:
             self._count(d.text, domain)
         target = self._target(d.spec, domain)
         if name == "include":
@@ -633,7 +361,7 @@ class _Evaluation:
             finally:
                 self.depth -= 1
             if sub.result == "none":
-                raise _PermError(f"'{d.text}' in {domain}: {sub.note}")
+                raise PermError(f"'{d.text}' in {domain}: {sub.note}")
             if sub.result == "pass":
                 via = f"'{sub.term}' in {sub.where}" + (f", {sub.via}" if sub.via else "")
                 return True, via
@@ -647,22 +375,22 @@ class _Evaluation:
             return self._ptr(target), ""
         if name == "exists":
             return bool(self._query_addresses(target, "A", count_void=True)), ""
-        raise _PermError(f"unknown mechanism {d.text!r}")
+        raise PermError(f"unknown mechanism {d.text!r}")
 
-    def _mx(self, target: str, d: _Directive) -> bool:
+    def _mx(self, target: str, d: Directive) -> bool:
         try:
             mxs = mx_hosts(self.resolver, target)
         except NXDomain:
             mxs = []
         except DnsCnameLoop as e:
-            raise _PermError(f"CNAME loop looking up MX {target}") from e
+            raise PermError(f"CNAME loop looking up MX {target}") from e
         except DnsTempError as e:
-            raise _TempError(_dns_problem(e)) from e
+            raise TempError(_dns_problem(e)) from e
         if not mxs:
             self._void(f"MX {target}")
             return False
         if len(mxs) > MAX_MX_NAMES:
-            raise _PermError(f"'{d.text}': {target} has {len(mxs)} MX hosts (at most {MAX_MX_NAMES})")
+            raise PermError(f"'{d.text}': {target} has {len(mxs)} MX hosts (at most {MAX_MX_NAMES})")
         for _pref, host in mxs:
             if host == ".":
                 continue  # RFC 7505 null MX: no host to look up
@@ -693,19 +421,19 @@ class _Evaluation:
                 return True
         return False
 
-    def _explain(self, spec: list[_Token], domain: str) -> str | None:
+    def _explain(self, spec: list[Token], domain: str) -> str | None:
         """§6.2: the exp= text, or None when anything about it is wrong."""
         try:
             target = self._target(spec, domain)
             txts = txt_records(self.resolver, target, "TXT")
-        except (DnsError, _PermError, _TempError):
+        except (DnsError, PermError, TempError):
             return None
         if len(txts) != 1:
             return None
         try:
-            tokens = _parse_macro_string("".join(txts[0]), explain=True)
+            tokens = parse_macro_string("".join(txts[0]), explain=True)
             return self._expand(tokens, domain)
-        except (_PermError, _TempError):
+        except (PermError, TempError):
             return None
 
 
@@ -745,9 +473,9 @@ def check_host(
     ev = _Evaluation(addr, full, local, sender_domain, helo.strip(), resolver, receiver, now)
     try:
         o = ev.check_host(dom, want_exp=True)
-    except _PermError as e:
+    except PermError as e:
         return SpfResult("permerror", str(e), ev.top_term, ev.lookups, ev.voids, dom)
-    except _TempError as e:
+    except TempError as e:
         return SpfResult("temperror", str(e), ev.top_term, ev.lookups, ev.voids, dom)
     except RecursionError:
         return SpfResult("permerror", "SPF evaluation nested too deeply", ev.top_term, ev.lookups, ev.voids, dom)
@@ -828,7 +556,7 @@ def expand(
     full, local, sender_domain = _split_sender(sender, domain)
     ev = _Evaluation(addr, full, local, sender_domain, helo, resolver or _NoDns(), receiver, now)
     try:
-        tokens = _parse_macro_string(macro_string, explain=explain)
+        tokens = parse_macro_string(macro_string, explain=explain)
         return ev._expand(tokens, domain)
-    except (_PermError, _TempError) as e:
+    except (PermError, TempError) as e:
         raise ValueError(str(e)) from e
