@@ -17,12 +17,32 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from simulator.domain.events import Event
+from simulator.domain.world import World
 from simulator.engine.result import RunResult
 from simulator.engine.sim import Engine
 from simulator.scenario.model import Scenario
 from simulator.trace.writer import TraceWriter
 
 Record = dict[str, Any]
+
+#: What the model runs next, by the SimPy priority the engine schedules it with.
+STEP_KINDS = {0: "timeline", 1: "fault/token marker", 2: "queue poll", 3: "MTA delivery attempt",
+              4: "marker", 5: "checkpoint"}
+
+
+@dataclass(frozen=True, slots=True)
+class Caption:
+    """A trainer's ``note:`` reached by the run: shown from trace position ``position`` on.
+
+    ``position`` is how many trace events existed before the step that reached it (the caption
+    belongs to the events that step produced; -1: shown from the start, for a fault that is on
+    all the run); ``source`` names the timeline event or fault.
+    """
+
+    position: int
+    at: int
+    text: str
+    source: str
 
 
 class _NullIO(io.RawIOBase):
@@ -55,7 +75,13 @@ class Session:
         self.records: list[Record] = []
         self.writer = TraceWriter(_NullIO(), scn, records=self.records)  # type: ignore[arg-type]
         self.eng = Engine(scn, trace=self.writer)
+        #: the world before any timeline event (replaying ``domain.world.apply`` from here gives every later one)
+        self.initial_world: World = self.eng.world
         self.eng.setup()
+        #: captions reached so far, in order (faults on all the run have theirs at position -1)
+        self.captions: list[Caption] = [
+            Caption(-1, 0, f.note, f"fault #{f.index + 1}") for f in scn.faults
+            if f.note and not (f.kind == "slow" or f.at is not None or f.for_ is not None)]
         self.injections: list[Injection] = list(injections)
         self._next_injection = 0
         self.steps = 0  # model (SimPy) steps run so far
@@ -83,6 +109,33 @@ class Session:
     def result(self) -> RunResult:
         return RunResult(self.eng, self.eng.now)
 
+    @property
+    def world(self) -> World:
+        """The world as it stands now (users, sync states, contacts, settings; read-only)."""
+        return self.eng.world
+
+    def applied_events(self) -> list[tuple[Event, str | None]]:
+        """Every timeline event applied so far (injections included), in order, with its refusal code."""
+        return list(self.eng.events_applied)
+
+    def end_time(self) -> int:
+        """When a run stopped now ends (the scenario's ``until``, else its natural end); see ``Engine.finish``."""
+        return self.eng.finish()
+
+    def upcoming_kind(self) -> str | None:
+        """What the model runs next ("queue poll", "timeline", …); None when nothing is scheduled.
+
+        SimPy has no public peek of the next event's priority: read its queue here, in one place
+        inside the engine layer, so nothing above the engine touches SimPy's internals.
+        """
+        if not self.eng.due():
+            return None
+        try:
+            prio = int(self.eng.env._queue[0][1])
+        except (AttributeError, IndexError, TypeError, ValueError):
+            return "model step"
+        return STEP_KINDS.get(prio, "model step")
+
     # -- moving forward ------------------------------------------------------------------------
     def _apply_due_injections(self) -> None:
         while self._next_injection < len(self.injections):
@@ -91,7 +144,7 @@ class Session:
                 if inj.steps > self.steps:
                     break
                 if self.eng.env.now < inj.at:
-                    self.eng.env._now = inj.at  # the clock had been moved on (until_time / inject at)
+                    self._move_clock(inj.at)  # the clock had been moved on (until_time / inject at)
             elif inj.position > len(self.records):
                 break
             self.eng.apply(replace(inj.event, at=self.eng.now))
@@ -100,9 +153,46 @@ class Session:
     def _model_step(self) -> bool:
         if not self.eng.due():
             return False
+        position, applied = len(self.records), len(self.eng.events_applied)
         self.eng.step()
         self.steps += 1
+        self._note_captions(position, applied)
         self._apply_due_injections()
+        return True
+
+    def _note_captions(self, position: int, applied: int) -> None:
+        """Record the ``note:`` of every timeline event applied and fault started by the last step."""
+        for ev, _refused in self.eng.events_applied[applied:]:
+            if ev.note:
+                self.captions.append(Caption(position, self.eng.now, ev.note, f"{ev.kind} ({ev.loc or 'timeline'})"))
+        for rec in self.records[position:]:
+            if rec["event"] == "fault.started":
+                fault = self.scn.faults[int(rec["fault"])]
+                if fault.note:
+                    self.captions.append(Caption(position, int(rec["t"]), fault.note, f"fault #{fault.index + 1}"))
+
+    def captions_between(self, a: int, b: int) -> list[Caption]:
+        """The captions first shown while the cursor moved from ``a`` to ``b`` revealed events (a < b)."""
+        return [c for c in self.captions if a <= c.position < b]
+
+    def caption_at(self, cursor: int) -> Caption | None:
+        """The latest caption reached when ``cursor`` trace events have been revealed (it stays until the next)."""
+        out = None
+        for c in self.captions:
+            if c.position < cursor:
+                out = c
+        return out
+
+    def advance(self) -> bool:
+        """Run the model one step and reveal every trace event it produced (False: the run is over).
+
+        The unit of the timeline player: the state after each step is exact (a step may emit
+        nothing, many events, or a whole poll's sends).
+        """
+        self.cursor = len(self.records)
+        if not self._model_step():
+            return False
+        self.cursor = len(self.records)
         return True
 
     def next(self, n: int = 1) -> int:
@@ -145,10 +235,14 @@ class Session:
             self._model_step()
         if self.eng.env.now < t and self.eng.due():
             # nothing happened in between: the clock still moves to t
-            self.eng.env._now = t  # SimPy has no public API to move an idle clock
+            self._move_clock(t)
         elif not self.eng.due():
-            self.eng.env._now = max(self.eng.env.now, min(t, self.eng.finish()))
+            self._move_clock(max(self.eng.env.now, min(t, self.eng.finish())))
         return None
+
+    def _move_clock(self, t: float) -> None:
+        """Move an idle clock on to ``t``: SimPy has no public API for it, so it is done here alone."""
+        self.eng.env._now = t
 
     # -- moving back (exact re-run) ------------------------------------------------------------
     def goto(self, seq: int) -> Session:
@@ -177,7 +271,7 @@ class Session:
             nxt = self.upcoming_time()
             if nxt is not None and nxt < at:
                 raise ValueError(f"an event is scheduled at {nxt}, before {at}")
-            self.eng.env._now = at
+            self._move_clock(at)
         self.injections = [i for i in self.injections if i.position <= len(self.records)]
         inj = Injection(len(self.records), self.eng.now, replace(event, at=self.eng.now), self.steps)
         self.injections.append(inj)

@@ -1,4 +1,4 @@
-"""The logic of ``mailsim step``: commands, breakpoints, what-if injections, saving, the state view.
+"""The commands of ``mailsim step``: moving, breakpoints, what-if injections, saving.
 
 Terminal-free on purpose: :meth:`Stepper.execute` takes one command line and returns a
 :class:`Reply` of rich ``Text`` lines; the CLI either draws them (with the state view) on a
@@ -15,6 +15,9 @@ Time semantics a trainer should know (docs/training.md):
   event for event;
 * ``save`` first finishes the current instant (a scenario's ``until`` includes everything
   scheduled at that time), then pins what the invoices show.
+
+The vocabulary (replies, breakpoints, names) is in ``step_model.py``; the state view and the
+``show`` details in ``step_view.py``.
 """
 
 from __future__ import annotations
@@ -23,19 +26,31 @@ import json
 import re
 import shlex
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
 
-from simulator.domain.entities import DAY
 from simulator.domain.events import EVENT_KINDS, CompleteBatch, Event, UserEvent
-from simulator.domain.sync import expires_at, verdict
 from simulator.domain.vocabulary import EMAIL_STATUSES, REASON_CODES, RECIPIENT_OUTCOMES
 from simulator.engine.run import simulate
 from simulator.engine.session import Injection, Record, Session
+from simulator.replay.step_model import (  # noqa: F401 - re-exported: the stepper's public names
+    EVENT_NAMES,
+    HELP,
+    OUTCOME_WORDS,
+    PIN_INVOICES,
+    PIN_MAILBOXES,
+    STATUS_STYLE,
+    Break,
+    CommandError,
+    Reply,
+    _allocate,
+    event_matches,
+    parse_status,
+    status_reached,
+)
+from simulator.replay.step_view import StateView
 from simulator.scenario.edit import ListEdit, ScenarioEdit, apply_edit
 from simulator.scenario.edit import dump as _dump
 from simulator.scenario.edit import flow as _flow
@@ -43,132 +58,10 @@ from simulator.scenario.edit import yaml_rt as _yaml
 from simulator.scenario.errors import ScenarioError, TimeFormatError, did_you_mean
 from simulator.scenario.loader import load_scenario, load_scenario_text
 from simulator.scenario.model import Scenario
-from simulator.scenario.times import format_duration, format_offset, parse_duration, parse_time_required
-
-#: Every trace event the engine emits (for ``until EVENT`` / ``break on event`` and their hints).
-EVENT_NAMES: tuple[str, ...] = (
-    "batch.draft", "batch.completed", "batch.already_completed", "invoice.status", "email.blocked", "email.stuck",
-    "email.sent", "smtp.reply", "email.deferred", "email.delivered", "email.bounced", "user.login",
-    "user.password_changed", "user.deactivated", "user.activated", "sync.expired", "sync.resynced", "sync.set",
-    "sync.removed", "contact.changed", "contact.refused", "property.changed", "settings.changed", "dns.changed",
-    "fault.started", "fault.ended",
-)
-#: ``until``/``break on status`` also accept recipient outcomes: the event that shows each.
-OUTCOME_WORDS: tuple[str, ...] = ("inbox", "junk", "bounced", "deferred")
-STATUS_STYLE = {"Sent": "green", "In Queue": "yellow", "Pending": "cyan", "N/A": "red"}
-PIN_INVOICES = 200  # save: pin at most this many invoices one by one (the rest by counts)
-PIN_MAILBOXES = 50
-MODEL_PRIORITY = {0: "timeline", 1: "fault/token marker", 2: "queue poll", 3: "MTA delivery attempt",
-                  4: "marker", 5: "checkpoint"}
-
-HELP = """\
-next [N]            reveal the next N trace events (default 1)
-until WHAT          run until TIME (ISO), +DURATION (from now), an EVENT
-                    name (email.stuck), a STATUS any invoice reaches (Sent,
-                    In Queue, N/A, Pending) or an outcome (inbox, junk,
-                    bounced, deferred); 'until end' runs to the end
-back [N]            go back N events (exact: re-runs the model)
-goto SEQ            go to event #SEQ (back or forward)
-break on invoice INV | reason CODE | event NAME | status S
-break list | break clear [N]     breakpoints stop next N and until
-show invoice|user|queue|mailbox X   details; 'show events [N]' recent events
-why INV             the explanation of INV at this instant
-inject EVENT        what-if, e.g. inject resync: nora  (undo with back)
-save FILE           a scenario that reproduces this run, outcomes pinned
-help, quit          (Enter redraws the screen)"""
+from simulator.scenario.times import format_offset, parse_duration, parse_time_required
 
 
-class CommandError(Exception):
-    """A bad command: its message is the one-line hint shown to the user."""
-
-
-@dataclass
-class Reply:
-    lines: list[Text] = field(default_factory=list)
-    state: bool = False  # the state view follows (a move happened)
-    quit: bool = False
-    error: bool = False
-
-    def add(self, line: str | Text, style: str = "") -> Reply:
-        self.lines.append(line if isinstance(line, Text) else Text(line, style=style))
-        return self
-
-
-@dataclass(frozen=True)
-class Break:
-    kind: str  # invoice | reason | event | status
-    value: str
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.value}"
-
-    def matches(self, rec: Record) -> bool:
-        if self.kind == "invoice":
-            return rec.get("invoice") == self.value
-        if self.kind == "reason":
-            return rec.get("reason") == self.value
-        if self.kind == "event":
-            return event_matches(self.value, str(rec["event"]))
-        return status_reached(self.value, rec)
-
-
-def event_matches(pattern: str, name: str) -> bool:
-    """``email.stuck`` exactly; ``email.`` or ``email.*`` any event of that family."""
-    if pattern.endswith(".*"):
-        pattern = pattern[:-1]
-    return name.startswith(pattern) if pattern.endswith(".") else name == pattern
-
-
-def status_reached(status: str, rec: Record) -> bool:
-    """Does this trace event show an invoice (or a recipient) reaching ``status``?"""
-    ev = rec["event"]
-    if status in OUTCOME_WORDS:
-        if status in ("inbox", "junk"):
-            return ev == "email.delivered" and rec.get("folder") == status
-        return ev == f"email.{status}"
-    if status == "Sent":
-        return ev == "email.sent"
-    return ev == "invoice.status" and rec.get("email_status") == status
-
-
-def parse_status(word: str) -> str | None:
-    """``in queue``, ``InQueue``, ``in-queue`` → ``In Queue``; ``n/a``, ``na`` → ``N/A``; outcomes too."""
-    key = re.sub(r"[\s_\-/]", "", word).lower()
-    for s in EMAIL_STATUSES:
-        if re.sub(r"[\s/]", "", s).lower() == key:
-            return s
-    return word.lower() if word.lower() in OUTCOME_WORDS else None
-
-
-def _fit(text: Text, width: int) -> Text:
-    if text.cell_len > width:
-        text = text.copy()
-        text.truncate(width, overflow="ellipsis")
-    return text
-
-
-def _days(seconds: int) -> str:
-    return f"{seconds / DAY:.1f}d"
-
-
-_MIN_ROWS = {"inv": 3, "queue": 1, "users": 2, "smtp": 1}
-_SHRINK_ORDER = ("users", "smtp", "queue", "inv")
-
-
-def _allocate(budget: int, need: dict[str, int]) -> dict[str, int]:
-    """Rows per section of the state view: what each needs, shrunk to fit ``budget``."""
-    caps = {k: max(0, n) for k, n in need.items()}
-    while sum(caps.values()) > budget:
-        # shrink the section with the most rows to spare; invoice rows count half (they matter most)
-        slack = {k: (caps[k] - _MIN_ROWS[k]) * (0.5 if k == "inv" else 1.0) for k in _SHRINK_ORDER}
-        k = max(_SHRINK_ORDER, key=lambda x: slack[x])
-        if slack[k] <= 0:
-            break
-        caps[k] -= 1
-    return caps
-
-
-class Stepper:
+class Stepper(StateView):
     """One stepping session over one scenario file."""
 
     def __init__(self, path: str | Path, *, width: int = 80, height: int = 24) -> None:
@@ -182,17 +75,6 @@ class Stepper:
         self.inject_text: dict[Injection, str] = {}  # injection -> its event as one line of flow YAML
         self.seen: list[tuple[int, int, tuple[Injection, ...]]] = []  # (cursor, clock, injections) shown
         self.remember()
-
-    # -- the clock ------------------------------------------------------------------------------------
-    def iso(self, t: int) -> str:
-        return self.scn.iso(t).replace("T", " ")
-
-    def short(self, t: int) -> str:
-        """``10:00:00`` on the clock's day, else ``11-03 10:00``."""
-        iso = self.scn.iso(t)
-        if iso[:10] == self.scn.iso(self.sess.now)[:10]:
-            return iso[11:19]
-        return f"{iso[5:10]} {iso[11:16]}"
 
     def remember(self) -> None:
         s = self.sess
@@ -261,22 +143,13 @@ class Stepper:
         cur = s.current()
         where = f" → #{cur['seq']}" if cur else " → the start"
         reply.add(what + where + ("" if not s.done else " (the run is over)"))
+        for caption in s.captions_between(before, s.cursor) if n > 0 else ():
+            reply.add(f"caption: {caption.text}", "bold yellow")  # the trainer's note: for this event
         if hit is not None and cur is not None:
             reply.add(f"stopped at breakpoint {self.breaks.index(hit) + 1} ({hit}): {self.record_line(cur)}",
                       "bold magenta")
         reply.state = True
         return reply
-
-    def _count(self, arg: str, default: int, what: str) -> int:
-        if not arg:
-            return default
-        try:
-            n = int(arg)
-        except ValueError:
-            raise CommandError(f"{what} takes a whole number, got {arg!r} (e.g. {what} 5)") from None
-        if n < 0 or (n == 0 and what != "goto"):
-            raise CommandError(f"{what} takes a positive number, got {n}")
-        return n
 
     def cmd_next(self, arg: str) -> Reply:
         n = self._count(arg, 1, "next")
@@ -459,135 +332,6 @@ class Stepper:
         if what == "breaks":
             return self.cmd_break("list")
         raise CommandError(f"show {what!r}?{did_you_mean(what, kinds)} use: show invoice|user|queue|mailbox X")
-
-    def show_invoice(self, inv: str) -> Reply:
-        if not inv:
-            raise CommandError("show invoice needs an invoice id, e.g. show invoice INV-1004")
-        v = self.sess.result().invoice(inv)
-        if v is None:
-            raise CommandError(f"no invoice {inv!r}{self._invoice_hint(inv)}")
-        r = Reply()
-        head = Text(f"{v.id}  ", style="bold")
-        head.append(v.email_status, style=STATUS_STYLE.get(v.email_status, ""))
-        head.append(f"  {v.reason or ''}")
-        r.add(head)
-        r.add(f"  batch {v.batch} ({v.batch_status}) · property {v.property}")
-        times = [("completed", v.completed_at), ("queued", v.queued_at), ("stuck", v.stuck_at), ("sent", v.sent_at)]
-        r.add("  " + " · ".join(f"{k} {self.short(t)}" for k, t in times if t is not None) if any(
-            t is not None for _, t in times) else "  not completed yet")
-        if v.email_status == "In Queue" and v.queued_at is not None:
-            r.add(f"  in queue for {format_duration(self.sess.now - v.queued_at)}")
-        if v.sender:
-            r.add(f"  sender {v.sender} via the {v.sender_path} path from {v.client_ip}")
-        if not v.recipients:
-            r.add("  no recipients (no active contact with Email Invoice)")
-        for rc in v.recipients:
-            extra = f" {rc.smtp_code} {rc.enhanced_code}" if rc.smtp_code else ""
-            when = f" at {self.short(rc.at)}" if rc.at is not None and rc.outcome != "skipped" else ""
-            tries = f", {rc.attempts} attempt{'s' if rc.attempts != 1 else ''}" if rc.attempts else ""
-            r.add(f"  → {rc.email!r} ({rc.contact}): {rc.outcome}{' [' + rc.reason + ']' if rc.reason else ''}"
-                  f"{extra}{when}{tries}")
-        if v.notes:
-            r.add(f"  notes: {', '.join(v.notes)}")
-        return r
-
-    def show_user(self, uid: str) -> Reply:
-        eng = self.sess.eng
-        if not uid:
-            raise CommandError(f"show user needs a user id: {', '.join(list(eng.users)[:8])}")
-        u = eng.users.get(uid)
-        if u is None:
-            by_mail = [x for x in eng.users.values() if x.email.lower() == uid.lower()]
-            if not by_mail:
-                raise CommandError(f"no user {uid!r}{did_you_mean(uid, eng.users, cutoff=0.5)}")
-            u = by_mail[0]
-        r = Reply().add(Text(f"{u.id}  {u.email}" + ("" if u.active else "  (inactive)"), style="bold"))
-        st = eng.sync.get(u.id)
-        life = eng.settings.token_lifetime
-        now = self.sess.now
-        if st is None:
-            r.add("  no email sync: the SMTP path (platform IPs; SPF of the sender's domain must pass)")
-        else:
-            r.add(f"  sync {st.provider}; last (re)sync {self.iso(st.synced)}")
-            if st.supported:
-                exp = expires_at(st, life)
-                left = exp - now
-                r.add(f"  token refreshed {self.iso(st.refreshed)} by {st.refreshed_by}; lifetime"
-                      f" {format_duration(life)}; " + (f"expires {self.iso(exp)} ({_days(left)} left)" if left > 0
-                                                       else f"EXPIRED {self.iso(exp)} ({_days(-left)} ago)"),
-                      "" if left > 0 else "red")
-            if st.last_login is not None:
-                r.add(f"  last login {self.iso(st.last_login)}")
-            if st.password_changed is not None:
-                r.add(f"  password changed {self.iso(st.password_changed)}")
-            vd = verdict(st, now, life)
-            r.add(f"  now: {'valid' if vd.ok else vd.reason} — {vd.evidence}", "green" if vd.ok else "red")
-        for g in eng.groups.values():
-            d = g.decision
-            if d is not None and d.user == u.id:
-                r.add(f"  sends for {g.key or '(no branch)'}: {len(g.queue)} in queue")
-        logins = eng.login_log.get(u.id, [])
-        if logins:
-            r.add("  logins this run: " + ", ".join(f"{self.short(t)}{'' if ok else ' (too late)'}"
-                                                    for t, ok in logins[-5:]))
-        return r
-
-    def show_queue(self, key: str) -> Reply:
-        eng = self.sess.eng
-        groups = [g for g in eng.groups.values() if not key or g.key == key or key in g.branch_ids]
-        if key and not groups:
-            raise CommandError(f"no queue group {key!r}{did_you_mean(key, eng.groups, cutoff=0.5)}")
-        r = Reply().add(f"queue: poll every {format_duration(eng.settings.queue_poll)}, stuck after"
-                        f" {format_duration(eng.settings.stuck_after)}; {eng.queued} email(s) waiting")
-        for g in groups:
-            d = g.decision
-            r.add(Text(f"{g.key or '(no branch)'}: {len(g.queue)} in queue", style="bold"))
-            if d is not None:
-                r.add(f"  sender {d.address or '(none)'} from {d.source}; user {d.user or '-'}; path {d.path}"
-                      + (f" ({d.provider})" if d.provider else ""))
-                if d.reason:
-                    r.add(f"  blocked: {d.reason} — {d.evidence}", "red")
-            if g.queue:
-                oldest = g.queue[0].queued_at or 0
-                stuck = sum(1 for e in g.queue if e.stuck_at is not None)
-                r.add(f"  oldest queued {self.short(oldest)} ({format_duration(self.sess.now - oldest)} ago);"
-                      f" stuck {stuck}")
-                ids = [e.invoice for e in g.queue[:10]]
-                r.add("  " + " ".join(ids) + (f" … {len(g.queue) - 10} more" if len(g.queue) > 10 else ""))
-        return r
-
-    def show_mailbox(self, addr: str) -> Reply:
-        store = self.sess.eng.store
-        if not addr:
-            boxes = sorted(store.boxes)
-            if not boxes:
-                return Reply().add("no mail stored yet")
-            r = Reply()
-            for a in boxes:
-                box = store.boxes[a]
-                r.add(f"{a}: inbox {box.inbox} · junk {box.junk} · bounces {box.bounces}")
-            return r
-        b = store.boxes.get(addr.strip().lower())
-        if b is None:
-            known = [*store.boxes, *(u.email.lower() for u in self.sess.eng.users.values())]
-            hint = did_you_mean(addr, known, cutoff=0.5)
-            return Reply(error=bool(hint)).add(f"{addr}: nothing stored yet{hint}")
-        r = Reply().add(Text(f"{addr}: inbox {b.inbox} · junk {b.junk} · bounces {b.bounces}", style="bold"))
-        for mid, folder, t in b.messages[-10:]:
-            r.add(f"  {self.short(t)} {folder:<6} {mid}")
-        if len(b.messages) > 10:
-            r.add(f"  … {len(b.messages) - 10} earlier")
-        return r
-
-    def show_events(self, arg: str) -> Reply:
-        n = self._count(arg, 10, "show events")
-        s = self.sess
-        r = Reply()
-        for rec in s.records[max(0, s.cursor - n):s.cursor]:
-            r.add(self.record_line(rec))
-        if not r.lines:
-            r.add("no events yet")
-        return r
 
     def cmd_why(self, arg: str) -> Reply:
         from simulator.explain.explain import explain_run
@@ -778,209 +522,7 @@ class Stepper:
         arg = ev.subject() if isinstance(ev, (CompleteBatch, UserEvent)) else ""
         return f"{ev.kind}: {_flow(arg)}"
 
-    # -- the state view -------------------------------------------------------------------------------
-    def record_line(self, rec: Record) -> str:
-        skip = {"seq", "t", "at", "event", "invoice", "line"}
-        parts = [f"#{rec['seq']}", self.short(int(rec["t"])), str(rec["event"])]
-        if rec.get("invoice"):
-            parts.append(str(rec["invoice"]))
-        for k, v in rec.items():
-            if k in skip or v is None or v == "":
-                continue
-            if isinstance(v, dict):
-                v = ",".join(f"{a}:{b}" for a, b in v.items())
-            elif isinstance(v, list):
-                v = ",".join(map(str, v))
-            parts.append(f"{k}={v}")
-        return " ".join(parts)
-
-    def _next_line(self) -> Text:
-        s = self.sess
-        line = Text("next: ", style="bold")
-        if s.cursor < len(s.records):
-            line.append(self.record_line(s.records[s.cursor]))
-            return line
-        t = s.upcoming_time()
-        if t is None:
-            line.append(f"— the run is over (clock {self.short(s.now)})", style="dim")
-            return line
-        try:
-            prio = int(s.eng.env._queue[0][1])  # SimPy exposes no public peek of the priority
-            what = MODEL_PRIORITY.get(prio, "model step")
-        except (AttributeError, IndexError, TypeError, ValueError):
-            what = "model step"
-        line.append(f"{what} at {self.short(t)} ({format_offset(t)})")
-        applied = {id(ev) for ev, _ in s.eng.events_applied}
-        for ev in sorted(self.scn.timeline, key=lambda e: (e.at, e.index)):
-            if id(ev) not in applied:
-                arg = ev.subject()
-                line.append(f" · timeline {format_offset(ev.at)} {ev.kind} {arg}", style="dim")
-                break
-        return line
-
-    def _invoice_rows(self) -> tuple[Counter[str], list[tuple[str, str, int, list[str]]]]:
-        """Counts by email status, and (status, label, count, first ids) per status+reason group."""
-        eng = self.sess.eng
-        by_status: Counter[str] = Counter()
-        groups: dict[tuple[str, str], list[Any]] = {}
-
-        def add(status: str, label: str, inv: str) -> None:
-            by_status[status] += 1
-            g = groups.get((status, label))
-            if g is None:
-                groups[(status, label)] = [1, [inv]]
-            else:
-                g[0] += 1
-                if len(g[1]) < 4:
-                    g[1].append(inv)
-
-        for b in self.scn.batches:
-            es = eng.emails.get(b.id)
-            if es is None:
-                for inv, pid in b.iter_invoices():
-                    st, reason = eng.prop_status[pid]
-                    add(st, reason or "", inv)
-                continue
-            for e in es:
-                if e.status == "Sent" and e.reason is None:
-                    outs = sorted({r.outcome + (f" {r.reason}" if r.reason else "") for r in e.recipients})
-                    label = ", ".join("in flight" if o == "none" else o for o in outs)
-                elif e.status == "In Queue":
-                    label = (e.reason or "awaiting the next poll") + (" · STUCK" if e.stuck_at is not None else "")
-                else:
-                    label = e.reason or ""
-                add(e.status, label, e.invoice)
-        order = {s: i for i, s in enumerate(EMAIL_STATUSES)}
-        rows = sorted(((st, lab, g[0], g[1]) for (st, lab), g in groups.items()),
-                      key=lambda x: (order.get(x[0], 9), -x[2], x[1]))
-        return by_status, rows
-
-    def render_state(self, rows: int | None = None) -> list[Text]:
-        """The compact view: clock, next event, invoices, queue, senders, SMTP replies (fits 80×24)."""
-        s, eng, w = self.sess, self.sess.eng, self.width
-        budget = (rows if rows is not None else self.height - 5) - 6  # six lines: header, next, 4 titles
-        by_status, inv_rows = self._invoice_rows()
-        live = [g for g in eng.groups.values() if g.queue]
-        replies: list[Record] = []
-        for rec in reversed(s.records[max(0, s.cursor - 20_000):s.cursor]):
-            if rec["event"] == "smtp.reply" or (rec["event"] == "email.delivered" and rec.get("code")):
-                replies.append(rec)
-                if len(replies) >= max(2, budget):
-                    break
-        caps = _allocate(budget, {"inv": len(inv_rows), "queue": len(live), "users": len(eng.users),
-                                  "smtp": max(1, len(replies))})
-        replies = replies[: caps["smtp"]]
-        out: list[Text] = []
-        head = Text(f"{self.scn.name} ", style="bold")
-        head.append(f"{self.iso(s.now)} ({format_offset(s.now)})", style="bold cyan")
-        total = f"{len(s.records)}" + ("" if s.done else "+")
-        head.append(f" · event #{s.cursor} of {total}")
-        if s.injections:
-            head.append(f" · {len(s.injections)} what-if", style="magenta")
-        if self.breaks:
-            head.append(f" · {len(self.breaks)} break", style="magenta")
-        out.append(head)
-        out.append(self._next_line())
-        # invoices
-        t = Text("Invoices ", style="bold")
-        t.append(" · ".join(f"{st} {by_status[st]}" for st in EMAIL_STATUSES if by_status[st]) or "none")
-        out.append(t)
-        shown, more = self._cap(inv_rows, caps["inv"], "groups")
-        for st, label, n, ids in shown:
-            row = Text("  ")
-            row.append(f"{st:<9}", style=STATUS_STYLE.get(st, ""))
-            row.append(f"{label or '-':<34} ", style="red" if "STUCK" in label else "")
-            row.append(f"{n:>4}  " + " ".join(ids) + (" …" if n > len(ids) else ""), style="dim")
-            out.append(row)
-        if more is not None:
-            out.append(more)
-        # queue
-        qt = Text("Queue ", style="bold")
-        stuck_after = eng.settings.stuck_after
-        qt.append(f"{eng.queued} waiting" + (f" in {len(live)} groups" if len(live) > 1 else "")
-                  + f" · poll {format_duration(eng.settings.queue_poll)}, stuck after {format_duration(stuck_after)}")
-        out.append(qt)
-        shown, more = self._cap(live, caps["queue"], "groups")
-        for g in shown:
-            age = s.now - (g.queue[0].queued_at or s.now)
-            stuck = any(e.stuck_at is not None for e in g.queue) or age >= stuck_after
-            row = Text(f"  {g.key or '-'}: {len(g.queue)} · oldest {format_duration(max(0, age))} ")
-            if stuck:
-                row.append("STUCK ", style="bold red")
-            d = g.decision
-            row.append(f"{g.reason or (d.reason if d else None) or 'awaiting poll'}"
-                       + (f" · from {d.address}" if d is not None and d.address else ""), style="dim")
-            out.append(row)
-        if more is not None:
-            out.append(more)
-        # senders
-        out.append(Text(f"Senders (token lifetime {format_duration(eng.settings.token_lifetime)})", style="bold"))
-        sending = [d.user for g in live if (d := g.decision) is not None and d.user]
-        order = {u: i for i, u in enumerate(dict.fromkeys(sending))}
-        users = sorted(eng.users.values(), key=lambda u: (order.get(u.id, len(order)),
-                                                           eng.sync.get(u.id) is None))
-        shown, more = self._cap(users, caps["users"], "users")
-        for u in shown:
-            out.append(self._user_row(u.id))
-        if more is not None:
-            out.append(more)
-        # SMTP replies
-        bounces = [(a, b.bounces) for a, b in sorted(eng.store.boxes.items()) if b.bounces]
-        st_ = Text("SMTP replies", style="bold")
-        if bounces:
-            st_.append(" · bounce-backs: " + ", ".join(f"{a} {n}" for a, n in bounces[:2])
-                       + (" …" if len(bounces) > 2 else ""))
-        out.append(st_)
-        if not replies:
-            out.append(Text("  none yet", style="dim"))
-        for rec in reversed(replies):
-            code = int(rec.get("code") or 0)
-            row = Text(f"  {self.short(int(rec['t']))} ")
-            row.append(f"{code} {rec.get('enhanced') or ''}", style="green" if code < 400 else
-                       "yellow" if code < 500 else "red")
-            spf = f" spf={rec['spf']}" if rec.get("spf") else ""
-            said = f"→ {rec['folder']}" if rec["event"] == "email.delivered" else rec.get("text") or ""
-            row.append(f" {rec.get('recipient')} {rec.get('invoice')}{spf} {said}")
-            out.append(row)
-        return [_fit(x, w) for x in out]
-
-    @staticmethod
-    def _cap(items: Iterable[Any], cap: int, what: str) -> tuple[list[Any], Text | None]:
-        """At most ``cap`` rows: the first ``cap - 1`` and a '… N more' line when there are more."""
-        items = list(items)
-        if len(items) <= cap:
-            return items, None
-        shown = items[: max(0, cap - 1)]
-        return shown, Text(f"  … {len(items) - len(shown)} more {what}", style="dim")
-
-    def _user_row(self, uid: str) -> Text:
-        eng, now = self.sess.eng, self.sess.now
-        u = eng.users[uid]
-        row = Text(f"  {u.id:<6} ", style="bold")
-        row.append(f"{u.email:<30} ")
-        if not u.active:
-            row.append("inactive ", style="red")
-        st = eng.sync.get(uid)
-        if st is None:
-            row.append("no sync (SMTP path)", style="dim")
-            return row
-        row.append(f"{st.provider} ")
-        life = eng.settings.token_lifetime
-        vd = verdict(st, now, life)
-        if not st.supported:
-            row.append("unsupported → SMTP", style="yellow")
-            return row
-        left = expires_at(st, life) - now
-        if vd.reason == "sync-password-changed":
-            row.append("password changed ", style="red")
-        if left > 0:
-            row.append(f"{_days(left)} to expiry", style="green" if vd.ok else "")
-        else:
-            row.append(f"EXPIRED {_days(-left)} ago", style="red")
-        return row
-
 
 _COMMANDS = ("next", "until", "back", "goto", "break", "show", "why", "inject", "save", "help", "quit")
 _ALIASES = {"n": "next", "b": "back", "u": "until", "g": "goto", "q": "quit", "exit": "quit", "?": "help",
             "h": "help", "s": "show", "w": "why", "step": "next", "run": "until"}
-
