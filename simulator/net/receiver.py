@@ -201,8 +201,11 @@ class ReceivingServer:
         return self.plan(domain, now).shareable
 
     def file_copies(self, rcpts: Sequence[str], folder: str, message_ids: Sequence[str], now: int) -> None:
-        for r in rcpts:
-            box = self.store.box(r)
+        self.file_boxes([self.store.box(r) for r in rcpts], folder, message_ids, now)
+
+    def file_boxes(self, boxes: Sequence[Mailbox], folder: str, message_ids: Sequence[str], now: int) -> None:
+        """:meth:`file_copies` for mailboxes already looked up (``store.box``)."""
+        for box in boxes:
             if folder == "junk":
                 box.junk += len(message_ids)
             else:
@@ -256,15 +259,24 @@ class ReceivingServer:
         return OK_RCPT
 
     def rcpt_policy(self, client_ip: str, mail_from: str, rcpt: str, now: int) -> Reply | None:
-        """The mailbox policy's answer to RCPT once no fault fired: a refusal, or None (accepted).
+        """The mailbox policy's answer to RCPT once no fault fired: a refusal, or None (accepted)."""
+        pol, refusal = self.rcpt_known(rcpt)
+        return refusal if refusal is not None else self.rcpt_counters(pol, client_ip, mail_from, rcpt, now)
 
-        Greylisting records the triplet's first attempt here, so this is called exactly
-        where a real server would see the RCPT.
-        """
+    def rcpt_known(self, rcpt: str) -> tuple[MailboxDomain, Reply | None]:
+        """The recipient domain's policy, and its refusal when it depends on the address alone (unknown user)."""
         local, _, domain = rcpt.rpartition("@")
         pol = self.policy(domain)
         if pol.users is not None and local.lower() not in pol.users:
-            return UNKNOWN_USER
+            return pol, UNKNOWN_USER
+        return pol, None
+
+    def rcpt_counters(self, pol: MailboxDomain, client_ip: str, mail_from: str, rcpt: str, now: int) -> Reply | None:
+        """The parts of RCPT's answer that keep state: the mailbox quota, then greylisting.
+
+        Greylisting records the triplet's first attempt here, so this is called exactly
+        where a real server would see the RCPT (only when ``pol.quota or pol.greylist``).
+        """
         if pol.quota and self.store.box(rcpt).stored >= pol.quota:
             return QUOTA
         if pol.greylist:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Protocol, overload
 
-from simulator.domain.faults import first_firing
-from simulator.net.receiver import DROPPED, FAULT_REPLY, TOO_BIG, ReceivingServer, Reply
+from simulator.domain.faults import draw, first_firing
+from simulator.net.receiver import DROPPED, FAULT_REPLY, TOO_BIG, Mailbox, ReceivingServer, Reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,37 +116,120 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
                      size: int | None = None) -> list[AttemptResult]:
     """One SMTP transaction per message of one envelope (``att`` with each of ``message_ids``), in order.
 
-    The one definition of the stage order for the memory transport (and so of which
-    fault or policy answers first): connect, HELO, MAIL (size limit, then faults), each
-    RCPT (faults, then the mailbox policy), DATA (SPF, faults, then the SPF policy). It
-    plays the same ``ReceivingServer`` parts the sink's hooks play, but what does not
-    depend on the message is decided once for the envelope: the domain's plan of faults
-    by stage (per fault window), the SPF verdict, the policy's refusals and the results
-    themselves (equal results are one object, so the MTA handles them once). Per
-    message it draws only the probabilistic faults and asks the counting parts (quota,
-    greylist) in the order a real server would, filing each accepted copy before the
-    next message is looked at.
+    What does not depend on the message is decided once for the envelope (see
+    :class:`_Envelope`). When no counter (quota, greylist) or size limit is in play, a
+    message for which no probabilistic fault fires gets exactly the result of the first
+    such message: it costs its draws and an append, and its copies are filed in one go
+    with the others of its run (flushed before any message that takes the full path, so
+    every mailbox holds its messages in the order they were sent).
     """
-    now = att.now
-    n = len(att.rcpts)
-    seed = server.seed
-    attempt = att.attempt
-    plan = server.plan(att.domain, now)
-    stages = plan.stages
-    early = [(st, stages[st]) for st in ("connect", "helo", "mail") if st in stages]
-    rcpt_faults = stages.get("rcpt")
-    data_faults = stages.get("data")
-    too_big = size is not None and bool(plan.policy.size_limit) and size > plan.policy.size_limit
-    rcpts = [(r, r.lower()) for r in att.rcpts]
-    client_ip, mail_from, helo = att.client_ip, att.mail_from, att.helo
-    spf: tuple[str, str] | None = None
-    shared: dict[tuple[object, ...], AttemptResult] = {}
+    env = _Envelope(server, att, size)
+    if not env.batchable:
+        return [env.one(mid) for mid in message_ids]
     out: list[AttemptResult] = []
+    default: AttemptResult | None = None
+    pending: list[str] = []
+    quiet = env.quiet
     for mid in message_ids:
+        if default is not None and quiet(mid):
+            out.append(default)
+            pending.append(mid)
+            continue
+        if pending:
+            env.file(default, pending)  # type: ignore[arg-type]  # pending implies a default
+            pending = []
+        res = env.one(mid)
+        if default is None and quiet(mid):
+            default = res
+        out.append(res)
+    if pending:
+        env.file(default, pending)  # type: ignore[arg-type]
+    return out
+
+
+class _Envelope:
+    """One envelope's transactions: the one definition of the memory transport's stage order.
+
+    Connect, HELO, MAIL (size limit, then faults), each RCPT (faults, then the mailbox
+    policy), DATA (SPF, faults, then the SPF policy): the ``ReceivingServer`` parts the
+    sink's hooks play, in the same order. Decided once per envelope: the domain's plan
+    of faults by stage (per fault window), each recipient's policy and refusal by address
+    alone, the SPF verdict and its action, and the results themselves (equal results are
+    one object, so the MTA handles them once). Per message (:meth:`one`): the fault draws
+    and the counting parts (quota, greylist) in the order a real server sees them, and the
+    accepted copies are filed before the next message is looked at.
+    """
+
+    def __init__(self, server: ReceivingServer, att: Attempt, size: int | None) -> None:
+        self.server = server
+        self.att = att
+        self.n = len(att.rcpts)
+        self.seed = server.seed
+        plan = server.plan(att.domain, att.now)
+        stages = plan.stages
+        self.early = [(st, stages[st]) for st in ("connect", "helo", "mail") if st in stages]
+        self.rcpt_faults = stages.get("rcpt")
+        self.data_faults = stages.get("data")
+        limit = plan.policy.size_limit
+        self.too_big = size is not None and bool(limit) and size > limit
+        # per recipient, what does not change between messages: its policy, a refusal by address
+        # alone (unknown user), whether a counter (quota, greylist) must be asked
+        self.rcpts = []
+        for r in att.rcpts:
+            pol, known = server.rcpt_known(r)
+            self.rcpts.append((r, r.lower(), pol, known, bool(pol.quota or pol.greylist)))
+        self.mailbox: dict[str, Mailbox] = {}  # looked up when first filed into (a mailbox exists once it holds mail)
+        self.actions: dict[str, tuple[Reply | None, str]] = {}
+        self.spf: tuple[str, str] | None = None
+        self.shared: dict[tuple[object, ...], AttemptResult] = {}
+        # every draw a message could need, for :meth:`quiet`: (stage, fault index, probability, rcpt)
+        self.draws: list[tuple[str, int, float, str]] = [(st, f.index, f.probability, "")
+                                                         for st, fs in self.early for f in fs]
+        self.draws += [("rcpt", f.index, f.probability, low) for _r, low, *_ in self.rcpts
+                       for f in self.rcpt_faults or ()]
+        self.draws += [("data", f.index, f.probability, "") for f in self.data_faults or ()]
+        self.batchable = not self.too_big and not any(counting for *_, counting in self.rcpts)
+
+    def quiet(self, mid: str) -> bool:
+        """Does no fault fire for this message at any stage (so its result is the envelope's default)?"""
+        seed, attempt = self.seed, self.att.attempt
+        for stage, index, p, low in self.draws:
+            if p >= 1.0 or draw(seed, index, mid, low, attempt, stage) < p:
+                return False
+        return True
+
+    def file(self, result: AttemptResult, mids: Sequence[str]) -> None:
+        """File the copies of ``mids``, which all got ``result`` (filed now unless delayed: settle does)."""
+        if result.folder is None or result.delay:
+            return
+        self.server.file_boxes(self._boxes([r for r, rep in zip(self.att.rcpts, result.replies, strict=True)
+                                            if rep.ok]), result.folder, mids, self.att.now)
+
+    def _boxes(self, rcpts: Sequence[str]) -> list[Mailbox]:
+        boxes = []
+        for r in rcpts:
+            box = self.mailbox.get(r)
+            if box is None:
+                box = self.mailbox[r] = self.server.store.box(r)
+            boxes.append(box)
+        return boxes
+
+    def _result(self, key: tuple[object, ...], replies: tuple[Reply, ...], folder: str | None,
+                spf: tuple[str, str] | None, delay: int) -> AttemptResult:
+        res = self.shared.get(key)
+        if res is None:
+            res = self.shared[key] = AttemptResult(replies, folder, spf[0] if spf else None, spf[1] if spf else "",
+                                                   delay)
+        return res
+
+    def one(self, mid: str) -> AttemptResult:
+        """The whole transaction for one message, its accepted copies filed (unless delayed)."""
+        server, att, n, seed = self.server, self.att, self.n, self.seed
+        now, attempt = att.now, att.attempt
         delay = 0
         fail: Reply | None = None
-        for stage, candidates in early:
-            if stage == "mail" and too_big:
+        for stage, candidates in self.early:
+            if stage == "mail" and self.too_big:
                 fail = TOO_BIG
                 break
             f = first_firing(candidates, seed=seed, stage=stage, message_id=mid, rcpt="", attempt=attempt)
@@ -158,87 +241,62 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
                     fail = reply
                     break
         else:
-            if too_big:
+            if self.too_big:
                 fail = TOO_BIG
         if fail is not None:
-            key: tuple[object, ...] = ("fail", fail, delay)
-            res = shared.get(key)
-            if res is None:
-                res = shared[key] = AttemptResult((fail,) * n, None, None, delay=delay)
-            out.append(res)
-            continue
+            return self._result(("fail", fail, delay), (fail,) * n, None, None, delay)
         replies: list[Reply | None] = []
         accepted: list[str] = []
-        dropped = False
-        for rcpt, low in rcpts:
-            if rcpt_faults:
-                f = first_firing(rcpt_faults, seed=seed, stage="rcpt", message_id=mid, rcpt=low, attempt=attempt)
+        for rcpt, low, pol, known, counting in self.rcpts:
+            if self.rcpt_faults:
+                f = first_firing(self.rcpt_faults, seed=seed, stage="rcpt", message_id=mid, rcpt=low,
+                                 attempt=attempt)
                 if f is not None:
                     reply = FAULT_REPLY.get(f.kind)
                     if reply is None:
                         delay += f.delay
+                    elif reply.code == 0:
+                        return self._result(("fail", DROPPED, delay), (DROPPED,) * n, None, None, delay)
                     else:
-                        if reply.code == 0:
-                            dropped = True
-                            break
                         replies.append(reply)
                         continue
-            refusal = server.rcpt_policy(client_ip, mail_from, rcpt, now)
+            refusal = known if known is not None or not counting else server.rcpt_counters(
+                pol, att.client_ip, att.mail_from, rcpt, now)
             replies.append(refusal)
             if refusal is None:
                 accepted.append(rcpt)
-        if dropped:
-            key = ("fail", DROPPED, delay)
-            res = shared.get(key)
-            if res is None:
-                res = shared[key] = AttemptResult((DROPPED,) * n, None, None, delay=delay)
-            out.append(res)
-            continue
         if not accepted:
             final = tuple(r for r in replies if r is not None)
-            key = ("refused", final, delay)
-            res = shared.get(key)
-            if res is None:
-                res = shared[key] = AttemptResult(final, None, None, delay=delay)
-            out.append(res)
-            continue
-        if spf is None:  # SPF of (IP, MAIL FROM, HELO) at one instant: one verdict for the envelope
-            spf = server.spf(now, client_ip, mail_from, helo)
-        result, explanation = spf
+            return self._result(("refused", final, delay), final, None, None, delay)
+        if self.spf is None:  # SPF of (IP, MAIL FROM, HELO) at one instant: one verdict for the envelope
+            self.spf = server.spf(now, att.client_ip, att.mail_from, att.helo)
+        spf = self.spf
         data_fail: Reply | None = None
-        if data_faults:
-            f = first_firing(data_faults, seed=seed, stage="data", message_id=mid, rcpt="", attempt=attempt)
+        if self.data_faults:
+            f = first_firing(self.data_faults, seed=seed, stage="data", message_id=mid, rcpt="", attempt=attempt)
             if f is not None:
                 data_fail = FAULT_REPLY.get(f.kind)
                 if data_fail is None:
                     delay += f.delay
-        folder: str | None = None
+        folder = ""
         if data_fail is None:
-            data_fail, folder = server.spf_action(accepted[0], att.domain, result)
+            action = self.actions.get(accepted[0])
+            if action is None:
+                action = self.actions[accepted[0]] = server.spf_action(accepted[0], att.domain, spf[0])
+            data_fail, folder = action
         if data_fail is not None:
             if data_fail.code == 0:
-                key = ("dropped-data", delay)
-                res = shared.get(key)
-                if res is None:
-                    res = shared[key] = AttemptResult((DROPPED,) * n, None, result, explanation, delay)
-            else:
-                final = tuple(data_fail if r is None else r for r in replies)
-                key = ("data", final, delay)
-                res = shared.get(key)
-                if res is None:
-                    res = shared[key] = AttemptResult(final, None, result, explanation, delay)
-            out.append(res)
-            continue
-        assert folder is not None
+                return self._result(("dropped-data", delay), (DROPPED,) * n, None, spf, delay)
+            refused = tuple(data_fail if r is None else r for r in replies)
+            return self._result(("data", refused, delay), refused, None, spf, delay)
         if not delay:
-            server.file_copies(accepted, folder, (mid,), now)
+            server.file_boxes(self._boxes(accepted), folder, (mid,), now)
         # else (a slow fault): the copies are filed when the 250 is applied (Transport.settle)
         key = ("ok", tuple(replies), folder, delay)
-        res = shared.get(key)
+        res = self.shared.get(key)
         if res is None:
             # the 250's text names the first message it was shared by, as a cohort's one transaction does
             ok = Reply(250, "2.0.0", f"OK queued as {mid}")
-            res = shared[key] = AttemptResult(tuple(ok if r is None else r for r in replies), folder, result,
-                                              explanation, delay)
-        out.append(res)
-    return out
+            res = self.shared[key] = AttemptResult(tuple(ok if r is None else r for r in replies), folder, spf[0],
+                                                   spf[1], delay)
+        return res
