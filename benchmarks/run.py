@@ -156,11 +156,21 @@ def child_naive(size: int, repeats: int, gc_off: bool) -> dict[str, Any]:
             "peak_rss_mb": peak_rss_mb(), "ok": ok}
 
 
-def child_profile(size: int, out_path: Path) -> dict[str, Any]:
+def build_workload(workload: str, size: int) -> Any:
+    """The uniform §6 workload (benchmarks/scenarios.py) or the varied one (benchmarks/varied.py)."""
+    if workload == "varied":
+        from benchmarks.varied import build as build_varied
+
+        return build_varied(size)
     from benchmarks.scenarios import build
+
+    return build(size, batches_for(size))
+
+
+def child_profile(size: int, out_path: Path, workload: str = "uniform") -> dict[str, Any]:
     from simulator.engine.run import simulate
 
-    scn = build(size, batches_for(size))
+    scn = build_workload(workload, size)
     prof = cProfile.Profile()
     t1 = time.perf_counter()
     prof.enable()
@@ -168,7 +178,7 @@ def child_profile(size: int, out_path: Path) -> dict[str, Any]:
     prof.disable()
     dt = time.perf_counter() - t1
     buf = io.StringIO()
-    buf.write(f"# cProfile of simulate() on the §6 workload, {size} emails, trace off, memory transport\n")
+    buf.write(f"# cProfile of simulate() on the §6 {workload} workload, {size} emails, trace off, memory transport\n")
     buf.write(f"# wall under the profiler: {dt:.2f} s (the profiler inflates it; use ratios, not absolutes)\n")
     buf.write(f"# run ok: {res.ok}, accounting: {res.accounting()}\n\n")
     stats = pstats.Stats(prof, stream=buf).strip_dirs()
@@ -177,7 +187,8 @@ def child_profile(size: int, out_path: Path) -> dict[str, Any]:
     buf.write("\n## top 25 by internal (tottime)\n")
     stats.sort_stats("tottime").print_stats(25)
     out_path.write_text(buf.getvalue())
-    return {"kind": "profile", "size": size, "seconds_under_profiler": dt, "path": str(out_path.relative_to(ROOT))}
+    return {"kind": "profile", "size": size, "workload": workload, "seconds_under_profiler": dt,
+            "path": str(out_path.relative_to(ROOT))}
 
 
 def linearity_repeats(size: int, largest: int) -> int:
@@ -185,7 +196,7 @@ def linearity_repeats(size: int, largest: int) -> int:
     return max(1, min(8, largest // size // 2)) if size < largest else 1
 
 
-def child_linearity(sizes: list[int], rounds: int) -> dict[str, Any]:
+def child_linearity(sizes: list[int], rounds: int, workload: str = "uniform") -> dict[str, Any]:
     """Every size in this one process, interleaved, ``rounds`` times: in-process ``simulate()`` costs.
 
     DESIGN §8 measures linear scaling in-process. Each run records the CPU time this
@@ -197,10 +208,9 @@ def child_linearity(sizes: list[int], rounds: int) -> dict[str, Any]:
     estimate; the sizes take turns (the order rotates each round) so that a busy minute
     hits every size rather than one. Scenarios are built before any timing.
     """
-    from benchmarks.scenarios import build
     from simulator.engine.run import simulate
 
-    scns = {n: build(n, batches_for(n)) for n in sizes}
+    scns = {n: build_workload(workload, n) for n in sizes}
     largest = max(sizes)
     cpu: dict[int, list[float]] = {n: [] for n in sizes}
     wall: dict[int, list[float]] = {n: [] for n in sizes}
@@ -216,7 +226,7 @@ def child_linearity(sizes: list[int], rounds: int) -> dict[str, Any]:
                 cpu[n].append(time.process_time() - c0)
                 ok = ok and bool(res.ok)
                 del res
-    return {"kind": "linearity", "rounds": rounds, "ok": ok, "measure": "cpu",
+    return {"kind": "linearity", "workload": workload, "rounds": rounds, "ok": ok, "measure": "cpu",
             "cpu_seconds": {str(n): cpu[n] for n in sizes}, "wall_seconds": {str(n): wall[n] for n in sizes},
             **linearity_summary(cpu), "wall": linearity_summary(wall)}
 
@@ -252,11 +262,11 @@ def child_main(args: argparse.Namespace) -> int:
     if args.child == "mailsim":
         res = child_mailsim(args.size, args.trace, args.repeats)
     elif args.child == "linearity":
-        res = child_linearity(sorted(int(x) for x in args.lin_sizes.split(",")), args.rounds)
+        res = child_linearity(sorted(int(x) for x in args.lin_sizes.split(",")), args.rounds, args.workload)
     elif args.child == "naive":
         res = child_naive(args.size, args.repeats, args.gc_off)
     else:
-        res = child_profile(args.size, Path(args.profile_out))
+        res = child_profile(args.size, Path(args.profile_out), args.workload)
     sys.stdout.write("RESULT " + json.dumps(res) + "\n")
     return 0
 
@@ -396,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE / "results.json"))
     ap.add_argument("--no-network", action="store_true", help="skip the wire/sink/DNS benchmarks (network.py)")
     ap.add_argument("--no-sweep", action="store_true", help="skip the sweep-scaling benchmark (sweep.py)")
+    ap.add_argument("--no-varied", action="store_true", help="skip the varied workload (benchmarks/varied_bench.py)")
     # child mode (internal)
     ap.add_argument("--child", choices=("mailsim", "naive", "profile", "linearity"), help=argparse.SUPPRESS)
     ap.add_argument("--lin-sizes", help=argparse.SUPPRESS)
@@ -403,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--gc-off", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--profile-out", help=argparse.SUPPRESS)
+    ap.add_argument("--workload", choices=("uniform", "varied"), default="uniform", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         if args.size is not None:
@@ -452,6 +464,10 @@ def main(argv: list[str] | None = None) -> int:
         "targets": targets,
         "all_targets_met": all(t["status"] != "MISSED" for t in targets),
     }
+    if not args.no_varied:
+        results["varied"] = section_varied(sizes, args.rounds, not (args.no_profile or args.quick), log)
+        add_varied_targets(results["varied"], best_naive, targets)
+        results["all_targets_met"] = all(t["status"] != "MISSED" for t in targets)
     if not args.no_sweep:
         results["sweep"] = sweep = section_sweep(args.quick, log)
         sweep_target(sweep, targets)
@@ -527,6 +543,37 @@ def section_profile(size: int, log: Log) -> dict[str, Any] | None:
     out = HERE / f"profile-{size // 1000}k.txt"
     return spawn(["--child", "profile", "--size", str(size), "--profile-out", str(out)],
                  f"cProfile {size:,} emails", log)
+
+
+def section_varied(sizes: list[int], rounds: int, profile: bool, log: Log) -> dict[str, Any]:
+    """Issue 12: the varied workload as whole ``mailsim run`` processes, in-process linearity, a profile."""
+    from benchmarks.varied_bench import measure
+
+    log("[bold]varied workload[/bold] (benchmarks/varied.py: emails that differ)")
+    out: dict[str, Any] = {"processes": measure(sizes, log)}
+    out["linearity"] = None if len(sizes) < 2 else spawn(
+        ["--child", "linearity", "--workload", "varied", "--lin-sizes", ",".join(map(str, sizes)),
+         "--rounds", str(max(2, rounds - 2))], "varied linearity (in-process CPU, interleaved)", log)
+    lin = out["linearity"]
+    if lin:
+        for n, r in sorted(lin["raw"].items(), key=lambda kv: int(kv[0])):
+            log(f"  varied in-process CPU {int(n):>9,}: {r['us_per_email']:5.2f} µs/email (min of {r['runs']}), "
+                f"÷ smallest {r['vs_smallest']:.2f}")
+    if profile:
+        path = HERE / "profile-varied-100k.txt"
+        out["profile"] = spawn(["--child", "profile", "--workload", "varied", "--size", "100000", "--profile-out",
+                                str(path)], "cProfile, varied 100,000 emails", log)
+    return out
+
+
+def add_varied_targets(varied: dict[str, Any], naive: Runs, targets: list[dict[str, Any]]) -> None:
+    from benchmarks.varied_bench import targets as varied_rows
+
+    def row(name: str, measured: str, limit: str, ok: bool | None) -> None:
+        targets.append({"target": name, "measured": measured, "limit": limit,
+                        "status": "n/a" if ok is None else ("PASS" if ok else "MISSED")})
+
+    varied_rows(varied["processes"], naive, varied.get("linearity"), row)
 
 
 def section_network(quick: bool, log: Log) -> dict[str, Any] | None:

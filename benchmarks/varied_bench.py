@@ -1,0 +1,129 @@
+"""The varied-work section of ``make bench`` (issue 12, DESIGN §6): emails that differ.
+
+For each size, :mod:`benchmarks.varied` writes the scenario to a file and the whole
+``mailsim run FILE`` process is timed from outside (interpreter start, imports, load,
+run, the table it prints), with its CPU time and peak RSS from ``wait4``. It is compared
+with the naive SimPy model run in-process at the same size in the same ``make bench``
+(``run.py``'s per-size section), which does not even pay for its interpreter: the ratio
+is conservative. Linear scaling is measured in-process like the uniform workload's
+(``run.py``'s linearity child with ``--workload varied``), and a cProfile of a 100k run
+goes to ``benchmarks/profile-varied-100k.txt``.
+
+    .venv/bin/python benchmarks/varied_bench.py --sizes 10000,100000   # this section alone
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+TARGET_VARIED_NAIVE = 4.0  # whole process incl. load, vs the naive model
+TARGET_RSS_MB = 1536.0
+TARGET_LINEAR = 0.15
+
+
+def mailsim_command(path: Path) -> list[str]:
+    """``mailsim run PATH`` with this interpreter's installation (the console script when present)."""
+    script = Path(sys.executable).with_name("mailsim")
+    if script.exists():
+        return [str(script), "run", str(path)]
+    return [sys.executable, "-c", "from simulator.cli.main import main; main()", "run", str(path)]
+
+
+def run_process(cmd: list[str]) -> dict[str, Any]:
+    """Wall time, CPU time (user + sys) and peak RSS of one child process, from ``wait4``."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    code = os.waitstatus_to_exitcode(status)
+    rss = usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 2**20
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": rss, "exit": code,
+            "stderr": err[-2000:]}
+
+
+def repeats_for(size: int) -> int:
+    return max(1, min(3, 300_000 // size))
+
+
+def measure(sizes: list[int], log: Any = print) -> dict[str, Any]:
+    """Each size's whole ``mailsim run`` process (median wall, min CPU, max RSS over its repeats)."""
+    from benchmarks.varied import scenario_text, shape
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="mailsim-varied-") as tmp:
+        for n in sizes:
+            path = Path(tmp) / f"varied-{n}.yaml"
+            path.write_text(scenario_text(n))
+            runs = [run_process(mailsim_command(path)) for _ in range(repeats_for(n))]
+            ok = all(r["exit"] == 0 for r in runs)
+            wall = statistics.median(r["wall_s"] for r in runs)
+            cpu = min(r["cpu_s"] for r in runs)
+            rss = max(r["peak_rss_mb"] for r in runs)
+            v = shape(n)
+            out[str(n)] = {"emails": n, "runs": len(runs), "wall_s": wall, "all_wall_s": [r["wall_s"] for r in runs],
+                           "cpu_s": cpu, "all_cpu_s": [r["cpu_s"] for r in runs], "peak_rss_mb": rss, "ok": ok,
+                           "us_per_email_wall": wall / n * 1e6, "us_per_email_cpu": cpu / n * 1e6,
+                           "file_bytes": path.stat().st_size, "properties": v.properties,
+                           "invalid_contacts": v.invalid_contacts, "unknown_contacts": v.unknown_contacts,
+                           "stderr": None if ok else runs[0]["stderr"]}
+            log(f"  varied {n:>9,}: whole process {wall:7.2f} s wall, {cpu:6.2f} s CPU, {rss:6.0f} MB, ok={ok}")
+    return out
+
+
+def targets(varied: dict[str, Any], naive: dict[int, dict[str, Any]], lin: dict[str, Any] | None,
+            row: Any) -> None:
+    """Issue 12's rows: vs naive (whole process, wall and CPU), peak RSS at 1M, linear per-email cost."""
+    for key, m in sorted(varied.items(), key=lambda kv: int(kv[0])):
+        n = int(key)
+        nv = naive.get(n)
+        if nv is None:
+            row(f"varied {n:,}: whole process vs naive", "naive not run", f"≥ {TARGET_VARIED_NAIVE:.0f}×", None)
+            continue
+        ratio = nv["seconds"] / m["wall_s"]
+        ratio_cpu = nv["seconds"] / m["cpu_s"]
+        row(f"varied {n:,}: whole `mailsim run` vs naive", f"{ratio:.2f}× wall ({m['wall_s']:.2f} s vs "
+            f"{nv['seconds']:.2f} s), {ratio_cpu:.2f}× vs its CPU time", f"≥ {TARGET_VARIED_NAIVE:.0f}×",
+            ratio >= TARGET_VARIED_NAIVE and m["ok"])
+    big = varied.get("1000000")
+    row("varied 1M: peak RSS", f"{big['peak_rss_mb']:.0f} MB" if big else "not run", f"≤ {TARGET_RSS_MB:.0f} MB",
+        None if not big else big["peak_rss_mb"] <= TARGET_RSS_MB)
+    if lin is None:
+        row("varied: linear per-email cost", "not run", f"within ±{TARGET_LINEAR:.0%}", None)
+        return
+    raw = {int(k): v for k, v in lin["raw"].items()}
+    base = min(raw)
+    for n in sorted(raw)[1:]:
+        r = raw[n]["vs_smallest"]
+        row(f"varied: per-email cost at {n:,} vs {base:,}",
+            f"{r:.2f}× ({raw[n]['us_per_email']:.2f} vs {raw[base]['us_per_email']:.2f} µs; in-process CPU, "
+            f"min of {raw[n]['runs']} / {raw[base]['runs']} runs)", f"within ±{TARGET_LINEAR:.0%}",
+            abs(r - 1) <= TARGET_LINEAR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    args = ap.parse_args(argv)
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    print(json.dumps(measure(sizes), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
