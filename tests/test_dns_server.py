@@ -16,6 +16,7 @@ import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.query
 import dns.rcode
@@ -521,3 +522,123 @@ def test_cli_serve_rejects_non_loopback_and_bad_files(tmp_path: Path) -> None:
     res = runner.invoke(app, ["serve", str(scenario)])
     assert res.exit_code == 2
     assert f"{scenario}:4:" in res.output
+
+
+# --- DNS data as real DNS holds it (issue 11 items 16, 17) -----------------------------------
+
+
+def test_odd_bytes_in_names_and_values_are_served_exactly() -> None:
+    zone = Zone(
+        [
+            R(r"macro%percent\032\032space%20url-space.example", "TXT", r"ctrl\013\010 nul\000 hi\128\255 \\ end"),
+            R(r"foo:bar/baz.example", "TXT", ("", "two")),
+            R("null.example", "MX", "0 ."),
+        ]
+    )
+    with DnsServerThread(zone) as srv:
+        q = dns.message.make_query(dns.name.Name([b"macro%percent  space%20url-space", b"example", b""]), "TXT")
+        msg = dns.query.udp(q, HOST, port=srv.port, timeout=OK_TIMEOUT)
+        assert [rd.strings for rs in msg.answer for rd in rs] == [(b"ctrl\r\n nul\x00 hi\x80\xff \\ end",)]
+        assert [rs.name.labels[0] for rs in msg.answer] == [b"macro%percent  space%20url-space"]
+        assert [rd.strings for rs in udp(srv, "foo:bar/baz.example", "TXT").answer for rd in rs] == [(b"", b"two")]
+        assert texts(udp(srv, "null.example", "MX")) == ["0 ."]
+        # the resolvers hand SPF the same strings, decoded losslessly, both ways
+        odd = "macro%percent  space%20url-space.example"
+        wire = WireResolver(HOST, srv.port, timeout=OK_TIMEOUT).resolve(odd, "TXT")
+    mem = MemoryResolver(zone).resolve(odd, "TXT")
+    assert wire == mem == [("ctrl\r\n nul\x00 hi\udc80\udcff \\ end",)]
+
+
+def _answer_size(srv: DnsServerThread, name: str) -> int:
+    """Bytes of the whole answer with an EDNS OPT record (asked over TCP, where nothing is cut)."""
+    q = dns.message.make_query(name, "TXT", use_edns=0, payload=4096)
+    return len(dns.query.tcp(q, HOST, port=srv.port, timeout=OK_TIMEOUT).to_wire())
+
+
+def test_udp_answers_are_capped_at_1232_bytes_whatever_the_client_offers() -> None:
+    # find the TXT length whose answer is exactly 1,232 bytes, then probe 1,232 and 1,233
+    def value(tail: int) -> tuple[str, ...]:
+        return ("x" * 200,) * 5 + ("x" * tail,)  # explicit strings: size grows one byte per tail byte
+
+    probe = Zone([R("edge.example", "TXT", value(100))])
+    with DnsServerThread(probe) as srv:
+        base = _answer_size(srv, "edge.example")
+    tail = 100 + (1232 - base)
+    zone = Zone([R("fits.example", "TXT", value(tail)), R("over.example", "TXT", value(tail + 1))])
+    with DnsServerThread(zone) as srv:
+        assert _answer_size(srv, "fits.example") == 1232
+        assert _answer_size(srv, "over.example") == 1233
+        for offer in (1232, 1500, 4096, 65535):
+            fits = udp(srv, "fits.example", "TXT", use_edns=0, payload=offer)
+            assert not fits.flags & dns.flags.TC
+            assert len(fits.to_wire()) == 1232
+            over = udp(srv, "over.example", "TXT", use_edns=0, payload=offer)
+            assert over.flags & dns.flags.TC
+            assert over.answer == []
+        # a smaller offer is honoured, and no EDNS means 512
+        assert udp(srv, "fits.example", "TXT", use_edns=0, payload=1231).flags & dns.flags.TC
+        assert udp(srv, "fits.example", "TXT").flags & dns.flags.TC
+
+
+
+def test_txt_near_the_65535_byte_limit_goes_over_tcp_and_agrees_with_memory(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # one record of 64,800 octets of strings: fits one TCP message, far too big for UDP
+    big = "v=spf1 ip4:192.0.2.3 " + "x" * 64_000 + " -all"
+    zone = Zone([R("big.example", "TXT", big), R("big.example", "A", "192.0.2.1")])
+    with DnsServerThread(zone) as srv:
+        assert udp(srv, "big.example", "TXT", use_edns=0, payload=4096).flags & dns.flags.TC
+        whole = tcp(srv, "big.example", "TXT")
+        assert b"".join(rd.strings[0] if len(rd.strings) == 1 else b"".join(rd.strings)
+                        for rs in whole.answer for rd in rs) == big.encode()
+        wire = WireResolver(HOST, srv.port, timeout=OK_TIMEOUT).resolve("big.example", "TXT")
+        from simulator.net.spf import check_host
+
+        wire_spf = check_host("192.0.2.3", "big.example", "u@big.example", "h.example",
+                              WireResolver(HOST, srv.port, timeout=OK_TIMEOUT))
+    mem = MemoryResolver(zone).resolve("big.example", "TXT")
+    assert wire == mem
+    assert "".join(wire[0]) == big  # type: ignore[arg-type]
+    mem_spf = check_host("192.0.2.3", "big.example", "u@big.example", "h.example", MemoryResolver(zone))
+    assert wire_spf == mem_spf
+    assert wire_spf.result == "permerror"  # 'xxx…' is not a term: the whole record is parsed first
+    assert "DNS server failed" not in caplog.text
+
+
+def test_an_answer_too_big_for_any_message_is_servfail_both_ways(caplog: pytest.LogCaptureFixture) -> None:
+    # two records of ~40 kB each: each fits a message, together they cannot
+    half = "v" + "x" * 40_000
+    zone = Zone([R("huge.example", "TXT", half), R("huge.example", "TXT", half + "y"), R("one.example", "TXT", half)])
+    with pytest.raises(DnsServFail):
+        MemoryResolver(zone).resolve("huge.example", "TXT")
+    with DnsServerThread(zone) as srv:
+        with pytest.raises(DnsServFail):
+            WireResolver(HOST, srv.port, timeout=OK_TIMEOUT).resolve("huge.example", "TXT")
+        assert tcp(srv, "huge.example", "TXT").rcode() == dns.rcode.SERVFAIL
+        assert len(WireResolver(HOST, srv.port, timeout=OK_TIMEOUT).resolve("one.example", "TXT")) == 1
+    assert "DNS server failed" not in caplog.text
+
+
+def test_unreachable_rules_exact_names_and_some_types() -> None:
+    from simulator.domain.dns import Unreachable
+
+    zone = Zone(
+        [
+            R("exact.example", "A", "192.0.2.1"),
+            R("a.exact.example", "A", "192.0.2.2"),
+            R("picky.example", "A", "192.0.2.3"),
+        ],
+        unreachable=[Unreachable("exact.example", subdomains=False), Unreachable("picky.example", ("TXT",))],
+    )
+    with DnsServerThread(zone) as srv:
+        wire = WireResolver(HOST, srv.port, timeout=SILENCE)
+        for res in (MemoryResolver(zone), wire):
+            with pytest.raises(DnsTimeout):
+                res.resolve("exact.example", "A")
+            assert res.resolve("a.exact.example", "A") == ["192.0.2.2"]
+            assert res.resolve("picky.example", "A") == ["192.0.2.3"]
+            with pytest.raises(DnsTimeout):
+                res.resolve("picky.example", "TXT")
+            with pytest.raises(DnsTimeout):
+                res.resolve("x.picky.example", "TXT")

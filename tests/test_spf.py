@@ -400,3 +400,15 @@ def test_docs_cli_examples_are_current(tmp_path: Path) -> None:
         assert res.output == lines[i + 1] + "\n", line
         checked += 1
     assert checked == 4
+
+
+def test_cli_never_prints_raw_control_bytes(tmp_path: Path) -> None:
+    """An explanation built from a hostile sender (here via exp=%{l}) reaches the terminal escaped."""
+    text = SCENARIO.replace("%{i} may not send for %{d}", "%{l}")
+    sender = "a\x1b[2Jb@acme.example"
+    res = spf_cli(tmp_path, "--ip", "192.0.2.3", "--sender", sender, "--helo", "h.example", text=text)
+    assert res.exit_code == 0
+    assert "\x1b" not in res.output
+    assert res.output.endswith("explanation: a\\027[2Jb\n")
+    doc = json.loads(spf_cli(tmp_path, "--ip", "192.0.2.3", "--sender", sender, "--json", text=text).output)
+    assert doc["exp"] == "a\x1b[2Jb"  # the RFC's string, exactly (JSON escapes it on the way out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,8 @@ from simulator.net.zone import (
     check_record,
     txt_strings,
 )
+from simulator.scenario.errors import ScenarioError
+from simulator.scenario.loader import load_scenario
 from simulator.scenario.model import Scenario
 
 
@@ -262,3 +265,166 @@ def test_probabilistic_faults_are_deterministic_and_keyed() -> None:
     assert 50 < sum(first) < 150  # roughly a quarter of 400
     never = (Fault(index=0, kind="dns_timeout", probability=0.0),)
     assert z.lookup("h1.example", "A", faults=never).rcode == NOERROR
+
+
+# --- zone-file escapes (DESIGN §8: DNS data holds what real DNS can hold) ---------------------
+
+from simulator.domain.dns import (  # noqa: E402
+    DnsTextError,
+    Unreachable,
+    bytes_to_text,
+    canonical_name,
+    canonical_text,
+    display,
+    name_key,
+    text_to_bytes,
+)
+
+
+@pytest.mark.parametrize(
+    ("written", "data"),
+    [
+        ("plain", b"plain"),
+        (r"\000\013\010\255", b"\x00\r\n\xff"),
+        (r"a\"b\\c\;", b'a"b\\c;'),
+        ("Grüße", "Grüße".encode()),
+        (r"\0651", b"A1"),  # exactly three digits, then a plain digit
+        ("", b""),
+    ],
+)
+def test_text_escapes_decode_to_bytes(written: str, data: bytes) -> None:
+    assert text_to_bytes(written) == data
+    assert text_to_bytes(bytes_to_text(data)) == data  # lossless round trip
+
+
+@pytest.mark.parametrize("bad", ["end\\", r"\25", r"\2x5", r"\256", "\\"])
+def test_bad_escapes_are_refused_with_a_reason(bad: str) -> None:
+    with pytest.raises(DnsTextError, match=r"\\"):
+        text_to_bytes(bad)
+
+
+def test_canonical_text_escapes_only_what_a_terminal_must_not_see() -> None:
+    assert canonical_text("v=spf1 -all") == "v=spf1 -all"
+    assert canonical_text('say "hi" \\\\ ok') == 'say "hi" \\\\ ok'
+    assert canonical_text("\x1b[31mred") == r"\027[31mred"
+    assert canonical_text(r"\195\188") == "ü"  # valid UTF-8 stays readable
+    assert canonical_text(r"\195") == r"\195"  # a lone byte does not
+    assert canonical_text("\u202eevil") == r"\226\128\174evil"  # bidi override: not printable
+    assert display("a\x07b") == r"a\007b"
+    assert display("fine text") == "fine text"
+
+
+def test_names_hold_any_label_bytes() -> None:
+    assert canonical_name("Foo:Bar/Baz.Example.") == "foo:bar/baz.example"
+    assert canonical_name("macro%percent  space.example") == r"macro%percent\032\032space.example"
+    assert canonical_name(r"macro%percent\032\032space.example") == r"macro%percent\032\032space.example"
+    assert canonical_name(r"dot\.in.label.example") == r"dot\.in.label.example"
+    assert canonical_name(r"\066\067.example") == "bc.example"  # case-folded after decoding
+    assert canonical_name("*.w.example", wildcard=True) == "*.w.example"
+    assert canonical_name(".", root=True) == "."
+    assert name_key("Macro%percent  space.example") == r"macro%percent\032\032space.example"
+    for bad, why in [
+        ("a..example", "empty label"),
+        ("x" * 64 + ".example", "64 octets"),
+        (".".join(["x" * 63] * 4), "257 octets"),
+        (".".join(["x" * 63] * 3 + ["x" * 62]), "256 octets"),
+        ("", "empty name"),
+    ]:
+        with pytest.raises(DnsTextError, match=why):
+            canonical_name(bad)
+    assert canonical_name(".".join(["x" * 63] * 3 + ["x" * 61])).endswith("x" * 61)  # 255 octets: the limit
+    with pytest.raises(DnsTextError, match="leftmost"):
+        canonical_name("a.*.example", wildcard=True)
+
+
+def test_zone_answers_escaped_names_and_serves_bytes() -> None:
+    z = Zone([R("a b.example", "TXT", r"x\000y"), R(r"c\.d.example", "A", "192.0.2.1")])
+    assert [r.name for r in z.records] == [r"a\032b.example", r"c\.d.example"]
+    assert z.answer(r"a\032b.example", "TXT").rcode == NOERROR
+    assert txt_strings(z.answer(r"A\032B.example", "TXT").records[0].value) == (b"x\x00y",)
+    assert z.answer(r"c\.d.example", "A").rcode == NOERROR
+    assert z.answer("d.example", "A").rcode == NXDOMAIN  # "c.d" is one label: no d.example above it
+    assert z.answer("c.d.example", "A").rcode == NXDOMAIN  # the dot is inside the label
+
+
+def test_record_size_limits() -> None:
+    assert check_record("TXT", "x" * 65_000) is None
+    assert check_record("TXT", ("x" * 255,) * 256) is not None  # 65,536 octets with the length octets
+    problem = check_record("TXT", "x" * 65_300)
+    assert problem is not None and "at most 65,535" in problem
+    assert check_record("TXT", r"bad\9") is not None
+    assert check_record("MX", "0 .") is None
+    assert check_record("TXT", "") is None
+
+
+def test_unreachable_rules() -> None:
+    z = Zone(
+        [R("exact.example", "A", "192.0.2.1"), R("a.exact.example", "A", "192.0.2.2")],
+        unreachable=[
+            "down.example",
+            Unreachable("Exact.Example", subdomains=False),
+            Unreachable("p.example", ("txt",)),
+        ],
+    )
+    assert z.answer("x.down.example", "MX").rcode == TIMEOUT
+    assert z.answer("exact.example", "A").rcode == TIMEOUT
+    assert z.answer("a.exact.example", "A").rcode == NOERROR
+    assert z.answer("p.example", "TXT").rcode == TIMEOUT
+    assert z.answer("q.p.example", "TXT").rcode == TIMEOUT
+    assert z.answer("p.example", "A").rcode == NXDOMAIN
+
+
+DNS_YAML = """\
+schema: mailsim/1
+name: escapes
+start: 2026-11-02T09:00:00Z
+dns:
+  records:
+    - {name: 'macro%percent  space%20url-space.example.com', type: TXT, value: 'v=spf1 a:c.example\\013ptr -all'}
+    - {name: 'foo:bar/baz.example.com', type: TXT, value: ['', 'x\\000y']}
+    - {name: null.example.com, type: MX, value: "0 ."}
+    - {name: alias.example.com, type: CNAME, value: 'odd\\032name.example'}
+  unreachable:
+    - slow.example
+    - {name: exact.example, subdomains: false}
+    - {name: picky.example, types: [txt, a]}
+"""
+
+
+def test_loader_keeps_escapes_and_reads_unreachable_rules(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(DNS_YAML)
+    scn = load_scenario(path)
+    assert [(r.name, r.value) for r in scn.dns.records] == [
+        (r"macro%percent\032\032space%20url-space.example.com", r"v=spf1 a:c.example\013ptr -all"),
+        ("foo:bar/baz.example.com", ("", r"x\000y")),
+        ("null.example.com", "0 ."),
+        ("alias.example.com", r"odd\032name.example"),
+    ]
+    assert scn.dns.unreachable == ("slow.example",)
+    assert scn.dns.unreachable_rules == (
+        Unreachable("exact.example", (), False),
+        Unreachable("picky.example", ("TXT", "A"), True),
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "message"),
+    [
+        ("a:c.example\\\\013ptr", "a:c.example\\\\13ptr", "'v=spf1", r"'\13p' at character 19: a byte escape"),
+        ("'odd\\\\032name.example'", "'odd..name'", "'odd..", "empty label"),
+        ("subdomains: false", "subdomain: false", "subdomain:", "unknown key 'subdomain'"),
+        ("types: [txt, a]", "types: [txt, aa]", "aa]", "unknown record type 'AA'; did you mean 'AAAA'?"),
+    ],
+)
+def test_loader_dns_errors_name_the_place(tmp_path: Path, old: str, new: str, where: str, message: str) -> None:
+    text = DNS_YAML.replace(old.replace("\\\\", "\\"), new.replace("\\\\", "\\"))
+    assert text != DNS_YAML
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(path)
+    index = text.index(new.replace("\\\\", "\\")) if where in new else text.index(where)
+    line = text.count("\n", 0, index) + 1
+    assert e.value.line == line
+    assert message in str(e.value)

@@ -271,7 +271,7 @@ def display(text: str) -> str:
 
 def _show(text: str) -> str:
     shown = display(text)
-    return repr(shown if len(shown) <= 60 else shown[:57] + "...")
+    return "'" + (shown if len(shown) <= 60 else shown[:57] + "...") + "'"
 
 
 # --- record values -------------------------------------------------------------------------
