@@ -46,11 +46,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from simulator.engine.run import simulate  # noqa: E402
-from simulator.engine.sim import Engine  # noqa: E402
 from simulator.net.messages import render_invoice  # noqa: E402
 from simulator.net.sink import Sink  # noqa: E402
 from simulator.scenario.loader import load_scenario_text  # noqa: E402
 from simulator.scenario.model import Scenario  # noqa: E402
+from simulator.transport.base import EnginePort  # noqa: E402
 from simulator.transport.wire import WireTransport  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results-network.json"
@@ -115,8 +115,8 @@ def bench_wire(n: int, maildir: Path | None = None) -> dict[str, Any]:
     scn = wire_scenario(n)
     made: list[WireTransport] = []
 
-    def factory(engine: Engine) -> WireTransport:
-        t = WireTransport(engine, maildir=maildir)
+    def factory(port: EnginePort) -> WireTransport:
+        t = WireTransport(port, maildir=maildir)
         made.append(t)
         return t
 

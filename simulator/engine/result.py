@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.domain.entities import Batch
 from simulator.domain.recipients import RecipientPlan
+from simulator.domain.statuses import EmailStatus, Outcome
+from simulator.domain.world import World
 from simulator.scenario.model import Expectation
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ class RecipientView:
     attempts: int
     contact: str
     evidence: str | None
+    address: str | None = None  # the envelope recipient SMTP used (A-label domain), None when skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,7 @@ def invoice_view(eng: Engine, b: Batch, inv: str, pid: str, e: Email | None) -> 
                            None, None, None, tuple(_plan_view(p) for p in plans))
     rcpts = tuple(
         RecipientView(r.plan.email, r.outcome, r.reason, r.code, r.enhanced, r.folder, r.at, r.attempts,
-                      r.plan.contact, r.evidence or (r.plan.detail or None))
+                      r.plan.contact, r.evidence or (r.plan.detail or None), r.plan.address or None)
         for r in e.recipients
     )
     return InvoiceView(inv, b.id, pid, eng.batch_status[b.id], e.status, e.reason, e.notes, e.completed_at,
@@ -92,10 +95,29 @@ def view_of(eng: Engine, invoice: str) -> InvoiceView | None:
     return invoice_view(eng, b, invoice, b.property_of(i), es[i] if es is not None else None)
 
 
+def record_watched(eng: Engine) -> None:
+    """Record the current state of each watched invoice (for ``never … until`` expectations)."""
+    for (inv, rcpt), seen in eng.watch.items():
+        v = view_of(eng, inv)
+        if v is None:
+            continue
+        seen.add(f"email_status={v.email_status}")
+        seen.add(f"batch_status={v.batch_status}")
+        if v.reason:
+            seen.add(f"reason={v.reason}")
+        key = rcpt.strip().lower() if rcpt else None
+        for r in v.recipients:
+            if key is not None and key not in (r.email.strip().lower(), r.address):
+                continue
+            seen.add(f"outcome={r.outcome}")
+            if r.reason:
+                seen.add(f"reason={r.reason}")
+
+
 def _find_rcpt(v: InvoiceView, address: str) -> RecipientView | None:
     key = address.strip().lower()
     for r in v.recipients:
-        if r.email.strip().lower() == key:
+        if key in (r.email.strip().lower(), r.address):
             return r
     return None
 
@@ -193,7 +215,59 @@ def _count(eng: Engine, crit: tuple[tuple[str, str], ...]) -> int:
 
 
 @dataclass
+class RunStatistics:
+    """What an analyst sweeps over, tallied in one pass without building a view per invoice.
+
+    ``status`` counts invoices by email status, ``outcome`` recipients by outcome,
+    ``in_queue_reasons`` the blocking reasons of emails still In Queue (``waiting-for-poll``
+    when none was decided yet), ``stuck`` the emails that passed ``stuck_after``, and
+    ``inbox_latencies`` the seconds from batch completion to each inbox delivery, sorted.
+    """
+
+    status: Counter[str] = field(default_factory=Counter)
+    outcome: Counter[str] = field(default_factory=Counter)
+    in_queue_reasons: Counter[str] = field(default_factory=Counter)
+    stuck: int = 0
+    inbox_latencies: list[int] = field(default_factory=list)
+
+
+def run_statistics(eng: Engine) -> RunStatistics:
+    out = RunStatistics()
+    status, outcome, reasons, latency = out.status, out.outcome, out.in_queue_reasons, out.inbox_latencies
+    for b in eng.scn.batches:
+        es = eng.emails.get(b.id)
+        if es is None:  # Draft: every invoice of a property shares its status and recipients
+            for pid in b.property_ids():
+                n = b.count_for(pid)
+                status[str(eng.prop_status[pid][0])] += n
+                for p in eng.prop_plans[pid]:
+                    outcome["none" if p.skip_reason is None else "skipped"] += n
+            continue
+        for e in es:
+            status[e.status] += 1
+            if e.stuck_at is not None:
+                out.stuck += 1
+            if e.status == EmailStatus.IN_QUEUE:
+                reasons[e.reason or "waiting-for-poll"] += 1
+            done = e.completed_at
+            for r in e.recipients:
+                outcome[r.outcome] += 1
+                if r.outcome == Outcome.INBOX and r.at is not None and done is not None:
+                    latency.append(r.at - done)
+    latency.sort()
+    return out
+
+
+@dataclass
 class RunResult:
+    """A finished run, read-only: the public view every layer above the engine reads a run through.
+
+    ``invoices()``/``invoice()`` give each invoice as the Invoicing module shows it,
+    ``statistics()`` the counts an analyst sweeps, ``mailboxes()``/``accounting()`` where
+    every email ended up, ``to_json()`` the contract JSON (DESIGN §5), ``world`` the
+    domain's World at the end (users, syncs, contacts, settings as they stood).
+    """
+
     engine: Engine
     end: int
     expectations: list[ExpectationResult] = field(default_factory=list)
@@ -213,6 +287,17 @@ class RunResult:
 
     def invoice(self, invoice: str) -> InvoiceView | None:
         return view_of(self.engine, invoice)
+
+    @property
+    def world(self) -> World:
+        return self.engine.world
+
+    def iso(self, t: int) -> str:
+        """The instant ``t`` seconds after the scenario's start, as every output writes it."""
+        return self.engine.scn.iso(t)
+
+    def statistics(self) -> RunStatistics:
+        return run_statistics(self.engine)
 
     def summary_groups(self) -> Counter[tuple[str, str, str, str]]:
         """Invoices per (batch status, email status, reason, recipient outcomes), straight off the state.

@@ -6,7 +6,7 @@ import gc
 from collections.abc import Callable
 from pathlib import Path
 
-from simulator.engine.result import ExpectationResult, RunResult, evaluate
+from simulator.engine.result import ExpectationResult, RunResult, evaluate, record_watched
 from simulator.engine.sim import Engine, TransportFactory
 from simulator.scenario.model import Expectation, Scenario
 from simulator.trace.writer import TraceWriter
@@ -43,6 +43,8 @@ def simulate(
         for x in scn.expect:
             if x.never is not None and x.invoice is not None:
                 eng.watch[(x.invoice, x.recipient)] = set()
+        if eng.watch:
+            eng.watcher = lambda: record_watched(eng)
         eng.setup()
         for x in scn.expect:
             if x.when is not None:

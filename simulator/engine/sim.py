@@ -45,10 +45,10 @@ from simulator.net.receiver import MailStore, ReceivingServer
 from simulator.net.zone import Zone
 from simulator.scenario.model import Scenario
 from simulator.trace.writer import TraceWriter
-from simulator.transport.base import Transport
+from simulator.transport.base import EnginePort, Transport
 from simulator.transport.memory import MemoryTransport
 
-TransportFactory = Callable[["Engine"], Transport]
+TransportFactory = Callable[[EnginePort], Transport]
 MAX_DEFAULT_RUN = 30 * DAY
 # the events that write the user's sync history (explanations read it)
 _SYNC_LOGGED = (Resync, SetSync, ChangePassword, RemoveSync)
@@ -127,8 +127,15 @@ class Engine:
         self.dns = DnsView(self.zone, scn.faults, scn.seed)
         self.store = MailStore()
         self.receiver = ReceivingServer(scn.mailboxes, scn.faults, scn.seed, self.dns.spf, self.store)
-        self.transport: Transport = transport(self) if transport else MemoryTransport(
-            self.receiver, state_key=lambda: (self.zone.version, self.dns.epoch()))
+        if transport is None:
+            self.transport: Transport = MemoryTransport(
+                self.receiver, state_key=lambda: (self.zone.version, self.dns.epoch()))
+        else:
+            self.transport = transport(EnginePort(scn, self.zone, self.store, self.invoice_of_message,
+                                                  lambda: self.dns.now))
+            # a transport that serves DNS itself: the engine asks its own questions the same way
+            self.dns = self.transport.dns or self.dns
+            self.receiver = self.transport.receiver or self.receiver
         self.mta = Mta(self, self.transport, MtaSettings(scn.settings.retry_schedule,
                                                          scn.settings.max_queue_lifetime, scn.platform.helo))
         # -- emails and the queue --
@@ -150,6 +157,7 @@ class Engine:
         self._invoice_index: dict[str, tuple[Batch, int]] | None = None
         # invoices named by ``never`` expectations: every state they pass through is recorded
         self.watch: dict[tuple[str, str | None], set[str]] = {}  # (invoice, recipient) -> states seen
+        self.watcher: Callable[[], None] | None = None  # records ``watch`` after each model step
         self.batches = {b.id: b for b in scn.batches}
         self._id_tails: dict[int, list[str]] = {}  # compact batch size -> "-0001@mailsim.invalid>", …
 
@@ -631,24 +639,9 @@ class Engine:
         return self.finish(until)
 
     def observe(self) -> None:
-        """Record the current state of each watched invoice (for ``never … until``)."""
-        from simulator.engine.result import view_of
-
-        for (inv, rcpt), seen in self.watch.items():
-            v = view_of(self, inv)
-            if v is None:
-                continue
-            seen.add(f"email_status={v.email_status}")
-            seen.add(f"batch_status={v.batch_status}")
-            if v.reason:
-                seen.add(f"reason={v.reason}")
-            key = rcpt.strip().lower() if rcpt else None
-            for r in v.recipients:
-                if key is not None and r.email.strip().lower() != key:
-                    continue
-                seen.add(f"outcome={r.outcome}")
-                if r.reason:
-                    seen.add(f"reason={r.reason}")
+        """Let the watcher (``never … until`` expectations, installed by ``engine.run``) record this instant."""
+        if self.watcher is not None:
+            self.watcher()
 
     # -- reading the state -------------------------------------------------------------------
     def invoice_index(self) -> dict[str, tuple[Batch, int]]:
@@ -668,6 +661,13 @@ class Engine:
         b = self.batches.get(invoice.rpartition("-")[0])
         i = b.index_of(invoice) if b is not None and b.compact is not None else None
         return (b, i) if b is not None and i is not None else None
+
+    def invoice_of_message(self, message_id: str) -> str | None:
+        """The invoice whose email has Message-ID ``message_id`` (None: not one of this run's)."""
+        if not (message_id.startswith(MESSAGE_ID_HEAD) and message_id.endswith(MESSAGE_ID_TAIL)):
+            return None
+        email = self.email_of(message_id[len(MESSAGE_ID_HEAD):-len(MESSAGE_ID_TAIL)])
+        return email.invoice if email is not None and email.message_id == message_id else None
 
     def email_of(self, invoice: str) -> Email | None:
         loc = self.locate(invoice)

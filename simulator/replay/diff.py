@@ -70,6 +70,7 @@ class RecipientOutcome:
     reason: str | None
     at: str | None  # when this outcome was reached (ISO)
     attempts: int | None = None
+    address: str | None = None  # the envelope recipient, as the trace names it (an IDN's A-label form)
 
     def to_json(self) -> dict[str, Any]:
         return {"email": self.email, "outcome": self.outcome, "reason": self.reason, "at": self.at,
@@ -92,7 +93,7 @@ class Outcome:
     def recipient(self, email: str) -> RecipientOutcome | None:
         key = email.strip().lower()
         for r in self.recipients:
-            if r.email.strip().lower() == key:
+            if key in (r.email.strip().lower(), r.address):
                 return r
         return None
 
@@ -117,7 +118,8 @@ def outcomes_from_result(result: RunResult) -> dict[str, Outcome]:
             since = v.queued_at
         else:
             since = v.completed_at
-        rcpts = tuple(RecipientOutcome(r.email, r.outcome, r.reason, t(r.at), r.attempts) for r in v.recipients)
+        rcpts = tuple(RecipientOutcome(r.email, r.outcome, r.reason, t(r.at), r.attempts, r.address)
+                      for r in v.recipients)
         out[v.id] = Outcome(v.id, v.batch, v.batch_status, v.email_status, v.reason, t(since), t(v.stuck_at), rcpts)
     return out
 

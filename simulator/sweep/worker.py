@@ -7,7 +7,6 @@ parses the file once per worker, not once per run.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -60,34 +59,9 @@ def nearest_rank(sorted_values: list[int], q: float) -> int:
 
 def row_of(result: Any) -> dict[str, Any]:
     """Counts per status and outcome, stuck and lost emails, completion-to-inbox times, expectations."""
-    eng = result.engine
-    status: Counter[str] = Counter()
-    outcome: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    latency: list[int] = []
-    stuck = 0
-    for b in eng.scn.batches:
-        es = eng.emails.get(b.id)
-        if es is None:  # Draft: every invoice of a property shares its status and recipients
-            for pid in b.property_ids():
-                n = b.count_for(pid)
-                st, _why = eng.prop_status[pid]
-                status[str(st)] += n
-                for p in eng.prop_plans[pid]:
-                    outcome["none" if p.skip_reason is None else "skipped"] += n
-            continue
-        for e in es:
-            status[e.status] += 1
-            if e.stuck_at is not None:
-                stuck += 1
-            if e.status == "In Queue":
-                reasons[e.reason or "waiting-for-poll"] += 1
-            done = e.completed_at
-            for r in e.recipients:
-                outcome[r.outcome] += 1
-                if r.outcome == "inbox" and r.at is not None and done is not None:
-                    latency.append(r.at - done)
-    latency.sort()
+    stats = result.statistics()
+    status, outcome, reasons, latency, stuck = (stats.status, stats.outcome, stats.in_queue_reasons,
+                                                stats.inbox_latencies, stats.stuck)
     acc = result.accounting()
     row: dict[str, Any] = {"invoices": acc.get("invoices", 0)}
     for name, col in STATUS_COLUMNS.items():
@@ -102,7 +76,7 @@ def row_of(result: Any) -> dict[str, Any]:
     row["in_queue_reasons"] = ";".join(f"{k}={v}" for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
     row["expect_failed"] = sum(1 for x in result.expectations if not x.ok)
     row["expect_total"] = len(result.expectations)
-    row["end"] = eng.scn.iso(result.end)
+    row["end"] = result.iso(result.end)
     row["error"] = None
     return row
 

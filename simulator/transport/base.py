@@ -15,7 +15,10 @@ from itertools import repeat
 from typing import Protocol, overload
 
 from simulator.domain.faults import draw, first_firing
-from simulator.net.receiver import DROPPED, FAULT_REPLY, TOO_BIG, Mailbox, ReceivingServer, Reply
+from simulator.net.dnsview import DnsView
+from simulator.net.receiver import DROPPED, FAULT_REPLY, TOO_BIG, Mailbox, MailStore, ReceivingServer, Reply
+from simulator.net.zone import Zone
+from simulator.scenario.model import Scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,35 @@ class Dsn:
     render: Callable[[], bytes]
 
 
+@dataclass(frozen=True, slots=True)
+class EnginePort:
+    """All a transport may see of the engine that drives it (a transport never holds the engine).
+
+    ``zone`` is the run's live DNS data (timeline edits show in it), ``store`` the mail
+    store the receivers file into, ``invoice_of(message_id)`` the invoice an engine
+    message id belongs to (None: not one of the run's messages), and ``dns_now()`` the
+    virtual time of the engine's latest DNS question (faults are judged at it).
+    """
+
+    scenario: Scenario
+    zone: Zone
+    store: MailStore
+    invoice_of: Callable[[str], str | None]
+    dns_now: Callable[[], int]
+
+
 class Transport(Protocol):
+    """Carries one SMTP transaction at a time; see the module docstring.
+
+    A transport that answers DNS itself (the wire transport's loopback server) offers
+    its view as ``dns`` and its receiving server as ``receiver``; the engine then asks
+    its own questions through them, so both sides see the same answers. Others leave
+    them None.
+    """
+
+    dns: DnsView | None
+    receiver: ReceivingServer | None
+
     def attempt(self, att: Attempt) -> AttemptResult: ...
 
     def settle(self, att: Attempt, result: AttemptResult, message_ids: Sequence[str], at: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 
+from simulator.net.dnsview import DnsView
 from simulator.net.receiver import MailStore, ReceivingServer
 from simulator.transport.base import Attempt, AttemptResult, Dsn, Repeated, run_transaction, run_transactions
 
@@ -20,6 +21,9 @@ class MemoryTransport:
     (``delay > 0``) files nothing while it runs: :meth:`settle` files its copies
     when the MTA applies it.
     """
+
+    dns: DnsView | None = None  # the engine keeps its own DNS view and receiver
+    receiver: ReceivingServer | None = None
 
     def __init__(self, server: ReceivingServer, *, keep_dsn: bool = True,
                  state_key: Callable[[], Hashable] | None = None) -> None:

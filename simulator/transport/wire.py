@@ -64,13 +64,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from simulator.domain.faults import SMTP_FAULT_KINDS, stage_of, targets_domain
 from simulator.net.dns_server import DnsServerThread
 from simulator.net.dnsview import DnsView
 from simulator.net.messages import render_invoice
-from simulator.net.receiver import DROPPED, Reply
+from simulator.net.receiver import DROPPED, ReceivingServer, Reply
 from simulator.net.resolver import WireResolver
 from simulator.net.sink import (
     PROXY_MAIL_LINE_LIMIT,
@@ -80,10 +80,7 @@ from simulator.net.sink import (
     proxy_header,
     xmailsim_value,
 )
-from simulator.transport.base import Attempt, AttemptResult, Dsn
-
-if TYPE_CHECKING:
-    from simulator.engine.sim import Engine
+from simulator.transport.base import Attempt, AttemptResult, Dsn, EnginePort
 
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
@@ -92,8 +89,6 @@ SMTP_TIMEOUT = 60.0
 _EOL = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?: (.*))?$", re.DOTALL)
-# the engine's message ids (``Email.message_id``): ``<INVOICE@mailsim.invalid>``
-_ENGINE_MID = re.compile(r"<(.+)@mailsim\.invalid>\Z")
 
 
 class SmtpDropped(Exception):
@@ -319,10 +314,10 @@ class WireTransport:
     header's TLVs (the behaviour before connections were reused; slower).
     """
 
-    def __init__(self, engine: Engine, *, maildir: str | Path | None = None,
+    def __init__(self, port: EnginePort, *, maildir: str | Path | None = None,
                  dns_timeout: float = DNS_TIMEOUT, reuse: bool = True) -> None:
-        self.engine = engine
-        scn = engine.scn
+        self.port = port
+        scn = port.scenario
         self.reuse = reuse
         self._now: int | None = None
         self._tokens = itertools.count(1)
@@ -341,27 +336,27 @@ class WireTransport:
             self._scratch = tempfile.TemporaryDirectory(prefix="mailsim-wire-", dir=root)
             maildir = self._scratch.name
             in_ram = root is not None
-        self.dns_server = DnsServerThread(engine.zone, LOOPBACK, 0, faults=scn.faults, seed=scn.seed,
+        self.dns_server = DnsServerThread(port.zone, LOOPBACK, 0, faults=scn.faults, seed=scn.seed,
                                           clock=self._clock)
         self.dns_server.start()
         self.sink: Sink | None = None
         try:
-            port = self.dns_server.port
+            dns_port = self.dns_server.port
             # the engine's own questions (MX routes, the platform's SPF gate) go over the wire too
-            engine.dns = DnsView(engine.zone, scn.faults, scn.seed,
-                                 resolver=WireResolver(LOOPBACK, port, timeout=dns_timeout))
-            sink_dns = DnsView(engine.zone, scn.faults, scn.seed,
-                               resolver=WireResolver(LOOPBACK, port, timeout=dns_timeout))
+            self.dns: DnsView | None = DnsView(port.zone, scn.faults, scn.seed,
+                                               resolver=WireResolver(LOOPBACK, dns_port, timeout=dns_timeout))
+            sink_dns = DnsView(port.zone, scn.faults, scn.seed,
+                               resolver=WireResolver(LOOPBACK, dns_port, timeout=dns_timeout))
             # one client (this transport) waiting for every reply: stage work inline on the sink's loop;
             # Maildir files written on a writer thread unless they go to RAM (cheaper than the hand-off)
-            self.sink = Sink(scn, maildir, host=LOOPBACK, store=engine.store, spf=sink_dns.spf, plain=False,
+            self.sink = Sink(scn, maildir, host=LOOPBACK, store=port.store, spf=sink_dns.spf, plain=False,
                              inline=True, write_behind=not in_ram)
             self.sink.start()
         except BaseException:
             self.close()
             raise
-        engine.receiver = self.sink.receiver
-        self.store = engine.store
+        self.receiver: ReceivingServer | None = self.sink.receiver
+        self.store = port.store
         self.dsns: list[Dsn] = []
         # slow transactions the sink accepted but has not stored yet, by (message id, domain, attempt):
         # stored (and written to the Maildir) by ``settle`` when the engine applies their 250
@@ -369,7 +364,7 @@ class WireTransport:
 
     def _clock(self) -> int:
         """The virtual time the DNS server judges faults at: the attempt's, else the engine's last question."""
-        return self._now if self._now is not None else self.engine.dns.now
+        return self._now if self._now is not None else self.port.dns_now()
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a client coroutine on the sink's loop and wait for it (one hand-off)."""
@@ -388,14 +383,13 @@ class WireTransport:
         own = message_id == att.message_id
 
         def render() -> bytes:
-            m = _ENGINE_MID.match(message_id)
-            email = self.engine.email_of(m.group(1)) if m is not None else None
-            if email is None or email.message_id != message_id:
+            invoice = self.port.invoice_of(message_id)
+            if invoice is None:
                 if own:
                     return att.render()
                 raise RuntimeError(f"wire transport: cannot render {message_id} (not an engine message id)")
             kw: dict[str, Any] = {"message_id": message_id, "sender": att.mail_from, "rcpts": att.rcpts,
-                                  "invoice": email.invoice, "start": self.engine.scn.start, "now": att.now}
+                                  "invoice": invoice, "start": self.port.scenario.start, "now": att.now}
             if self._fast is not False:
                 fast = fast_invoice(**kw)
                 if fast is not None:
@@ -615,7 +609,7 @@ class WireTransport:
 
     async def _dsn(self, dsn: Dsn) -> list[Reply]:
         assert self.sink is not None
-        helo = self.engine.scn.platform.helo
+        helo = self.port.scenario.platform.helo
         domain = dsn.to.rpartition("@")[2]
         token = f"d{next(self._tokens)}"
         ctx = MailContext(dsn.message_id, 1, dsn.now, domain, "dsn", token)
@@ -674,7 +668,7 @@ def _with_id(att: Attempt, message_id: str) -> Attempt:
                    att.mx_ip, att.rcpts, att.render, att.size)
 
 
-def wire_transport(engine: Engine) -> WireTransport:
+def wire_transport(port: EnginePort) -> WireTransport:
     """The transport factory ``simulate(scn, transport=wire_transport)`` takes.
 
     The sink's Maildir is a temporary directory removed at the end of the run —
@@ -682,4 +676,4 @@ def wire_transport(engine: Engine) -> WireTransport:
     ``MAILSIM_WIRE_MAILDIR`` names a directory to keep it in.
     """
     keep = os.environ.get("MAILSIM_WIRE_MAILDIR") or None
-    return WireTransport(engine, maildir=keep)
+    return WireTransport(port, maildir=keep)
