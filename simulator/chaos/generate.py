@@ -22,13 +22,14 @@ from dataclasses import dataclass, replace
 from simulator.domain.contacts import domain_of
 from simulator.domain.entities import DAY
 from simulator.domain.events import Event, Login, make_event
-from simulator.domain.faults import SMTP_STAGES, Fault
+from simulator.domain.faults import FAULT_KINDS, FAULT_SPECS, SMTP_STAGES, Fault
 from simulator.scenario.edit import ListEdit, ScenarioEdit, flow
 from simulator.scenario.model import Scenario
 from simulator.scenario.times import format_duration, format_offset
 
-SMTP_KINDS: tuple[str, ...] = ("outage", "tempfail", "permfail", "disconnect", "slow")
-DNS_KINDS: tuple[str, ...] = ("dns_timeout", "dns_servfail")
+# from the fault table, in its order
+SMTP_KINDS: tuple[str, ...] = tuple(k for k in FAULT_KINDS if FAULT_SPECS[k].protocol == "smtp")
+DNS_KINDS: tuple[str, ...] = tuple(k for k in FAULT_KINDS if FAULT_SPECS[k].protocol == "dns")
 EVENT_ITEM_KINDS: tuple[str, ...] = ("change_password", "skip_login", "resync", "deactivate_user")
 #: every kind ``--kinds`` accepts, in the order summaries list them
 CHAOS_KINDS: tuple[str, ...] = (*SMTP_KINDS, *DNS_KINDS, *EVENT_ITEM_KINDS)
@@ -146,7 +147,7 @@ def _fault(rng: random.Random, kind: str, t: Targets) -> Item:
             probability = rng.choice(_PROBABILITIES)
             if rng.random() < 0.6:
                 at, for_ = _minute(rng, t.horizon), rng.choice(_DURATIONS)
-            if kind == "slow":
+            if FAULT_SPECS[kind].effect == "delay":
                 delay = rng.choice(_SLOW_DELAYS)
     f = Fault(index=-1, kind=kind, at=at, for_=for_, stage=stage, probability=probability, target=target,
               delay=delay)

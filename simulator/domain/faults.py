@@ -155,7 +155,7 @@ def smtp_faults_by_stage(faults: Iterable[Fault], *, now: int, domain: str | Non
     """The SMTP faults that may fire for ``domain`` at ``now``, by stage, in file order (empty stages left out)."""
     by: dict[str, list[Fault]] = {}
     for f in faults:
-        if f.kind in SMTP_FAULT_KINDS and f.active_at(now) and targets_domain(f, domain):
+        if spec_of(f.kind).protocol == "smtp" and f.active_at(now) and targets_domain(f, domain):
             by.setdefault(stage_of(f), []).append(f)
     return {s: tuple(fs) for s, fs in by.items()}
 

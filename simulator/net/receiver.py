@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from simulator.domain.entities import MailboxDomain
 from simulator.domain.faults import (
     FAULT_SPECS,
-    SMTP_FAULT_KINDS,
     Fault,
     FaultWindows,
     first_firing,
     shareable,
     smtp_faults_by_stage,
+    spec_of,
 )
 
 
@@ -164,10 +164,11 @@ class ReceivingServer:
         hostname: str = "mx.mailsim.test",
     ) -> None:
         self.domains = {m.domain.lower(): m for m in mailboxes}
-        self.faults = tuple(f for f in faults if f.kind in SMTP_FAULT_KINDS)
+        # every kind must be in the table (spec_of raises) and an SMTP one must have a behaviour here
+        self.faults = tuple(f for f in faults if spec_of(f.kind).protocol == "smtp")
         for f in self.faults:
-            if FAULT_SPECS[f.kind].effect not in RECEIVER_EFFECTS or (
-                    FAULT_SPECS[f.kind].effect == "reply" and f.kind not in FAULT_REPLY):
+            effect = spec_of(f.kind).effect
+            if effect not in RECEIVER_EFFECTS or (effect == "reply" and f.kind not in FAULT_REPLY):
                 raise ValueError(f"the receiver has no behaviour for fault kind {f.kind!r}")
         self._windows = FaultWindows(self.faults)
         self._plans: dict[tuple[str | None, int], DomainPlan] = {}

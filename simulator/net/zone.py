@@ -38,7 +38,7 @@ from simulator.domain.dns import (
     txt_strings,
 )
 from simulator.domain.entities import Provider
-from simulator.domain.faults import Fault
+from simulator.domain.faults import DNS_FAULT_KINDS, FAULT_SPECS, Fault
 from simulator.scenario.model import Scenario
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 RECORD_TYPES: tuple[str, ...] = DNS_RECORD_TYPES
-DNS_FAULT_KINDS: frozenset[str] = frozenset({"dns_timeout", "dns_servfail"})
 
 MAX_MESSAGE = 65535  # octets of one DNS message over TCP
 MESSAGE_OVERHEAD = 12 + 4 + 11  # header, question type and class, an EDNS OPT record
@@ -67,6 +66,8 @@ NOERROR = "NOERROR"
 NXDOMAIN = "NXDOMAIN"
 SERVFAIL = "SERVFAIL"
 TIMEOUT = "TIMEOUT"
+# what a DNS fault kind's ``dns_answer`` (domain/faults.py FAULT_SPECS) gives a question
+DNS_FAULT_RCODE: dict[str, str] = {"timeout": TIMEOUT, "servfail": SERVFAIL}
 
 
 def normalize_name(name: str) -> str:
@@ -394,7 +395,7 @@ class Zone:
                     continue
                 if f.probability < 1.0 and not _draw(seed, f.index, name, ans.qtype, f.probability):
                     continue
-                rcode = TIMEOUT if f.kind == "dns_timeout" else SERVFAIL
+                rcode = DNS_FAULT_RCODE[FAULT_SPECS[f.kind].dns_answer or ""]  # KeyError: a kind without an answer
                 return ZoneAnswer(ans.qname, ans.qtype, rcode, (), False, ans.chain)
         return ans
 
