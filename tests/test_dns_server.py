@@ -38,6 +38,7 @@ from simulator.net.resolver import (
     NXDomain,
     WireResolver,
 )
+from simulator.net.spf import check_host
 from simulator.net.zone import Zone
 
 HOST = "127.0.0.1"
@@ -593,8 +594,6 @@ def test_txt_near_the_65535_byte_limit_goes_over_tcp_and_agrees_with_memory(
         assert b"".join(rd.strings[0] if len(rd.strings) == 1 else b"".join(rd.strings)
                         for rs in whole.answer for rd in rs) == big.encode()
         wire = WireResolver(HOST, srv.port, timeout=OK_TIMEOUT).resolve("big.example", "TXT")
-        from simulator.net.spf import check_host
-
         wire_spf = check_host("192.0.2.3", "big.example", "u@big.example", "h.example",
                               WireResolver(HOST, srv.port, timeout=OK_TIMEOUT))
     mem = MemoryResolver(zone).resolve("big.example", "TXT")
@@ -603,6 +602,23 @@ def test_txt_near_the_65535_byte_limit_goes_over_tcp_and_agrees_with_memory(
     mem_spf = check_host("192.0.2.3", "big.example", "u@big.example", "h.example", MemoryResolver(zone))
     assert wire_spf == mem_spf
     assert wire_spf.result == "permerror"  # 'xxx…' is not a term: the whole record is parsed first
+    assert "DNS server failed" not in caplog.text
+
+
+def test_a_65535_byte_txt_is_temperror_in_memory_and_wire(caplog: pytest.LogCaptureFixture) -> None:
+    """The largest value DESIGN §8 allows cannot fit one DNS message with its 257 length octets.
+
+    Before: the server logged a traceback and answered SERVFAIL while memory said permerror.
+    """
+    big = "v=spf1 -all " + "x" * (65_535 - 12)
+    zone = Zone([R("max.example", "TXT", big), R("max.example", "A", "192.0.2.1")])
+    mem = check_host("192.0.2.3", "max.example", "u@max.example", "h.example", MemoryResolver(zone))
+    with DnsServerThread(zone) as srv:
+        wire = check_host("192.0.2.3", "max.example", "u@max.example", "h.example",
+                          WireResolver(HOST, srv.port, timeout=OK_TIMEOUT))
+        assert tcp(srv, "max.example", "A").answer  # the name's other data is served as ever
+    assert mem == wire
+    assert (mem.result, mem.explanation) == ("temperror", "DNS SERVFAIL looking up TXT max.example")
     assert "DNS server failed" not in caplog.text
 
 

@@ -348,10 +348,11 @@ def test_zone_answers_escaped_names_and_serves_bytes() -> None:
 
 
 def test_record_size_limits() -> None:
-    assert check_record("TXT", "x" * 65_000) is None
-    assert check_record("TXT", ("x" * 255,) * 256) is not None  # 65,536 octets with the length octets
-    problem = check_record("TXT", "x" * 65_300)
-    assert problem is not None and "at most 65,535" in problem
+    assert check_record("TXT", "x" * 65_535) is None  # DESIGN §8: a value may be up to 65,535 bytes
+    assert check_record("TXT", ("x" * 255,) * 257) is None
+    problem = check_record("TXT", "x" * 65_536)
+    assert problem == "a TXT value of 65,536 octets (at most 65,535)"
+    assert check_record("SPF", (r"\000" * 65_535, "x")) == "a SPF value of 65,536 octets (at most 65,535)"
     assert check_record("TXT", r"bad\9") is not None
     assert check_record("MX", "0 .") is None
     assert check_record("TXT", "") is None

@@ -33,7 +33,9 @@ TXT_TYPES: frozenset[str] = frozenset({"TXT", "SPF"})
 MAX_LABEL = 63
 MAX_NAME_WIRE = 255  # octets of the wire form, root label included (RFC 1035 §2.3.4)
 MAX_STRING = 255  # octets of one TXT character-string
-MAX_RDATA = 65535  # octets of one record's data (strings plus their length octets)
+# octets of a TXT value (DESIGN §8). With the length octet of each string the record can then
+# exceed what one DNS message holds: such an answer is SERVFAIL, in memory and on the wire alike.
+MAX_RDATA = 65535
 
 
 class DnsTextError(ValueError):
@@ -330,9 +332,9 @@ def check_record(rtype: str, value: str | tuple[str, ...]) -> str | None:
             strings = txt_strings(value)
         except DnsTextError as e:
             return str(e)
-        size = sum(len(s) + 1 for s in strings)
+        size = sum(len(s) for s in strings)
         if size > MAX_RDATA:
-            return f"a {t} record of {size:,} octets (strings and their length octets; at most {MAX_RDATA:,})"
+            return f"a {t} value of {size:,} octets (at most {MAX_RDATA:,})"
         return None
     if t == "A":
         try:
