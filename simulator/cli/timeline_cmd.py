@@ -62,7 +62,6 @@ def timeline(
 
     from simulator.replay.timeline import timeline_of
     from simulator.replay.timeline_html import write_html
-    from simulator.replay.timeline_png import render_png
 
     tl = timeline_of(scn)
     if bounds[0] is not None or bounds[1] is not None:
@@ -76,6 +75,8 @@ def timeline(
         write_html(tl, html_out, max_lanes)
         written.append(str(html_out))
     if png is not None:
+        from simulator.replay.timeline_png import render_png  # matplotlib: the png extra, only when asked
+
         render_png(tl, png, max_lanes=png_max_lanes)
         written.append(str(png))
     shown = "aggregated" if tl.n_invoices > max_lanes else "one lane each"
