@@ -6,8 +6,9 @@ memory transport and, for each copy the in-process receiver files (inbox or
 junk) and each DSN put into a sender's mailbox, writes the file the sink would
 have written for the same transaction: the same Maildir layout and names
 (:class:`~simulator.net.maildir.Maildir`), the same stored copy
-(:func:`~simulator.net.maildir.stored_copy` of the message as DATA carries
-it). A test holds the two runs' folders byte-identical.
+(:func:`~simulator.net.maildir.stored_head` and ``stored_body`` of the
+message as DATA carries it, one file hard-linked for all its recipients).
+A test holds the two runs' folders byte-identical.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from simulator.net.maildir import DEFAULT_HOSTNAME, Maildir, stored_copy
+from simulator.net.maildir import DEFAULT_HOSTNAME, Maildir, stored_body, stored_head
 from simulator.net.messages import render_invoice
 from simulator.net.receiver import ReceivingServer
 from simulator.transport.base import Attempt, AttemptResult, Dsn
@@ -81,13 +82,13 @@ class KeepingTransport:
         accepted = [r for r, rep in zip(att.rcpts, res.replies, strict=True) if rep.ok]
         if not accepted:
             return
-        spf = (f"Received-SPF: {res.spf_result} ({self.hostname}: {res.spf_explanation}) client-ip={att.client_ip};"
+        # the receiver's Received-SPF value (ReceivingServer.data_end), from the verdict the result carries
+        spf = (f"{res.spf_result} ({self.hostname}: {res.spf_explanation}) client-ip={att.client_ip};"
                f" envelope-from=\"{att.mail_from}\"; helo={att.helo};")
-        content = as_sent(self._body(att, message_id)())
-        for rcpt in accepted:
-            data = stored_copy(content, sender=att.mail_from.strip(), recipient=rcpt, header=spf)
-            self.maildir.deliver(rcpt, res.folder, message_id, now, data)
-            self.files += 1
+        body = stored_body(as_sent(self._body(att, message_id)()))
+        # one file, hard-linked into every recipient's folder, as the sink stores it
+        self.maildir.deliver_all(accepted, res.folder, message_id, now, stored_head(att.mail_from, spf), body)
+        self.files += len(accepted)
 
     # -- the Transport protocol -------------------------------------------------------------------
     def attempt(self, att: Attempt) -> AttemptResult:
@@ -111,12 +112,13 @@ class KeepingTransport:
     def deliver_dsn(self, dsn: Dsn) -> None:
         self.inner.deliver_dsn(dsn)
         if dsn.to:  # as in wire mode: a DSN for an empty sender is counted, never sent anywhere
-            data = stored_copy(as_sent(dsn.render()), sender="", recipient=dsn.to)
-            self.maildir.deliver(dsn.to, "bounce", dsn.message_id, dsn.now, data)
+            body = stored_body(as_sent(dsn.render()))
+            self.maildir.deliver_all([dsn.to], "bounce", dsn.message_id, dsn.now, stored_head(""), body)
             self.files += 1
 
     def close(self) -> None:
         self.inner.close()
+        self.maildir.close()
 
 
 def keeping_transport(root: Path) -> Callable[[Engine], KeepingTransport]:
