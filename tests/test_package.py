@@ -169,7 +169,7 @@ def test_installed_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
     r = run("timeline", "tour", "--html", "tour.html")
     assert r.returncode == 0, r.stderr
     page = (work / "tour.html").read_text()
-    assert "playhead" in page and "<script" in page
+    assert "<script" in page and "INV-1004" in page and "data-rendered" in page
     if "schema" in COMMANDS:
         r = run("schema")
         assert r.returncode == 0 and '"$schema"' in r.stdout
