@@ -930,3 +930,72 @@ def test_docs_error_examples_are_current() -> None:
         err = str(error_of(mutated(old, new)))
         assert err.startswith(line)
         assert err in doc, err
+
+
+# --- providers: at least one sending IP; close misspellings warn (issue 11 items 6 and 8) ----------
+
+
+def test_provider_with_no_sending_ips_is_a_load_error() -> None:
+    text = MINI + "providers:\n  microsoft365: {sending_ips: []}\n"
+    err = assert_error(text, "[]}", "providers.microsoft365.sending_ips: needs at least one IP address")
+    assert str(err) == "s.yaml:4:31: providers.microsoft365.sending_ips: needs at least one IP address"
+    added = MINI + "providers:\n  zoho: {helo: mx.zoho.example}\n"
+    err = assert_error(added, "zoho:", "providers.zoho: a provider needs at least one IP address")
+    assert "sending_ips: [" in err.message
+
+
+def test_provider_without_ips_stops_the_run_with_exit_2(tmp_path: Path) -> None:
+    """Before the fix the run crashed (exit 3, the HELO name used as an IP); now the CLI exits 2."""
+    from typer.testing import CliRunner
+
+    from simulator.cli.main import app
+
+    text = mutated("  microsoft365: {sending_ips: [203.0.113.20]", "  microsoft365: {sending_ips: []")
+    path = tmp_path / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2, result.output
+    line, col = pos_of(text, "[]")
+    expected = f"error: {path}:{line}:{col}: providers.microsoft365.sending_ips: needs at least one IP address"
+    assert expected in result.output.replace("\n", "")
+
+
+def test_misspelt_provider_warns_with_did_you_mean() -> None:
+    text = MINI + (
+        "providers:\n"
+        "  zoho: {sending_ips: [192.0.2.7]}\n"
+        "users:\n"
+        "  - {id: u1, email: a@acme.example, sync: {provider: microsoft-365, synced: -1d}}\n"
+        "  - {id: u2, email: b@acme.example, sync: {provider: zoho, synced: -1d}}\n"
+        "  - {id: u3, email: c@acme.example, sync: {provider: exchange, synced: -1d}}\n"
+        "timeline:\n"
+        "  - {at: +1h, set_sync: {user: u3, provider: gogle}}\n"
+    )
+    s = load_scenario_text(text, "s.yaml")
+    assert s.users[0].sync is not None and s.users[0].sync.provider == "microsoft-365"  # still accepted
+    line, col = pos_of(text, "microsoft-365")
+    tline, tcol = pos_of(text, "gogle")
+    assert s.warnings == (
+        f"s.yaml:{line}:{col}: users[0].sync.provider: unknown provider 'microsoft-365', taken as an unsupported "
+        "provider (its user sends on the SMTP path); did you mean 'microsoft365'?",
+        f"s.yaml:{tline}:{tcol}: timeline[0].set_sync.provider: unknown provider 'gogle', taken as an unsupported "
+        "provider (its user sends on the SMTP path); did you mean 'google'?",
+    )
+    assert load_scenario(EXAMPLE).warnings == ()
+
+
+def test_validate_and_run_print_the_warnings(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from simulator.cli.main import app
+
+    text = mutated("provider: microsoft365, synced: -200d", "provider: Microsoft365, synced: -200d")
+    path = tmp_path / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    line, col = pos_of(text, "Microsoft365")
+    warning = f"warning: {path}:{line}:{col}: users[0].sync.provider: unknown provider 'Microsoft365'"
+    runner = CliRunner()
+    validated = runner.invoke(app, ["validate", str(path)])
+    assert validated.exit_code == 0 and warning in validated.output.replace("\n", " ").replace("  ", " ")
+    ran = runner.invoke(app, ["run", str(path), "--json"])
+    assert warning in ran.output.replace("\n", " ")

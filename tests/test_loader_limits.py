@@ -578,9 +578,9 @@ def test_written_values_are_capped_while_composing(monkeypatch: pytest.MonkeyPat
 
 
 def test_explicit_invoices_are_capped_across_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    import simulator.scenario.loader as loader
+    import simulator.scenario.sections.batches as batches
 
-    monkeypatch.setattr(loader, "MAX_EXPLICIT_INVOICES", 3)
+    monkeypatch.setattr(batches, "MAX_EXPLICIT_INVOICES", 3)
     text = ORG + (
         "batches:\n"
         "  - {id: B1, invoices: [{id: I-1, property: p1}, {id: I-2, property: p1}]}\n"

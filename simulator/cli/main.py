@@ -176,6 +176,12 @@ def _load(path: Path) -> Any:
     return load_or_exit(path)
 
 
+def _warn(scn: Any) -> None:
+    """A loaded scenario's warnings (e.g. a provider name close to a known one), on stderr."""
+    for warning in scn.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
+
+
 def _transport(name: str, maildir: Path | None = None) -> Any:
     """The transport factory for ``--transport`` (None: the engine's plain memory transport).
 
@@ -232,6 +238,7 @@ def run(
     from simulator.engine.run import simulate
 
     scn = _load(file)
+    _warn(scn)
     if seed is not None:
         scn = replace(scn, seed=seed)
     if transport not in ("memory", "wire"):
@@ -266,6 +273,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files to
             err.print(f"error: {exc}", markup=False, highlight=False)
             bad += 1
             continue
+        _warn(scn)
         n = sum(b.count for b in scn.batches)
         out.print(f"ok  {f}: {scn.name} ({len(scn.batches)} batches, {n} invoices, {len(scn.timeline)} events,"
                   f" {len(scn.expect)} expectations)", soft_wrap=True)

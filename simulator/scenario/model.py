@@ -86,6 +86,9 @@ class Scenario:
     expect: tuple[Expectation, ...] = ()
     source: str = ""  # path of the file it came from
     sha256: str = ""  # of the file's bytes
+    #: Problems that do not stop a run (e.g. a provider name close to a known one), each
+    #: ``FILE:LINE:COLUMN: message``; ``validate`` and ``run`` print them.
+    warnings: tuple[str, ...] = ()
 
     def iso(self, t: int) -> str:
         return format_time(self.start, t)

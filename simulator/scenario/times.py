@@ -29,8 +29,61 @@ MIN_START_YEAR = 1900
 MAX_START_YEAR = 2999
 
 _UNITS: tuple[tuple[str, int], ...] = (("w", WEEK), ("d", DAY), ("h", HOUR), ("m", MINUTE), ("s", 1))
-_DURATION_RE = re.compile(r"(?:(\d{1,12})w)?(?:(\d{1,12})d)?(?:(\d{1,12})h)?(?:(\d{1,12})m)?(?:(\d{1,12})s)?")
+
+
+def _duration_body(digit: str = "[0-9]", capture: bool = False) -> str:
+    """The regex of a duration's text: units in the order w d h m s, each at most once, ASCII digits."""
+    group = "(" if capture else "(?:"
+    return "".join(f"(?:{group}{digit}{{1,12}}){unit})?" for unit, _size in _UNITS)
+
+
+_DURATION_RE = re.compile(_duration_body(capture=True))
 _OFFSET_RE = re.compile(r"([+-])(.*)", re.DOTALL)
+
+# The timestamps the loader reads: ISO-8601's extended format, date and time of day separated by
+# T or a space, whole seconds (a fraction of zeros is tolerated), and a zone. The gate below also
+# lets a bare date, a time without zone and a non-zero fraction through, so they get their own
+# messages; TIMESTAMP_PATTERN (for the JSON Schema) is the strict form.
+_DATE = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+_CLOCK = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+_ZONE = r"(?:Z|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)"
+_TIMESTAMP_GATE_RE = re.compile(rf"{_DATE}(?:[T ]{_CLOCK}(?::[0-5][0-9](?:\.[0-9]{{1,6}})?)?{_ZONE}?)?")
+TIMESTAMP_PATTERN = rf"{_DATE}[T ]{_CLOCK}(?::[0-5][0-9](?:\.0{{1,6}})?)?{_ZONE}"
+
+#: What ``str.strip()`` removes around a value, as a regex character class body (``\uXXXX`` escapes
+#: read the same in Python's ``re`` and ECMA-262). The control characters among them never reach a
+#: converter (the YAML reader refuses them), so they are left out.
+def _char_class(codes: list[int]) -> str:
+    """A character class body from code points, runs written as ranges (``\\u2000-\\u200a``)."""
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in runs)
+
+
+SPACE_CLASS = _char_class([c for c in range(0x10000) if chr(c).isspace() and not 0x1C <= c <= 0x1F])
+
+
+def _whole(body: str) -> str:
+    """An anchored pattern for ``body`` with the surrounding spaces ``strip()`` tolerates."""
+    return f"^[{SPACE_CLASS}]*(?:{body})[{SPACE_CLASS}]*$"
+
+
+_DURATION = "(?=[0-9])" + _duration_body()
+_ZERO_DURATION = "(?=0)" + _duration_body("0")
+#: JSON Schema ``pattern``s (ECMA-262 and Python ``re`` alike) of exactly the text the parsers
+#: accept. Magnitudes (at most 100 years; a start between the years 1900 and 2999; real calendar
+#: days; a timestamp's place relative to ``start``) are checked by the loader only.
+DURATION_PATTERN = _whole(f"0|{_DURATION}")
+POSITIVE_DURATION_PATTERN = _whole(f"(?=[0-9wdhms]*[1-9]){_DURATION}")
+START_PATTERN = _whole(TIMESTAMP_PATTERN)
+TIME_PATTERN = _whole(f"[+-]{_DURATION}|{TIMESTAMP_PATTERN}")
+TIME_NOT_BEFORE_START_PATTERN = _whole(f"\\+{_DURATION}|-{_ZERO_DURATION}|{TIMESTAMP_PATTERN}")
+INITIAL_TIME_PATTERN = _whole(f"-{_DURATION}|\\+{_ZERO_DURATION}|{TIMESTAMP_PATTERN}")
+TIME_OR_END_PATTERN = _whole(f"\\+{_DURATION}|-{_ZERO_DURATION}|{TIMESTAMP_PATTERN}|end")
 
 DURATION_HINT = "a duration like 5m or 1h30m"
 TIME_HINT = "a time like +2h, -95d or 2026-11-02T09:00:00Z"
@@ -131,7 +184,7 @@ def _to_datetime(value: object, hint: str) -> datetime:
     if not isinstance(value, str):
         raise TimeFormatError(f"expected {hint}, got {_show(value)}")
     text = value.strip()
-    if len(text) > 64 or not text[:4].isdigit():
+    if len(text) > 64 or not _TIMESTAMP_GATE_RE.fullmatch(text):
         raise TimeFormatError(f"expected {hint}, got {_show(value)}")
     try:
         parsed = datetime.fromisoformat(text)

@@ -1,0 +1,186 @@
+"""Declarative key tables: one :class:`Table` of :class:`Field` per scenario mapping.
+
+A field names its key, the :class:`Kind` of its value (the converter the loader calls *and*
+the JSON Schema fragment an editor checks), its default and its description. The section
+parsers read their mappings through these tables (:meth:`Table.read`), and
+:mod:`simulator.scenario.schema` turns the same tables into the JSON Schema of ``mailsim/1`` —
+so the loader and the schema cannot drift apart: adding a key is one table row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from simulator.scenario.convert import Converter, MapView, Pos, Reader
+
+T = TypeVar("T")
+JSON = dict[str, Any]
+
+#: A field's default when the key must be given.
+REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
+
+
+def _as_written(value: object) -> object:
+    """A default as a file would write it: tuples become lists."""
+    if isinstance(value, tuple):
+        return [_as_written(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Kind(Generic[T]):
+    """What a value may be: ``convert`` checks it for the loader, ``schema`` describes it to editors.
+
+    ``show`` turns a loaded default back into its written form for the schema's ``default``
+    (e.g. 3600 seconds → ``"1h"``). A Kind is called like the converter it wraps.
+    """
+
+    convert: Converter[T]
+    schema: Mapping[str, Any]
+    show: Callable[[Any], object] = _as_written
+
+    def __call__(self, reader: Reader, value: object, pos: Pos, where: str) -> T:
+        return self.convert(reader, value, pos, where)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One key of a mapping. ``default`` None means unset (the key may be left out or be null)."""
+
+    key: str
+    kind: Kind[Any]
+    description: str
+    default: Any = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """The keys of one kind of mapping, in the order messages list them."""
+
+    fields: tuple[Field, ...]
+    description: str = ""
+    by_key: Mapping[str, Field] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_key", {f.key: f for f in self.fields})
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(f.key for f in self.fields)
+
+    def read(
+        self, reader: Reader, value: object, pos: Pos, where: str, what: str = "a mapping", keys_what: str = ""
+    ) -> Entry:
+        """The mapping at ``value`` with its keys checked against the table (unknown keys fail)."""
+        view = reader.map(value, pos, where, what)
+        view.check_keys(self.keys, keys_what)
+        return Entry(view, self)
+
+    def schema(self, extra: Mapping[str, Any] | None = None) -> JSON:
+        """The JSON Schema of a mapping of these keys (no others, ``null`` for unset)."""
+        out: JSON = {
+            "type": "object",
+            "properties": {f.key: field_schema(f) for f in self.fields},
+            "additionalProperties": False,
+        }
+        required = [f.key for f in self.fields if f.required]
+        if required:
+            out["required"] = required
+        if self.description:
+            out["description"] = self.description
+        out.update(extra or {})
+        return out
+
+
+class Entry:
+    """A mapping read through its :class:`Table`: ``entry["key"]`` converts that key on demand.
+
+    Conversion happens when a key is asked for, so a section parser keeps the order in which
+    it checks its keys (the first problem found is the one reported).
+    """
+
+    __slots__ = ("table", "view")
+
+    def __init__(self, view: MapView, table: Table) -> None:
+        self.view = view
+        self.table = table
+
+    def __getitem__(self, key: str) -> Any:
+        f = self.table.by_key[key]
+        if f.required:
+            return self.view.req(key, f.kind)
+        if f.default is None:
+            return self.view.opt(key, f.kind)
+        return self.view.get(key, f.kind, f.default)
+
+    def get(self, key: str, default: T) -> Any:
+        """The key's value, or ``default`` instead of the table's (a default that depends on the file)."""
+        return self.view.get(key, self.table.by_key[key].kind, default)
+
+    @property
+    def pos(self) -> Pos:
+        return self.view.pos
+
+    @property
+    def data(self) -> dict[Any, Any]:
+        return self.view.data
+
+    def has(self, key: str) -> bool:
+        return self.view.has(key)
+
+    def raw(self, key: str) -> object:
+        return self.view.raw(key)
+
+    def sub(self, key: str) -> str:
+        return self.view.sub(key)
+
+    def kpos(self, key: object) -> Pos:
+        return self.view.kpos(key)
+
+    def vpos(self, key: object) -> Pos:
+        return self.view.vpos(key)
+
+
+# --- schema fragments ---------------------------------------------------------------------------
+
+
+def nullable(schema: Mapping[str, Any]) -> JSON:
+    """``schema`` or null (``null`` means unset in a scenario)."""
+    out = dict(schema)
+    kind = out.get("type")
+    if isinstance(kind, str) and not any(k in out for k in ("anyOf", "oneOf", "allOf", "const", "enum")):
+        out["type"] = [kind, "null"]
+        return out
+    if isinstance(kind, list) and not any(k in out for k in ("anyOf", "oneOf", "allOf", "const", "enum")):
+        out["type"] = [*kind, "null"] if "null" not in kind else kind
+        return out
+    notes: JSON = {k: out.pop(k) for k in ("description", "default", "title") if k in out}
+    return {"anyOf": [out, {"type": "null"}], **notes}
+
+
+def field_schema(f: Field) -> JSON:
+    """A field's schema: its kind's, nullable unless required, with its description and default."""
+    base = dict(f.kind.schema)
+    base.pop("description", None)
+    out = base if f.required else nullable(base)
+    out["description"] = f.description
+    if not f.required and f.default is not None:
+        out["default"] = f.kind.show(f.default)
+    return out
+
+
+def list_schema(items: Mapping[str, Any], limit: int, min_items: int = 0) -> JSON:
+    out: JSON = {"type": "array", "items": dict(items), "maxItems": limit}
+    if min_items:
+        out["minItems"] = min_items
+    return out
+
+
+def enum_schema(options: Sequence[str]) -> JSON:
+    return {"type": "string", "enum": list(options)}
