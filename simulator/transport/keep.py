@@ -16,30 +16,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
 
+from simulator.net.dnsview import DnsView
 from simulator.net.maildir import DEFAULT_HOSTNAME, Maildir, stored_body, stored_head
 from simulator.net.messages import render_invoice
 from simulator.net.receiver import ReceivingServer
-from simulator.transport.base import Attempt, AttemptResult, Dsn
+from simulator.transport.base import Attempt, AttemptResult, Dsn, EnginePort
 from simulator.transport.memory import MemoryTransport
 
-
-class Engine(Protocol):
-    """What this transport reads of the engine that builds it (the factory's argument)."""
-
-    receiver: ReceivingServer
-    zone: Any  # .version: bumped on every DNS change
-    dns: Any  # .epoch(): the DNS faults' state
-
-    @property
-    def scn(self) -> Any: ...  # .start: datetime
-
-    def email_of(self, invoice: str) -> Any: ...  # the invoice's Email (.message_id, .invoice) or None
-
 _EOL = re.compile(rb"\r\n|\r|\n")
-# the engine's message ids (``Email.message_id``): ``<INVOICE@mailsim.invalid>``
-_ENGINE_MID = re.compile(r"<(.+)@mailsim\.invalid>\Z")
 
 
 def as_sent(body: bytes) -> bytes:
@@ -51,12 +36,18 @@ def as_sent(body: bytes) -> bytes:
 class KeepingTransport:
     """The memory transport, plus a Maildir file for every copy it stores."""
 
-    def __init__(self, engine: Engine, root: Path, hostname: str = DEFAULT_HOSTNAME) -> None:
-        self.engine = engine
-        self.inner = MemoryTransport(engine.receiver, state_key=lambda: (engine.zone.version, engine.dns.epoch()))
+    def __init__(self, port: EnginePort, root: Path, hostname: str = DEFAULT_HOSTNAME) -> None:
+        self.port = port
+        scn = port.scenario
+        # the same DNS view and receiver the engine builds for its plain memory transport, offered to it
+        self.dns: DnsView | None = DnsView(port.zone, scn.faults, scn.seed)
+        dns = self.dns
+        self.receiver: ReceivingServer | None = ReceivingServer(scn.mailboxes, scn.faults, scn.seed, dns.spf,
+                                                                port.store)
+        self.inner = MemoryTransport(self.receiver, state_key=lambda: (port.zone.version, dns.epoch()))
         self.store = self.inner.store
         self.dsns = self.inner.dsns
-        self.hostname = engine.receiver.hostname
+        self.hostname = self.receiver.hostname
         self.maildir = Maildir(root, hostname)
         self.files = 0
 
@@ -67,12 +58,11 @@ class KeepingTransport:
             return att.render
 
         def render() -> bytes:
-            m = _ENGINE_MID.match(message_id)
-            email = self.engine.email_of(m.group(1)) if m is not None else None
-            if email is None or email.message_id != message_id:
+            invoice = self.port.invoice_of(message_id)
+            if invoice is None:
                 raise RuntimeError(f"--maildir: cannot render {message_id} (not an engine message id)")
             return render_invoice(message_id=message_id, sender=att.mail_from, rcpts=att.rcpts,
-                                  invoice=email.invoice, start=self.engine.scn.start, now=att.now)
+                                  invoice=invoice, start=self.port.scenario.start, now=att.now)
 
         return render
 
@@ -121,6 +111,6 @@ class KeepingTransport:
         self.maildir.close()
 
 
-def keeping_transport(root: Path) -> Callable[[Engine], KeepingTransport]:
+def keeping_transport(root: Path) -> Callable[[EnginePort], KeepingTransport]:
     """The factory ``simulate(scn, transport=...)`` takes: the memory transport writing Maildir ``root``."""
-    return lambda engine: KeepingTransport(engine, root)
+    return lambda port: KeepingTransport(port, root)
