@@ -1,10 +1,18 @@
-"""Small scenario builders shared by the engine and CLI tests."""
+"""Small scenario builders shared by the engine and CLI tests, and the one way a test asks for a tool."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import platform
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from textwrap import dedent, indent
+from typing import NoReturn
+
+import pytest
 
 from simulator.engine.result import RunResult
 from simulator.engine.run import simulate
@@ -74,3 +82,70 @@ def wait_until(check: Callable[[], bool], polls: int = 600, pause: float = 0.05)
             return True
         time.sleep(pause)
     return check()
+
+
+# --- tools the project installs: a skip locally, a failure in CI ------------------------------------
+
+#: Under ``CI=true`` (.ci/run sets it; CI runs set it anyway) everything the project installs is there,
+#: so a test that would skip for want of it fails instead: a broken install step cannot turn green.
+CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _program(*names: str) -> Callable[[], str | None]:
+    def probe() -> str | None:
+        return next((p for p in map(shutil.which, names) if p), None)
+
+    return probe
+
+
+def _module(name: str) -> Callable[[], str | None]:
+    def probe() -> str | None:
+        spec = importlib.util.find_spec(name)
+        return None if spec is None else spec.origin or name
+
+    return probe
+
+
+def _libyaml() -> str | None:
+    import simulator.scenario.yamltree as yamltree
+
+    return "yaml.CParser" if yamltree._LibyamlParser is not None else None
+
+
+def _atheris_wheel_exists() -> bool:
+    """PyPI has atheris wheels for Linux x86_64 only; elsewhere it builds from source against a
+    libFuzzer-enabled clang, which the Makefile does not attempt (it installs ``--only-binary``)."""
+    return sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64")
+
+
+#: name -> (probe returning where it is or None, who installs it, required under CI here?)
+PROJECT_TOOLS: dict[str, tuple[Callable[[], str | None], str, bool]] = {
+    "chromium": (_program("chromium", "chromium-browser"), "Debian package chromium, by .ci/run", True),
+    "tmux": (_program("tmux"), "Debian package tmux, by .ci/run", True),
+    "swaks": (_program("swaks"), "Debian package swaks, by .ci/run", True),
+    "dig": (_program("dig"), "Debian package dnsutils, by .ci/run", True),
+    "libyaml": (_libyaml, "PyPI wheel of pyyaml (a dependency), which bundles libyaml", True),
+    "atheris": (_module("atheris"), "the Makefile, from PyPI where a wheel exists", _atheris_wheel_exists()),
+}
+
+
+def missing(reason: str, *, required: bool = True) -> NoReturn:
+    """Skip locally; under CI=true fail when the project itself installs what is missing."""
+    if CI and required:
+        pytest.fail(f"CI=true and {reason}: the project installs it, so a skip here would hide a broken install",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+def find_tool(name: str) -> str | None:
+    probe, _source, _required = PROJECT_TOOLS[name]
+    return probe()
+
+
+def need_tool(name: str) -> str:
+    """Where ``name`` is (a path for programs); skip when it is missing, or fail under CI=true."""
+    probe, source, required = PROJECT_TOOLS[name]
+    found = probe()
+    if found is None:
+        missing(f"{name} is not available (installed from the {source})", required=required)
+    return found

@@ -140,6 +140,7 @@ def test_linearity_child_runs_every_size_interleaved() -> None:
     assert bench_run.linearity_repeats(10_000, 1_000_000) == 8
 
 
+@pytest.mark.timeout(600)  # every benchmark at tiny sizes, in child processes: ~80 s on a loaded 2-core machine
 def test_runner_end_to_end_at_tiny_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Every section the runner has (but naive, trace, profile, network) through results.json and the report."""
     out = tmp_path / "results.json"

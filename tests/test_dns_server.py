@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -432,7 +431,7 @@ def test_memory_resolver_errors(zone: Zone) -> None:
 
 # --- dig ---------------------------------------------------------------------------------------
 
-needs_dig = pytest.mark.skipif(shutil.which("dig") is None, reason="dig (dnsutils) not installed")
+needs_dig = pytest.mark.requires_tool("dig")
 
 
 def dig(srv: DnsServerThread, *args: str) -> str:

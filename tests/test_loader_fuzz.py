@@ -14,7 +14,6 @@ inputs (never by time), so ``make test`` does the same work on every machine:
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import shutil
 import subprocess
@@ -114,7 +113,7 @@ def test_mutated_scenarios_give_scenario_or_located_error(text: str) -> None:
     check(text)
 
 
-@pytest.mark.skipif(yamltree._LibyamlParser is None, reason="no PyYAML: the main fuzz test already uses ruamel")
+@pytest.mark.requires_tool("libyaml")
 @settings(
     max_examples=300,
     deadline=None,
@@ -171,7 +170,7 @@ def test_mailsim_validate_on_mutated_files(tmp_path: Path) -> None:
     assert 0 in outcomes  # the unmutated first file validates
 
 
-@pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris is not installed (no wheel here)")
+@pytest.mark.requires_tool("atheris")
 def test_atheris_fuzzes_the_loader_for_a_fixed_number_of_runs(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"  # libFuzzer adds what it finds to the first corpus directory
     corpus.mkdir()

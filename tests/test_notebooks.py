@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import ipykernel  # noqa: F401  (the python3 kernel the notebooks run in; a dev dependency)
+import nbclient
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"

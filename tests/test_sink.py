@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import email
 import email.policy
-import shutil
 import smtplib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import need_tool
 
 from simulator.net.sink import Sink, with_enhanced
 from simulator.scenario.loader import load_scenario_text
@@ -263,10 +263,8 @@ def test_maildir_names_are_deterministic(tmp_path: Path) -> None:
     assert names[0] == names[1] and len(names[0]) == 2
 
 
-@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks not installed")
 def test_swaks(sink: Sink) -> None:
-    swaks = shutil.which("swaks")
-    assert swaks is not None
+    swaks = need_tool("swaks")
     proc = subprocess.run(
         [swaks, "--server", "127.0.0.1", "--port", str(sink.port), "--from", "a@good.example",
          "--to", "jane@client.example", "--helo", "swaks.test", "--header", "Subject: from swaks",

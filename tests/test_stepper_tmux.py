@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
-from helpers import wait_until
+from helpers import find_tool, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
-TMUX = shutil.which("tmux")
+TMUX = find_tool("tmux")
 MAILSIM = Path(sys.executable).with_name("mailsim")
 
-pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+pytestmark = pytest.mark.requires_tool("tmux")
 
 
 

@@ -4,21 +4,21 @@ in ``test-artifacts/`` for people to look at."""
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from helpers import find_tool
 from test_timeline import BIG, ROOT, TOUR
 
 from simulator.replay.timeline import timeline_of
 from simulator.replay.timeline_html import write_html
 from simulator.scenario.loader import load_scenario, load_scenario_text
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+CHROMIUM = find_tool("chromium")
+pytestmark = pytest.mark.requires_tool("chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 TEXT_IDS = {"errors", "window", "shown"}
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
