@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import ipykernel  # noqa: F401  (the python3 kernel the notebooks run in; a dev dependency)
+import ipykernel  # noqa: F401  (the notebooks extra, in .[dev]: the python3 kernel they run in)
 import nbclient
 import nbformat
 import pytest

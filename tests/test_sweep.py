@@ -270,7 +270,7 @@ def test_pool_gives_the_same_rows_as_one_process(demo: Path) -> None:
 
 
 def test_dask_local_cluster_gives_the_same_rows(demo: Path) -> None:
-    import distributed  # noqa: F401  (a dependency: its absence is a failure, not a skip)
+    import distributed  # noqa: F401  (the dask extra, in .[dev]: its absence is a failure, not a skip)
     one = run_sweep(demo, [LOGIN], seeds=2, workers=1)
     assert run_sweep(demo, [LOGIN], seeds=2, dask="local", workers=2) == one
 
@@ -286,7 +286,7 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], what: str) -> None:
 
 
 def test_dask_scheduler_and_worker_as_separate_processes(demo: Path, tmp_path: Path) -> None:
-    import distributed  # noqa: F401  (a dependency: its absence is a failure, not a skip)
+    import distributed  # noqa: F401  (the dask extra, in .[dev]: its absence is a failure, not a skip)
     dask_bin = str(Path(sys.executable).with_name("dask"))
     sched_file = tmp_path / "scheduler.json"
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
