@@ -16,6 +16,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import flufl.bounce as flufl_bounce
 import pytest
 
 from simulator.engine.result import RunResult
@@ -24,8 +25,6 @@ from simulator.net.sink import mailbox_dirname
 from simulator.scenario.loader import load_scenario
 from simulator.transport.keep import keeping_transport
 from simulator.transport.wire import WireTransport
-
-flufl_bounce = pytest.importorskip("flufl.bounce")
 
 ROOT = Path(__file__).resolve().parent.parent
 MAILSIM = [sys.executable, "-m", "simulator.cli.main"]
