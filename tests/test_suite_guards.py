@@ -105,6 +105,7 @@ ALLOWED_SKIPS = {
     ("test_dns_server.py", 'pytest.skip("no IPv6")'),  # the kernel's choice, not a package
     ("test_dns_server.py", 'pytest.skip("::1 not available here")'),  # a container without ::1
     ("test_loader_limits.py", '@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero here")'),
+    ("test_rfc7208_suite.py", "pytest.skip(message)"),  # fetched from PyPI once; fails instead under CI=true
     ("test_sweep.py", 'pytest.skip("the sweep finished before the interrupt")'),  # pragma: no cover there
     ("test_wire_transport.py", 'pytest.skip(f"{_invoices(scn)} invoices (> {MAX_INVOICES})")'),  # too big
 }
