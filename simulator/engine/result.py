@@ -12,15 +12,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from simulator.domain.entities import Batch
-from simulator.domain.recipients import RecipientPlan
+from simulator.domain.entities import Batch, Settings
+from simulator.domain.events import CompleteBatch, Event
+from simulator.domain.recipients import RecipientPlan, billing_contact_warnings
 from simulator.domain.statuses import EmailStatus, Outcome
 from simulator.domain.world import World
-from simulator.scenario.model import Expectation
+from simulator.domain.world import apply as apply_event
+from simulator.scenario.model import Expectation, Scenario
 
 if TYPE_CHECKING:
     from simulator.engine.sim import Engine
-    from simulator.engine.state import Email
+    from simulator.engine.state import Email, Group
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,87 @@ class InvoiceView:
     recipients: tuple[RecipientView, ...]
 
 
+# -- the read-only view of a run that the layers above the engine use (explain, replay, …) --------
+# Frozen records copied out of the engine's state on request: a reader can neither change the run
+# nor come to depend on how the engine keeps it.
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedEvent:
+    """A timeline event as the run applied it, in the order applied; ``refused`` is the refusal's code."""
+
+    event: Event
+    refused: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRecord:
+    """A user's login; ``refreshed``: it extended the sync token (it was still alive)."""
+
+    at: int
+    refreshed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRecord:
+    """A change to a user's mailbox sync that the run applied (``resync``, ``set_sync``, …)."""
+
+    at: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendRecord:
+    """How an invoice's email left the platform: when, from which sender, by which path, provider and IP."""
+
+    at: int
+    sender: str | None
+    path: str  # "sync" | "smtp"
+    provider: str | None
+    client_ip: str
+    helo: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    """A change of what held a queue: from ``at`` on, ``reason`` blocked it (None: the gate opened)."""
+
+    at: int
+    reason: str | None
+    evidence: str
+
+
+@dataclass(frozen=True, slots=True)
+class SenderView:
+    """The queue worker's latest sender decision for a queue (DESIGN §2's resolution and sending path)."""
+
+    address: str | None
+    source: str  # branch:<id> | region:<id> | configuration
+    user: str | None
+    path: str  # "sync" | "smtp" | "blocked"
+    provider: str | None
+    reason: str | None
+    notes: tuple[str, ...]
+    evidence: str
+    spf: tuple[tuple[str, str, str], ...]  # (platform IP, SPF result, explanation) on the SMTP path
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """The queue an invoice's email waited in: one per set of branches (its batch's), with its history."""
+
+    branch_ids: tuple[str, ...]
+    history: tuple[BlockRecord, ...]
+    decision: SenderView | None  # None: never polled yet
+
+
+def _queue_view(group: Group) -> QueueView:
+    d = group.decision
+    sender = None if d is None else SenderView(d.address, d.source, d.user, d.path, d.provider, d.reason, d.notes,
+                                               d.evidence, d.spf)
+    return QueueView(group.branch_ids, tuple(BlockRecord(t, r, ev) for t, r, ev in group.history), sender)
+
+
 @dataclass(frozen=True, slots=True)
 class ExpectationResult:
     ok: bool
@@ -71,12 +154,18 @@ def _plan_view(p: RecipientPlan) -> RecipientView:
     return RecipientView(p.email, "skipped", p.skip_reason, None, None, None, None, 0, p.contact, p.detail or None)
 
 
+def _draft_notes(eng: Engine, pid: str) -> tuple[str, ...]:
+    """A Draft invoice's warnings: the ones its email would carry if the batch completed now (§8: in every status)."""
+    roles = eng.org.configuration.invoice_recipients
+    return ("billing-contact-not-emailed",) if billing_contact_warnings(eng.properties[pid], roles) else ()
+
+
 def invoice_view(eng: Engine, b: Batch, inv: str, pid: str, e: Email | None) -> InvoiceView:
     if e is None:
         status, reason = eng.prop_status[pid]
         plans = eng.prop_plans[pid]
-        return InvoiceView(inv, b.id, pid, eng.batch_status[b.id], str(status), reason, (), None, None, None, None,
-                           None, None, None, tuple(_plan_view(p) for p in plans))
+        return InvoiceView(inv, b.id, pid, eng.batch_status[b.id], str(status), reason, _draft_notes(eng, pid), None,
+                           None, None, None, None, None, None, tuple(_plan_view(p) for p in plans))
     rcpts = tuple(
         RecipientView(r.plan.email, r.outcome, r.reason, r.code, r.enhanced, r.folder, r.at, r.attempts,
                       r.plan.contact, r.evidence or (r.plan.detail or None), r.plan.address or None)
@@ -271,10 +360,80 @@ class RunResult:
     engine: Engine
     end: int
     expectations: list[ExpectationResult] = field(default_factory=list)
+    _worlds: list[World] = field(default_factory=list, repr=False, compare=False)  # see world_after
 
     @property
     def scenario(self) -> str:
         return self.engine.scn.name
+
+    # -- the documented read-only view (explain reads a run only through these) ----------------
+    @property
+    def spec(self) -> Scenario:
+        """The scenario the run was made from (with any ``--seed``/``--at`` override applied)."""
+        return self.engine.scn
+
+    @property
+    def settings(self) -> Settings:
+        return self.engine.settings
+
+    @property
+    def total_invoices(self) -> int:
+        return self.engine.total_invoices
+
+    @property
+    def events(self) -> tuple[AppliedEvent, ...]:
+        """Every timeline event the run applied (injected ones included), in the order applied."""
+        return tuple(AppliedEvent(ev, refused) for ev, refused in self.engine.events_applied)
+
+    def world_after(self, n: int) -> World:
+        """The world after the first ``n`` applied events: the domain's ``apply`` replayed from the start.
+
+        The same function the engine applied, so the world it gives for ``n = len(events)`` is the
+        run's own; the worlds are kept, so asking for many moments replays each event once.
+        """
+        worlds = self._worlds
+        if not worlds:
+            worlds.append(self.engine.initial_world)
+        applied = self.engine.events_applied
+        n = max(0, min(n, len(applied)))
+        while len(worlds) <= n:
+            worlds.append(apply_event(worlds[-1], applied[len(worlds) - 1][0]).world)
+        return worlds[n]
+
+    def world_at(self, t: int) -> World:
+        """The world as it stood at ``t``: after every event applied at or before ``t`` (they precede a poll at t)."""
+        applied = self.engine.events_applied
+        n = 0
+        while n < len(applied) and applied[n][0].at <= t:
+            n += 1
+        return self.world_after(n)
+
+    def completion_index(self, batch: str) -> int | None:
+        """How many events had been applied once ``batch`` completed (None: still Draft)."""
+        for i, (ev, refused) in enumerate(self.engine.events_applied):
+            if isinstance(ev, CompleteBatch) and ev.batch == batch and refused is None:
+                return i + 1
+        return None
+
+    def logins(self, user: str) -> tuple[LoginRecord, ...]:
+        return tuple(LoginRecord(t, refreshed) for t, refreshed in self.engine.login_log.get(user, ()))
+
+    def syncs(self, user: str) -> tuple[SyncRecord, ...]:
+        return tuple(SyncRecord(t, kind) for t, kind in self.engine.sync_log.get(user, ()))
+
+    def send_record(self, invoice: str) -> SendRecord | None:
+        """How ``invoice``'s email was sent (None: not sent, or no such invoice)."""
+        e = self.engine.email_of(invoice)
+        send = e.send if e is not None else None
+        if send is None:
+            return None
+        return SendRecord(send.at, send.sender, send.path, send.provider, send.client_ip, send.helo)
+
+    def queue_of(self, invoice: str) -> QueueView | None:
+        """The queue ``invoice``'s email waited in (None: never queued — Draft or N/A)."""
+        e = self.engine.email_of(invoice)
+        group = e.group if e is not None else None
+        return _queue_view(group) if group is not None else None
 
     @property
     def ok(self) -> bool:

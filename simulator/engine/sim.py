@@ -121,6 +121,7 @@ class Engine:
             batch_status={b.id: BatchStatus.DRAFT.value for b in scn.batches},
         )
         self._providers = {p.name: p for p in scn.providers}
+        self.initial_world = self.world  # the run's view replays events_applied from it (world_at)
         self._expiry_traced: dict[str, tuple[int, int]] = {}  # user -> (refresh, expiry) last traced
         self.version = 0  # bumped on every change that can alter a sender decision
         self.zone = Zone.from_scenario(scn)
