@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from simulator.domain.reasons import REASONS, ReasonInfo
-from simulator.explain.explain import Explanation, explain_scenario
+from simulator.explain.explain import LATE_EDIT_FIX, MULTI_BRANCH_FIX, Explanation, explain_scenario
 from simulator.scenario.loader import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +72,20 @@ CASES = [
          warnings=("multi-branch-uses-configuration",)),
     Case("step2-multi-branch-batch", "INV-1502", (2,), status="Sent",
          chain=("by billing@greenacre.example via sync path",), warnings=("multi-branch-uses-configuration",)),
+    # a multi-branch batch without a Configuration sender: Configuration alone decides (DESIGN §8)
+    Case("step2-multi-branch-no-configuration-sender", "INV-1511", (2,), at=2 * H, status="In Queue",
+         reason="sender-not-configured", headline="[sender-not-configured]",
+         chain=("the batch spans branches downtown, lakeside: a multi-branch batch is sent by Configuration's"
+                " Invoice Email From alone (branch and region settings do not apply)",
+                "Configuration has no Invoice Email From"),
+         absent=("no Invoicing Email From on downtown", "its region"),
+         fix=MULTI_BRANCH_FIX["sender-not-configured"], warnings=("multi-branch-uses-configuration",)),
+    Case("step2-multi-branch-no-configuration-sender", "INV-1512", (2,), status="Sent", fix="",
+         chain=("blocked from 2026-11-02 10:00Z by sender-not-configured: the batch spans branches downtown,"
+                " lakeside",
+                "unblocked by set_invoicing_email_from at 2026-11-02 12:00Z",
+                "dan@birch.example: inbox at 2026-11-02 12:00Z"),
+         absent=("no Invoicing Email From on downtown",)),
     Case("step2-region-sender", "INV-1301", (1,), status="Sent",
          chain=("by north-ar@greenacre.example via sync path",)),
     Case("step2-branch-sender", "INV-1201", (1,), status="Sent",
@@ -90,6 +104,20 @@ CASES = [
     Case("step3-login-after-expiry-then-resync", "INV-3301", (3,), status="Sent",
          chain=("it waited 23h in the queue first", "blocked from 2026-11-02 10:00Z by sync-token-expired",
                 "unblocked by resync at")),
+    # sent evidence as it stood when it was sent; the expired sender named; no fix once in the inbox
+    Case("step3-expired-sender-replaced", "INV-3701", (3,), status="In Queue", reason="sync-token-expired", at=2 * H,
+         chain=("branch lakeside Invoicing Email From = lakeside@greenacre.example",
+                "token last refreshed 2026-07-25 09:00Z by login; lifetime 90d; expired 2026-10-23 09:00Z"),
+         fix=REASONS["sync-token-expired"].fix),
+    Case("step3-expired-sender-replaced", "INV-3701", (3,), status="Sent", fix="",
+         chain=("sent 2026-11-02 12:00Z by dora@greenacre.example via sync path",
+                "user dora syncs with google; last (re)sync 2026-10-13 09:00Z",
+                "later, after it was sent (not part of this send): user dora's password change at 2026-11-04"
+                " 09:00Z; re-sync at 2026-11-05 09:00Z",
+                "blocked from 2026-11-02 10:00Z by sync-token-expired: sender lakeside@greenacre.example"
+                " (user lee, google): the token expired 2026-10-23 09:00Z",
+                "unblocked by set_invoicing_email_from at 2026-11-02 12:00Z"),
+         absent=("last (re)sync 2026-11-05", "password changed 2026-11-04")),
     Case("step3-login-at-day-85-saves-token", "INV-3201", (1,), status="Sent",
          chain=("batch NOV-LAKE completed 2026-11-10 09:00Z; sent 2026-11-10 09:00Z by lakeside@greenacre.example"
                 " via sync path",)),
@@ -125,6 +153,35 @@ CASES = [
          chain=("2026-11-02 09:30Z: changing jane's email to jane@cedar.example was refused (already used by"
                 " jane-2019, an inactive contact) [duplicate-email-rejected]",
                 "jane.old@cedar.example: inbox at 2026-11-02 10:00Z")),
+    # a contact corrected after its batch completed: mentioned on the invoice it did not reach
+    Case("step4-contact-corrected-after-completion", "INV-4501", (0, 4), status="Sent", fix=LATE_EDIT_FIX,
+         headline="[unknown-recipient]",
+         chain=("bne@oak.example: bounced at 2026-11-02 10:00Z [unknown-recipient] 550 5.1.1",
+                "contact ben's email changed at 2026-11-02 11:00Z to ben@oak.example, after the email was generated"
+                " for the old address bne@oak.example")),
+    Case("step4-contact-corrected-after-completion", "INV-4502", (1,), status="Sent", fix="",
+         chain=("ben@oak.example: inbox at 2026-11-02 12:00Z",), absent=("changed at",)),
+    # scenarios of this round's domain fixes (issue 11 items 1-4, issue 10 item 7)
+    Case("step2-sender-address-with-spaces", "INV-2201", (0, 4), status="Sent",
+         chain=("sent 2026-11-02 10:00Z by ok@acme.example via smtp path",
+                "a bounce-back (DSN) is in ok@acme.example's inbox"),
+         fix=REASONS["unknown-recipient"].fix),
+    Case("step3-password-change-and-resync-same-second", "INV-3402", (1,), status="Sent", fix="",
+         chain=("user lee syncs with google; last (re)sync 2026-11-02 09:30Z",),
+         absent=("password changed",)),
+    Case("step3-resync-without-sync-refused", "INV-8801", (3,), status="Sent", fix="",
+         chain=("blocked from 2026-11-02 10:00Z by sender-spf-not-authorized",
+                "unblocked by set_sync at 2026-11-02 12:00Z")),
+    Case("step3-token-lifetime-shortened", "INV-N1", (3,), status="Sent", fix="",
+         chain=("blocked from 2026-11-02 11:00Z by sync-token-expired: sender nora@greenacre.example (user nora,"
+                " microsoft365): the token expired 2026-10-23 09:00Z",
+                "token last refreshed 2026-11-02 13:00Z by sync; lifetime 30d; expires 2026-12-02 13:00Z")),
+    Case("step3-token-lifetime-shortened", "INV-S1", (1,), status="Sent", fix="",
+         chain=("lifetime 30d; expires 2026-11-22 09:00Z",)),
+    Case("step4-internationalised-recipient-domain", "INV-4401", (4,), status="Sent",
+         chain=("ida@bücher.example: inbox at 2026-11-02 10:00Z",
+                "recipient jörg@bücher.example (jorg) skipped [recipient-email-invalid]"),
+         fix=REASONS["recipient-email-invalid"].fix),
     # Step 5
     Case("step5-billing-contact-not-emailed", "INV-5801", (1, 5), status="N/A", reason="no-invoice-email-contact",
          chain=("eve <eve@cedar.example> [Primary, Billing]",), warnings=("billing-contact-not-emailed",)),
