@@ -156,3 +156,27 @@ def test_runner_end_to_end_at_tiny_sizes(tmp_path: Path, capsys: pytest.CaptureF
     assert any(k.startswith("fixed per-run cost") for k in targets)
     printed = capsys.readouterr().out
     assert "DESIGN §6 targets" in printed and "in-process CPU" in printed
+
+
+def test_varied_workload_shape_and_run() -> None:
+    """The varied generator (issue 12): emails that differ, and a small run accounts for every one."""
+    from benchmarks import varied
+
+    v = varied.shape(3000)
+    assert (v.batches, v.properties) == (3, 60)
+    scn = varied.build(3000)
+    assert len(scn.batches) == 3 and all(b.compact is not None and b.count == 1000 for b in scn.batches)
+    assert len({p.contacts[0].contact for p in scn.properties}) == 60  # each property its own contact
+    assert len(scn.mailboxes) == 40 and sum(1 for m in scn.mailboxes if m.greylist) == 4
+    assert [m.domain for m in scn.mailboxes if m.quota] == [varied.QUOTA_DOMAIN]
+    assert len(scn.users) == 54 and sum(1 for u in scn.users if u.sync is None) == 2
+    assert sorted(f.kind for f in scn.faults) == ["disconnect", "outage", "tempfail"]
+    kinds = Counter(type(ev).__name__ for ev in scn.timeline)
+    assert kinds["CompleteBatch"] == 3 and kinds["Resync"] > 0 and kinds["Login"] > 0
+    res = simulate(scn)
+    assert res.ok
+    acc = res.accounting()
+    assert acc["lost"] == 0 and acc["sent"] == 3000
+    outcomes = Counter(r["outcome"] for inv in res.to_json()["invoices"] for r in inv["recipients"])
+    assert outcomes["skipped"] == 50 * v.invalid_contacts and outcomes["bounced"] > 0
+    assert outcomes["inbox"] + outcomes["junk"] + outcomes["bounced"] + outcomes["skipped"] == 3000

@@ -145,3 +145,88 @@ def test_same_seed_same_trace(tmp_path: Path, data: dict[str, Any]) -> None:
     simulate(scn, trace=a)
     simulate(scn, trace=b)
     assert a.read_bytes() == b.read_bytes()
+
+
+# -- the memory transport's batched transactions vs the sink's stage-by-stage path ----------------
+def _stage_by_stage(server: Any, att: Any) -> Any:
+    """One transaction through the receiver's stage methods, as the sink's hooks call them."""
+    from simulator.net.receiver import DROPPED, Transaction
+    from simulator.transport.base import AttemptResult
+
+    n = len(att.rcpts)
+    tx = Transaction(now=att.now, client_ip=att.client_ip, domain=att.domain, message_id=att.message_id,
+                     attempt=att.attempt)
+    for r in (server.connect(tx), server.helo(tx, att.helo), server.mail(tx, att.mail_from, None)):
+        if not r.ok:
+            return AttemptResult((r,) * n, None, None, delay=tx.delay)
+    replies = []
+    for rcpt in att.rcpts:
+        r = server.rcpt(tx, rcpt)
+        if r.code == 0:
+            return AttemptResult((DROPPED,) * n, None, None, delay=tx.delay)
+        replies.append(None if r.ok else r)
+    if not tx.rcpts:
+        return AttemptResult(tuple(r for r in replies if r is not None), None, None, delay=tx.delay)
+    v = server.data_end(tx, None)
+    if v.reply.code == 0:
+        return AttemptResult((DROPPED,) * n, None, v.spf_result, v.spf_explanation, tx.delay)
+    return AttemptResult(tuple(v.reply if r is None else r for r in replies), v.folder, v.spf_result,
+                         v.spf_explanation, tx.delay)
+
+
+@st.composite
+def cohorts(draw: st.DrawFn) -> tuple[list[Any], list[Any], list[tuple[int, list[str], tuple[str, ...]]]]:
+    from simulator.domain.entities import MailboxDomain
+    from simulator.domain.faults import FAULT_KINDS, SMTP_FAULT_KINDS, SMTP_STAGES, Fault
+
+    faults = []
+    for i in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from([k for k in FAULT_KINDS if k in SMTP_FAULT_KINDS]))
+        at = draw(st.one_of(st.none(), st.integers(0, 600)))
+        faults.append(Fault(i, kind, at=at, for_=draw(st.one_of(st.none(), st.integers(1, 600))),
+                            stage=draw(st.one_of(st.none(), st.sampled_from(SMTP_STAGES))),
+                            probability=draw(st.sampled_from([0.0, 0.2, 0.5, 0.9, 1.0])),
+                            target=draw(st.sampled_from([None, "a.example", "b.example"])),
+                            delay=draw(st.sampled_from([0, 30]))))
+    boxes = [MailboxDomain("a.example", users=("x", "y"), greylist=draw(st.sampled_from([0, 120])),
+                           quota=draw(st.sampled_from([0, 2, 5]))),
+             MailboxDomain("b.example", quota=draw(st.sampled_from([0, 3])))]
+    sends = []
+    for _ in range(draw(st.integers(1, 6))):
+        now = draw(st.integers(0, 900))
+        rcpts = tuple(draw(st.lists(st.sampled_from(["x@a.example", "y@a.example", "zz@a.example"]),
+                                    min_size=1, max_size=3)))
+        mids = [f"<m{draw(st.integers(0, 30))}@x>" for _ in range(draw(st.integers(1, 12)))]
+        sends.append((now, mids, rcpts))
+    return faults, boxes, sends
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cohorts())
+def test_batched_transactions_equal_one_at_a_time(case: Any) -> None:
+    """run_transactions (shared plan, SPF, results; quiet messages filed in one go) changes no reply or copy."""
+    from simulator.net.receiver import ReceivingServer
+    from simulator.transport.base import Attempt, run_transactions
+
+    faults, boxes, sends = case
+
+    def spf(now: int, ip: str, mail_from: str, helo: str) -> tuple[str, str]:
+        return ("softfail" if now % 2 else "pass"), f"at {now}"
+
+    batched = ReceivingServer(boxes, faults, 5, spf)
+    single = ReceivingServer(boxes, faults, 5, spf)
+    for attempt, (now, mids, rcpts) in enumerate(sends, 1):
+        att = Attempt(now=now, message_id=mids[0], attempt=attempt, client_ip="198.51.100.10", helo="h.example",
+                      mail_from="s@acme.example", domain="a.example", mx_host="mx.a.example", mx_ip="192.0.2.1",
+                      rcpts=rcpts, render=lambda: b"")
+        got = run_transactions(batched, att, mids)
+        want = [_stage_by_stage(single, Attempt(**{**{k: getattr(att, k) for k in att.__slots__},
+                                                   "message_id": m})) for m in mids]
+        for g, w in zip(got, want, strict=True):
+            assert (g.folder, g.spf_result, g.spf_explanation, g.delay) == (w.folder, w.spf_result,
+                                                                               w.spf_explanation, w.delay)
+            # a 250's text names the message (a shared result names the first one): compared without it
+            assert [(r.code, r.enhanced, r.text if not r.ok else "") for r in g.replies] == \
+                [(r.code, r.enhanced, r.text if not r.ok else "") for r in w.replies]
+        assert {a: (b.inbox, b.junk, b.messages) for a, b in batched.store.boxes.items()} == \
+            {a: (b.inbox, b.junk, b.messages) for a, b in single.store.boxes.items()}
