@@ -1,9 +1,14 @@
-"""``mailsim dns serve``: a scenario's DNS on a loopback port, for dig or a real MTA.
+"""``mailsim dns serve`` and ``mailsim dns snapshot``: a scenario's DNS out, real DNS in.
 
-Trainers and support engineers point outside tools at it to see exactly the
-answers the simulator's SPF and MX logic see. It serves until interrupted;
-Ctrl-C (or SIGTERM) closes the sockets and exits 0. Scenario faults are not
-applied (there is no run clock here); ``dns.unreachable`` names never answer.
+``serve``: trainers and support engineers point outside tools at it to see
+exactly the answers the simulator's SPF and MX logic see. It serves until
+interrupted; Ctrl-C (or SIGTERM) closes the sockets and exits 0. Scenario faults
+are not applied (there is no run clock here); ``dns.unreachable`` names never
+answer.
+
+``snapshot``: the reverse direction — a customer's real SPF and MX records,
+asked from a DNS server, written as a ``mailsim/1`` file to reproduce the case
+with (see ``simulator.net.snapshot``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import contextlib
 import ipaddress
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +28,7 @@ from simulator.net.dns_server import DnsServer
 from simulator.net.zone import Zone
 
 app = typer.Typer(
-    help="Serve a scenario's DNS on loopback.",
+    help="Serve a scenario's DNS on loopback, or capture real DNS into a scenario.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -31,7 +37,7 @@ app = typer.Typer(
 
 @app.callback()
 def _group() -> None:
-    """Serve a scenario's DNS (its ``dns:`` section) on loopback."""
+    """Serve a scenario's DNS (its ``dns:`` section) on loopback, or snapshot real DNS into one."""
 
 
 async def _serve(zone: Zone, host: str, port: int) -> None:
@@ -72,3 +78,50 @@ def serve(
         pass
     except OSError as e:
         raise fail(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
+@app.command()
+def snapshot(
+    names: Annotated[list[str], typer.Argument(help="Domain names to capture (e.g. the customer's sending domain).")],
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="DNS server to ask, IP[:PORT] or [IPv6]:PORT (default: the system resolver)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the scenario here (default: standard output).")
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for one answer.")] = 2.0,
+) -> None:
+    """Capture the DNS that SPF and delivery of NAME need into a mailsim/1 scenario file."""
+    from simulator.domain.dns import DnsTextError, canonical_name, display
+    from simulator.net.snapshot import make_resolver, name_list, parse_server, render, take
+
+    wanted: list[str] = []
+    for n in names:
+        try:
+            wanted.append(canonical_name(n))
+        except DnsTextError as e:
+            raise fail(f"NAME {display(n)!r}: {e}") from None
+    if not 0.05 <= timeout <= 60:
+        raise fail(f"--timeout must be 0.05..60 seconds, got {timeout:g}")
+    try:
+        where = parse_server(server) if server is not None else None
+    except ValueError as e:
+        raise fail(f"--server: {e}") from None
+    try:
+        resolver = make_resolver(where, timeout)
+    except Exception as e:  # dnspython: no /etc/resolv.conf, no nameservers in it
+        raise fail(f"no system resolver to ask ({e}); name one with --server") from None
+    label = "the system resolver" if where is None else (
+        f"[{where[0]}]:{where[1]}" if ":" in where[0] else f"{where[0]}:{where[1]}"
+    )
+    taken_at = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    text = render(take(name_list(wanted), resolver, label), taken_at)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise fail(f"--out {out}: {e.strerror or e}") from None
+    typer.echo(f"wrote {out}")

@@ -37,7 +37,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 # Sub-commands living in their own modules: (module, name, one-line summary for the command list).
 SUBCOMMANDS = (
     ("simulator.cli.spf_cmd", "spf", "RFC 7208 SPF checks against a scenario's DNS."),
-    ("simulator.cli.dns_cmd", "dns", "Serve a scenario's DNS on loopback."),
+    ("simulator.cli.dns_cmd", "dns", "Serve a scenario's DNS on loopback, or snapshot real DNS into one."),
     ("simulator.cli.sink_cmd", "sink", "Run the SMTP sink standalone."),
     ("simulator.cli.step_cmd", "step", "Step through a scenario's timeline interactively."),
     ("simulator.cli.timeline_cmd", "timeline", "Draw a run as an HTML (and PNG) timeline."),
