@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -15,9 +16,11 @@ MAILSIM = Path(sys.executable).with_name("mailsim")
 TOUR = ROOT / "scenarios" / "tour.yaml"
 
 
-def mailsim(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def mailsim(*args: str | Path, cwd: Path = ROOT, env_columns: int | None = None) -> subprocess.CompletedProcess[str]:
     assert MAILSIM.exists(), f"console script missing at {MAILSIM}"
-    return subprocess.run([str(MAILSIM), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+    env = None if env_columns is None else {**os.environ, "COLUMNS": str(env_columns)}
+    return subprocess.run([str(MAILSIM), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300,
+                          env=env)
 
 
 def test_run_tour_table_and_exit_zero() -> None:
@@ -101,3 +104,64 @@ def test_validate_reports_counts() -> None:
     n = sum(b.count for b in load_scenario(TOUR).batches)
     p = mailsim("validate", TOUR)
     assert p.returncode == 0 and f"{n} invoices" in p.stdout
+
+
+# -- explain: the moment, the invoice and the seed are checked like any input (issue 11 item 13) --------
+
+
+@pytest.mark.parametrize(("at", "said"), [
+    ("+30d", "error: --at +30d: 2026-12-02T09:00:00Z is after the run's end (until); choose a moment from"
+             " 2026-11-02T09:00:00Z to 2026-11-03T09:00:00Z"),
+    ("-1d", "error: --at -1d: 2026-11-01T09:00:00Z is before the run's start; choose a moment from"
+            " 2026-11-02T09:00:00Z to 2026-11-03T09:00:00Z"),
+])
+def test_explain_at_outside_the_run_is_bad_input(at: str, said: str) -> None:
+    p = mailsim("explain", TOUR, "--at", at)
+    assert (p.returncode, p.stdout, p.stderr) == (2, "", said + "\n")
+
+
+def test_explain_at_the_runs_last_moment_is_fine() -> None:
+    p = mailsim("explain", TOUR, "--at", "+1d", "--invoice", "INV-1004", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)[0]["reason"] == "sync-token-expired"
+
+
+@pytest.mark.parametrize(("given", "hint"), [("inv-1004", "INV-1004"), (" INV-1004", "INV-1004"),
+                                              ("INV-1O04", "INV-1004")])
+def test_explain_unknown_invoice_gets_a_did_you_mean(given: str, hint: str) -> None:
+    p = mailsim("explain", TOUR, "--invoice", given)
+    assert p.returncode == 2
+    assert p.stderr == f"error: --invoice: no invoice {given!r} in {TOUR}; did you mean {hint!r}?\n"
+
+
+def test_explain_seed_explains_the_run_of_that_seed() -> None:
+    seeded = ROOT / "scenarios" / "after-sending-seeded-tempfail.yaml"
+    for seed, attempts in (("1", 1), ("2", 2)):
+        run = json.loads(mailsim("run", seeded, "--seed", seed, "--json").stdout)
+        (rcpt,) = next(i for i in run["invoices"] if i["id"] == "NOV-4")["recipients"]
+        assert rcpt["attempts"] == attempts
+        p = mailsim("explain", seeded, "--seed", seed, "--invoice", "NOV-4", "--json")
+        assert p.returncode == 0, p.stderr
+        assert f"c4@maple.example: inbox at {rcpt['at'][:10]}" in json.loads(p.stdout)[0]["chain"][-1]
+        assert json.loads(p.stdout)[0]["chain"][-1].endswith(f"after {attempts} attempt(s)")
+
+
+def test_step_takes_a_seed() -> None:
+    seeded = ROOT / "scenarios" / "after-sending-seeded-tempfail.yaml"
+    p = subprocess.run([str(MAILSIM), "step", str(seeded), "--seed", "2"], input="until +2h\nwhy NOV-4\nquit\n",
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "after 2 attempt(s)" in p.stdout
+
+
+def test_failed_expectations_read_as_a_person_expects(tmp_path: Path) -> None:
+    """Issue 11 item 14: no Python ``None`` in what a failed expectation says."""
+    f = tmp_path / "tour-wrong.yaml"
+    f.write_text(TOUR.read_text() + "  - {invoice: INV-1004, recipient: dan@birch.example, outcome: inbox}\n"
+                 "  - {invoice: INV-1001, email_status: In Queue}\n")
+    p = mailsim("run", f, env_columns=200)
+    assert p.returncode == 1
+    assert "None" not in p.stdout
+    assert "at 2026-11-03T09:00:00Z: dan@birch.example outcome=none (not sent yet), no reason code" in p.stdout
+    assert ("at 2026-11-03T09:00:00Z: INV-1001 batch=Sent email_status=Sent, no reason code (sent cleanly)"
+            in p.stdout)

@@ -286,30 +286,72 @@ def explain(
     invoice: Annotated[str | None, typer.Option(help="Only this invoice.")] = None,
     at: Annotated[str | None, typer.Option(help="Explain the state at this time (ISO or +offset).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print explanations as JSON.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed (as run --seed).")] = None,
 ) -> None:
     """Why each invoice email did or did not arrive: causes, evidence, guide step and fix."""
+    from dataclasses import replace
+
     from simulator.explain.explain import explain_scenario
 
     scn = _load(file)
+    if seed is not None:
+        scn = replace(scn, seed=seed)
     until: int | None = None
     if at is not None:
-        from simulator.scenario.times import parse_time_required
-
-        try:
-            until = parse_time_required(at, scn.start)
-        except (ValueError, ScenarioError) as exc:
-            err.print(f"error: --at: {exc}")
-            raise typer.Exit(2) from None
-    if invoice is not None:
-        known = any(b.index_of(invoice) is not None for b in scn.batches)
-        if not known:
-            err.print(f"error: no invoice {invoice!r} in {file}")
-            raise typer.Exit(2)
+        until = _explain_moment(scn, at)
+    if invoice is not None and not any(b.index_of(invoice) is not None for b in scn.batches):
+        err.print(f"error: --invoice: no invoice {invoice!r} in {file}{_invoice_hint(scn, invoice)}",
+                  soft_wrap=True)
+        raise typer.Exit(2)
     exps = explain_scenario(scn, until=until, invoice=invoice)
     if json_out:
         sys.stdout.buffer.write(orjson.dumps([e.to_json() for e in exps], option=orjson.OPT_INDENT_2) + b"\n")
     else:
         render.explanations(out, exps)
+
+
+DEFAULT_RUN_CAP = 30 * 86400  # DESIGN §3: without until, a run ends when nothing is scheduled, capped at 30d
+
+
+def _explain_moment(scn: Any, at: str) -> int:
+    """``--at`` as seconds from start; a moment outside the run is bad input (there is nothing to explain)."""
+    from simulator.scenario.times import parse_time_required
+
+    try:
+        t = parse_time_required(at, scn.start)
+    except (ValueError, ScenarioError) as exc:
+        err.print(f"error: --at: {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    if scn.until is not None:
+        last, what = scn.until, "until"
+    else:
+        scheduled = [e.at for e in scn.timeline] + [x.when for x in scn.expect if x.when is not None]
+        last, what = max([DEFAULT_RUN_CAP, *scheduled]), "the 30-day cap of a run without until"
+    if not 0 <= t <= last:
+        side = "before the run's start" if t < 0 else f"after the run's end ({what})"
+        err.print(f"error: --at {at}: {scn.iso(t)} is {side}; choose a moment from {scn.iso(0)} to {scn.iso(last)}",
+                  soft_wrap=True)
+        raise typer.Exit(2)
+    return t
+
+
+def _invoice_hint(scn: Any, invoice: str) -> str:
+    """``; did you mean 'INV-2'?`` for a mistyped invoice id (case, spaces, a character off), or ``""``."""
+    from simulator.scenario.errors import did_you_mean
+
+    wanted = invoice.strip().casefold()
+    for b in scn.batches:
+        for candidate in (invoice.strip(), invoice.strip().upper(), invoice.strip().lower()):
+            if b.index_of(candidate) is not None:
+                return f"; did you mean {candidate!r}?"
+    ids = [inv.id for b in scn.batches if b.compact is None for inv in b.invoices]
+    ids += [b.invoice_id(i) for b in scn.batches if b.compact is not None for i in (0, b.count - 1) if b.count]
+    by_folded = {i.casefold(): i for i in ids}
+    hint = did_you_mean(wanted, by_folded)
+    if not hint:
+        return ""
+    folded = hint.removeprefix("; did you mean ").removesuffix("?")[1:-1]
+    return f"; did you mean {by_folded.get(folded, folded)!r}?"
 
 
 # Commands that hold nothing to clean up at exit: after a million-email run, tearing down every

@@ -32,6 +32,7 @@ def step(
     commands: Annotated[Path | None, typer.Option("--commands", "-c",
                                                   help="Run the commands in this file (one a line), plain output."
                                                   )] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed (as run --seed).")] = None,
 ) -> None:
     """Step through a scenario's run: next, until, back, break, show, why, inject, save (type help)."""
     from simulator.replay.stepper import Stepper
@@ -50,7 +51,7 @@ def step(
     console = Console(highlight=False) if interactive else None
     width, height = console.size if console is not None else (80, 24)
     try:
-        st = Stepper(file, width=max(40, width), height=max(12, height))
+        st = Stepper(file, width=max(40, width), height=max(12, height), seed=seed)
     except ScenarioError as exc:
         sys.stderr.write(f"error: {exc}\n")
         raise typer.Exit(2) from None

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from simulator.domain.display import visible
 from simulator.domain.entities import Batch, Settings
 from simulator.domain.events import CompleteBatch, Event
 from simulator.domain.recipients import RecipientPlan, billing_contact_warnings
@@ -243,10 +244,12 @@ def evaluate(eng: Engine, x: Expectation, now: int) -> ExpectationResult:
     if x.recipient is not None:
         r = _find_rcpt(v, x.recipient)
         if r is None:
-            return res(False, f"{x.recipient} is not a recipient of {x.invoice}")
+            listed = ", ".join(visible(o.email) for o in v.recipients) or "none"
+            return res(False, f"{visible(x.recipient)} is not a recipient of {x.invoice} (its recipients: {listed})")
         ok = (x.outcome is None or r.outcome == x.outcome) and (x.reason is None or r.reason == x.reason)
-        when = eng.scn.iso(r.at) if r.at is not None else "never"
-        return res(ok, f"at {at}: {r.email.strip()} outcome={r.outcome} reason={r.reason} (reached {when})")
+        state = "not sent yet" if r.outcome == "none" else f"since {eng.scn.iso(r.at)}" if r.at is not None else ""
+        detail = f"at {at}: {visible(r.email)} outcome={r.outcome}" + (f" ({state})" if state else "")
+        return res(ok, detail + (f", reason={r.reason}" if r.reason else ", no reason code"))
     ok = True
     if x.email_status is not None and v.email_status != x.email_status:
         ok = False
@@ -256,7 +259,9 @@ def evaluate(eng: Engine, x: Expectation, now: int) -> ExpectationResult:
         ok = False
     if x.outcome is not None:
         ok = ok and any(r.outcome == x.outcome for r in v.recipients)
-    return res(ok, f"at {at}: {v.id} batch={v.batch_status} email_status={v.email_status} reason={v.reason}")
+    clean = " (sent cleanly)" if v.email_status == "Sent" else ""
+    why = f"reason={v.reason}" if v.reason else f"no reason code{clean}"
+    return res(ok, f"at {at}: {v.id} batch={v.batch_status} email_status={v.email_status}, {why}")
 
 
 def _count(eng: Engine, crit: tuple[tuple[str, str], ...]) -> int:

@@ -22,6 +22,7 @@ The vocabulary (replies, breakpoints, names) is in ``step_model.py``; the state 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -64,10 +65,11 @@ from simulator.scenario.times import format_offset, parse_duration, parse_time_r
 class Stepper(StateView):
     """One stepping session over one scenario file."""
 
-    def __init__(self, path: str | Path, *, width: int = 80, height: int = 24) -> None:
+    def __init__(self, path: str | Path, *, width: int = 80, height: int = 24, seed: int | None = None) -> None:
         self.path = Path(path)
         self.text = self.path.read_text(encoding="utf-8-sig")
-        self.scn: Scenario = load_scenario(self.path)
+        loaded = load_scenario(self.path)
+        self.scn: Scenario = loaded if seed is None else dataclasses.replace(loaded, seed=seed)
         self.sess = Session(self.scn)
         self.width = width
         self.height = height
