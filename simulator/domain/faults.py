@@ -99,19 +99,28 @@ class Fault:
 _PREFIX: dict[tuple[int, int], Any] = {}  # (seed, fault index) -> blake2b state after "seed|index|"
 
 
-def draw(seed: int, fault_index: int, message_id: str, rcpt: str, attempt: int, stage: str) -> float:
-    """A uniform value in [0, 1) for one (fault, message, recipient, attempt, stage).
-
-    The hash of ``seed|index|message|rcpt|attempt|stage``; the state after the
-    (seed, index) prefix is kept and copied, which halves the cost of a draw.
-    """
+def draw_head(seed: int, fault_index: int) -> Any:
+    """The hash state after ``seed|index|``: :func:`draw` is ``head.copy()`` updated with :func:`draw_tail`."""
     head = _PREFIX.get((seed, fault_index))
     if head is None:
         if len(_PREFIX) > 4096:  # a long sweep over seeds: keep the table small
             _PREFIX.clear()
         head = _PREFIX[(seed, fault_index)] = blake2b(f"{seed}|{fault_index}|".encode(), digest_size=8)
-    h = head.copy()
-    h.update(f"{message_id}|{rcpt}|{attempt}|{stage}".encode())
+    return head
+
+
+def draw_tail(message_id: str, rcpt: str, attempt: int, stage: str) -> str:
+    return f"{message_id}|{rcpt}|{attempt}|{stage}"
+
+
+def draw(seed: int, fault_index: int, message_id: str, rcpt: str, attempt: int, stage: str) -> float:
+    """A uniform value in [0, 1) for one (fault, message, recipient, attempt, stage).
+
+    The hash of ``seed|index|message|rcpt|attempt|stage``; the state after the
+    (seed, index) prefix is kept and copied (:func:`draw_head`), which halves the cost.
+    """
+    h = draw_head(seed, fault_index).copy()
+    h.update(draw_tail(message_id, rcpt, attempt, stage).encode())
     return int.from_bytes(h.digest(), "big") / 2.0**64
 
 

@@ -354,10 +354,15 @@ class Mta:
             if deferred is not None:
                 retry[tuple(deferred)] = list(emails)
         else:
-            outcomes = self._update_grouped(emails, results, positions, now, exhausted)
-            for email, result, (deferred, bounced) in zip(emails, results, outcomes, strict=True):
+            runs = sets if (sets is not None and all(rs.sharers == k for rs, k in sets)
+                            and len({id(rs) for rs, _k in sets}) == len(sets)) else None
+            outcomes, eventful = self._update_grouped(emails, results, positions, now, exhausted, runs)
+            # in email order: its replies, then (deferred) its place in a retry or (bounced) its DSN
+            for i in range(len(emails)) if tracing else eventful:
+                email = emails[i]
+                deferred, bounced = outcomes[i]
                 if tracing:
-                    self._trace(unit, email, result, now, route)
+                    self._trace(unit, email, results[i], now, route)
                 if deferred is not None:
                     retry.setdefault(tuple(deferred), []).append(email)
                 if bounced is not None:
@@ -386,36 +391,54 @@ class Mta:
                 self._later(nxt, run_again)
 
     def _update_grouped(self, emails: Sequence[Email], results: Sequence[AttemptResult], positions: tuple[int, ...],
-                        now: int, exhausted: bool) -> list[tuple[list[int] | None, list[Rcpt] | None]]:
+                        now: int, exhausted: bool, runs: list[tuple[RcptSet, int]] | None = None,
+                        ) -> tuple[list[tuple[list[int] | None, list[Rcpt] | None]], list[int]]:
         """Write differing results into the emails' recipients, once per (recipient set, result).
 
         The emails holding one shared set split by the result they got (one object per
         distinct result, see ``run_transactions``): the largest part keeps the set when the
         unit holds all its sharers, every other part moves to one fresh copy it shares.
         Copying per email instead (what a diverging email does alone, ``own_recipients``)
-        cost more than the transaction. Returns each email's (deferred positions, bounced).
+        cost more than the transaction. ``runs``, when given, says the emails are
+        consecutive runs of every sharer of one set each (a unit built from slots): a run
+        whose emails all got one result is then handled without looking at each email.
+        Returns each email's (deferred positions, bounced) and, in order, the indices of
+        the emails with either (what the caller must act on when not tracing).
         """
-        parts: dict[int, dict[int, list[int]]] = {}  # id(set) -> id(result) -> indices into emails
-        sets: dict[int, RcptSet] = {}
-        for i, (email, result) in enumerate(zip(emails, results, strict=True)):
-            rs = email.recipients
-            by = parts.get(id(rs))
-            if by is None:
-                by = parts[id(rs)] = {}
-                sets[id(rs)] = rs
-            idx = by.get(id(result))
-            if idx is None:
-                by[id(result)] = [i]
-            else:
-                idx.append(i)
+        groups: list[tuple[RcptSet, bool, dict[int, list[int] | range]]] = []  # (set, all sharers here, parts)
+        if runs is not None:
+            ids = list(map(id, results))
+            pos = 0
+            for rs, k in runs:
+                seg = ids[pos:pos + k]
+                if seg.count(seg[0]) == k:
+                    groups.append((rs, True, {seg[0]: range(pos, pos + k)}))
+                else:
+                    by: dict[int, list[int] | range] = {}
+                    for i, rid in enumerate(seg, pos):
+                        by.setdefault(rid, []).append(i)  # type: ignore[union-attr]
+                    groups.append((rs, True, by))
+                pos += k
+        else:
+            parts: dict[int, dict[int, list[int] | range]] = {}  # id(set) -> id(result) -> indices into emails
+            sets: dict[int, RcptSet] = {}
+            for i, (email, result) in enumerate(zip(emails, results, strict=True)):
+                rs = email.recipients
+                held = parts.get(id(rs))
+                if held is None:
+                    held = parts[id(rs)] = {}
+                    sets[id(rs)] = rs
+                held.setdefault(id(result), []).append(i)  # type: ignore[union-attr]
+            for key, held in parts.items():
+                rs = sets[key]
+                groups.append((rs, sum(map(len, held.values())) == rs.sharers, held))
         prepared: dict[int, list[tuple[Any, ...]]] = {}
         out: list[tuple[list[int] | None, list[Rcpt] | None]] = [(None, None)] * len(emails)
-        for key, by in parts.items():
-            rs = sets[key]
-            held = sum(map(len, by.values()))
-            keeper = max(by, key=lambda r: len(by[r])) if held == rs.sharers else None
-            rs.sharers -= held
-            targets: list[tuple[int, list[int], RcptSet]] = []
+        eventful: list[int] = []
+        for rs, whole, by in groups:
+            keeper = max(by, key=lambda r: len(by[r])) if whole else None
+            rs.sharers -= sum(map(len, by.values()))
+            targets: list[tuple[int, list[int] | range, RcptSet]] = []
             for rid, idx in by.items():  # every copy is taken before the kept set is written to
                 if rid == keeper:
                     target = rs
@@ -426,14 +449,19 @@ class Mta:
                         emails[i].recipients = target
                 targets.append((rid, idx, target))
             for rid, idx, target in targets:
-                result = results[idx[0]]
                 prep = prepared.get(rid)
                 if prep is None:
-                    prep = prepared[rid] = self._prepare(result, now, exhausted)
+                    prep = prepared[rid] = self._prepare(results[idx[0]], now, exhausted)
                 outcome = self._update(target, positions, prep, now)
-                for i in idx:
-                    out[i] = outcome
-        return out
+                if isinstance(idx, range):
+                    out[idx.start:idx.stop] = [outcome] * len(idx)
+                else:
+                    for i in idx:
+                        out[i] = outcome
+                if outcome[0] is not None or outcome[1] is not None:
+                    eventful.extend(idx)
+        eventful.sort()
+        return out, eventful
 
     def _bounce(self, email: Email, bounced: list[Rcpt], now: int) -> None:
         eng = self.engine

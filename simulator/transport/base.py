@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Protocol, overload
 
-from simulator.domain.faults import draw, first_firing
+from simulator.domain.faults import Fault, draw_head, draw_tail, first_firing
 from simulator.net.dnsview import DnsView
 from simulator.net.receiver import DROPPED, FAULT_REPLY, TOO_BIG, Mailbox, MailStore, ReceivingServer, Reply
 from simulator.net.zone import Zone
@@ -213,19 +213,28 @@ class _Envelope:
         self.actions: dict[str, tuple[Reply | None, str]] = {}
         self.spf: tuple[str, str] | None = None
         self.shared: dict[tuple[object, ...], AttemptResult] = {}
-        # every draw a message could need, for :meth:`quiet`: (stage, fault index, probability, rcpt)
-        self.draws: list[tuple[str, int, float, str]] = [(st, f.index, f.probability, "")
-                                                         for st, fs in self.early for f in fs]
-        self.draws += [("rcpt", f.index, f.probability, low) for _r, low, *_ in self.rcpts
-                       for f in self.rcpt_faults or ()]
-        self.draws += [("data", f.index, f.probability, "") for f in self.data_faults or ()]
-        self.batchable = not self.too_big and not any(counting for *_, counting in self.rcpts)
+        # every draw a message could need, for :meth:`quiet`: (hash state of the fault's prefix, the
+        # draw key's tail after the message id, probability); a fault that always fires: never quiet
+        attempt = att.attempt
+        draws: list[tuple[Fault, str, str]] = [(f, "", st) for st, fs in self.early for f in fs]
+        draws += [(f, low, "rcpt") for _r, low, *_ in self.rcpts for f in self.rcpt_faults or ()]
+        draws += [(f, "", "data") for f in self.data_faults or ()]
+        self.always = any(f.probability >= 1.0 for f, _low, _st in draws)
+        self.draws = [(draw_head(self.seed, f.index), draw_tail("", low, attempt, st), f.probability)
+                      for f, low, st in draws]
+        # a quota counts per message; greylisting does not: one envelope at one instant is one triplet,
+        # answered alike for every message once the first one that reaches RCPT has recorded it
+        self.batchable = not self.too_big and not self.always and not any(pol.quota for _r, _l, pol, *_ in self.rcpts)
 
     def quiet(self, mid: str) -> bool:
-        """Does no fault fire for this message at any stage (so its result is the envelope's default)?"""
-        seed, attempt = self.seed, self.att.attempt
-        for stage, index, p, low in self.draws:
-            if p >= 1.0 or draw(seed, index, mid, low, attempt, stage) < p:
+        """Does no fault fire for this message at any stage (so its result is the envelope's default)?
+
+        The same values as ``faults.draw`` for each candidate fault and stage, inlined.
+        """
+        for head, tail, p in self.draws:
+            h = head.copy()
+            h.update((mid + tail).encode())
+            if int.from_bytes(h.digest(), "big") / 2.0**64 < p:
                 return False
         return True
 
@@ -233,8 +242,12 @@ class _Envelope:
         """File the copies of ``mids``, which all got ``result`` (filed now unless delayed: settle does)."""
         if result.folder is None or result.delay:
             return
-        self.server.file_boxes(self._boxes([r for r, rep in zip(self.att.rcpts, result.replies, strict=True)
-                                            if rep.ok]), result.folder, mids, self.att.now)
+        boxes = self._boxes([r for r, rep in zip(self.att.rcpts, result.replies, strict=True) if rep.ok])
+        if len(set(map(id, boxes))) < len(boxes):  # a mailbox named twice: its copies alternate by message
+            for mid in mids:
+                self.server.file_boxes(boxes, result.folder, (mid,), self.att.now)
+            return
+        self.server.file_boxes(boxes, result.folder, mids, self.att.now)
 
     def _boxes(self, rcpts: Sequence[str]) -> list[Mailbox]:
         boxes = []
