@@ -13,16 +13,31 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from hashlib import blake2b
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from simulator.domain.sender import SenderDecision
 from simulator.engine.state import Email, Rcpt, RcptSet, Slot
+from simulator.net.dnsview import DnsView
 from simulator.net.messages import render_dsn, render_invoice
-from simulator.net.receiver import Reply
+from simulator.net.receiver import ReceivingServer, Reply
+from simulator.scenario.model import Scenario
 from simulator.transport.base import Attempt, AttemptResult, Dsn, Repeated, Transport
 
-if TYPE_CHECKING:
-    from simulator.engine.sim import Engine
+
+class MtaHost(Protocol):
+    """What the MTA needs of the engine driving it: the clock's scheduler, DNS, the receivers and the trace."""
+
+    PRIO_MTA: int
+    scn: Scenario
+    dns: DnsView
+    receiver: ReceivingServer
+    tracing: bool
+
+    def call_at(self, t: int, prio: int, fn: Callable[[], None]) -> None: ...
+
+    def emit(self, t: int, event: str, fields: dict[str, Any]) -> None: ...
+
+    def on_bounced(self, email: Email, r: Rcpt, now: int, dsn_id: str) -> None: ...
 
 
 def reason_for(reply: Reply, spf_result: str | None) -> str:
@@ -86,7 +101,7 @@ class MtaSettings:
 
 
 class Mta:
-    def __init__(self, engine: Engine, transport: Transport, settings: MtaSettings) -> None:
+    def __init__(self, engine: MtaHost, transport: Transport, settings: MtaSettings) -> None:
         self.engine = engine
         self.transport = transport
         self.settings = settings

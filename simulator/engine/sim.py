@@ -12,14 +12,14 @@ scheduled at ``until``" (DESIGN §8).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 import simpy
 from simpy.events import Event as SimEvent
 from simpy.events import EventPriority
 
-from simulator.domain.entities import DAY, Batch, Branch, Contact, Organization, Property, Region, User
+from simulator.domain.entities import DAY, Branch, Contact, Organization, Property, Region, User
 from simulator.domain.events import ChangePassword, Event, Login, RemoveSync, Resync, SetSync, SetTokenLifetime
 from simulator.domain.recipients import RecipientPlan, billing_contact_warnings, draft_status, plan_recipients
 from simulator.domain.sender import SenderDecision, SenderWorld, decide_sender
@@ -27,10 +27,9 @@ from simulator.domain.statuses import BatchStatus, EmailStatus
 from simulator.domain.sync import SyncState, expires_at, initial_state
 from simulator.domain.world import Applied, World
 from simulator.domain.world import apply as apply_event
+from simulator.engine.emails import EmailDirectory, PropSlot, build_emails
 from simulator.engine.mta import Mta, MtaSettings
 from simulator.engine.state import (
-    MESSAGE_ID_HEAD,
-    MESSAGE_ID_TAIL,
     Email,
     Group,
     Origin,
@@ -38,7 +37,6 @@ from simulator.engine.state import (
     RcptSet,
     Send,
     Slot,
-    message_id_of,
 )
 from simulator.net.dnsview import DnsView
 from simulator.net.receiver import MailStore, ReceivingServer
@@ -52,28 +50,6 @@ TransportFactory = Callable[[EnginePort], Transport]
 MAX_DEFAULT_RUN = 30 * DAY
 # the events that write the user's sync history (explanations read it)
 _SYNC_LOGGED = (Resync, SetSync, ChangePassword, RemoveSync)
-# what every email of one batch and property starts with: (origin, status, reason, notes, shared recipients)
-PropSlot = tuple[Origin, str, str | None, tuple[str, ...], RcptSet]
-
-
-def numbered_tails(n: int) -> list[str]:
-    """``-0001@mailsim.invalid>`` … for 1…n, zero-padded to the width of ``n`` (``Batch.invoice_id``'s numbering).
-
-    Joined from two-digit blocks: formatting each number (≈0.3 µs) made this table a
-    visible part of a small run's fixed cost.
-    """
-    width = len(str(n))
-    if width < 3:
-        fmt = f"-%0{width}d{MESSAGE_ID_TAIL}"
-        return [fmt % i for i in range(1, n + 1)]
-    low = [f"{i:02d}{MESSAGE_ID_TAIL}" for i in range(100)]
-    out: list[str] = []
-    for hundreds in range(n // 100 + 1):
-        high = f"-{hundreds:0{width - 2}d}"
-        out += [high + x for x in low]
-    return out[1:n + 1]
-
-
 def _merge_notes(memo: dict[tuple[str, ...], tuple[str, ...]], notes: tuple[str, ...],
                  extra: tuple[str, ...]) -> tuple[str, ...]:
     """``notes`` plus ``extra`` without repeats; the emails of one poll share a handful of note sets."""
@@ -124,6 +100,14 @@ class Engine:
         self.initial_world = self.world  # the run's view replays events_applied from it (world_at)
         self._expiry_traced: dict[str, tuple[int, int]] = {}  # user -> (refresh, expiry) last traced
         self.version = 0  # bumped on every change that can alter a sender decision
+        # batch id -> its emails, in invoice order; the directory finds invoices and emails by id
+        self.directory = EmailDirectory(scn.batches)
+        self.emails: dict[str, list[Email]] = self.directory.emails
+        self.locate = self.directory.locate
+        self.email_of = self.directory.email_of
+        self.iter_invoices = self.directory.iter_invoices
+        self.invoice_of_message = self.directory.invoice_of_message
+        self.invoice_index = self.directory.invoice_index
         self.zone = Zone.from_scenario(scn)
         self.dns = DnsView(self.zone, scn.faults, scn.seed)
         self.store = MailStore()
@@ -140,7 +124,6 @@ class Engine:
         self.mta = Mta(self, self.transport, MtaSettings(scn.settings.retry_schedule,
                                                          scn.settings.max_queue_lifetime, scn.platform.helo))
         # -- emails and the queue --
-        self.emails: dict[str, list[Email]] = {}  # batch id -> its emails, in invoice order
         self.groups: dict[str, Group] = {}
         self.queued = 0  # emails In Queue; with these two, every completed batch's email by status
         self.sent_count = 0
@@ -155,7 +138,6 @@ class Engine:
         self.events_applied: list[tuple[Event, str | None]] = []  # (event, refusal reason)
         self.login_log: dict[str, list[tuple[int, bool]]] = {u.id: [] for u in scn.users}
         self.sync_log: dict[str, list[tuple[int, str]]] = {u.id: [] for u in scn.users}
-        self._invoice_index: dict[str, tuple[Batch, int]] | None = None
         # invoices named by ``never`` expectations: every state they pass through is recorded
         self.watch: dict[tuple[str, str | None], set[str]] = {}  # (invoice, recipient) -> states seen
         self.watcher: Callable[[], None] | None = None  # records ``watch`` after each model step
@@ -341,10 +323,10 @@ class Engine:
                                      if billing_contact_warnings(self.properties[pid], self._roles()) else ())
             rs = RcptSet((Rcpt(p, t) for p in plans), 0)
             if draft == EmailStatus.NA:
-                per_prop[pid] = (Origin(bid, pid, t, None, plans, None), "N/A", why, warn, rs)
+                per_prop[pid] = (Origin(bid, pid, t, None, plans, None), EmailStatus.NA, why, warn, rs)
             else:
-                per_prop[pid] = (Origin(bid, pid, t, t, plans, group), "In Queue", None, warn, rs)
-        emails, slots = self._build_emails(b, per_prop)
+                per_prop[pid] = (Origin(bid, pid, t, t, plans, group), EmailStatus.IN_QUEUE, None, warn, rs)
+        emails, slots = build_emails(b, per_prop, self._id_tails)
         if tracing:
             for e in emails:
                 self.emit(t, "invoice.status", {"invoice": e.invoice, "batch": bid, "email_status": e.status,
@@ -362,65 +344,6 @@ class Engine:
             self._wake._ok = True
             self._wake._value = None
             self.env.schedule(self._wake, EventPriority(self.PRIO_TIMELINE), 0)
-
-    def _build_emails(self, b: Batch, per_prop: dict[str, PropSlot]) -> tuple[list[Email], list[Slot]]:
-        """The batch's emails in invoice order, and its queued ones as slots (one per property, see Slot).
-
-        A compact batch assigns properties round-robin (DESIGN §3), so position ``j`` of the
-        cycle holds the invoices ``j, j + P, j + 2P, …``: each position's emails are built in
-        one go and put in place with a slice assignment, with no per-invoice dispatch.
-        """
-        if b.compact is None:
-            emails: list[Email] = []
-            for inv in b.invoices:
-                origin, status, reason, notes, rs = per_prop[inv.property]
-                rs.sharers += 1
-                emails += Email.many((message_id_of(inv.id),), origin, status, reason, notes, rs)
-            return emails, self._slots_of(emails)
-        ids = self._message_ids(b)
-        n = len(ids)
-        cycle = b.compact.properties
-        period = len(cycle)
-        built: list[Email] = [None] * n  # type: ignore[list-item]  # every position is filled below
-        slots: list[Slot] = []
-        for j in range(min(period, n)):
-            origin, status, reason, notes, rs = per_prop[b.property_of(j)]
-            part = Email.many(ids[j::period], origin, status, reason, notes, rs)
-            built[j::period] = part
-            rs.sharers += len(part)
-            if origin.group is not None:
-                slots.append((origin.plans, rs, part))
-        if len(set(cycle)) < period:  # a property listed twice: its emails interleave, so slot them per email
-            slots = self._slots_of(built)
-        return built, slots
-
-    @staticmethod
-    def _slots_of(emails: list[Email]) -> list[Slot]:
-        """Group the queued ones of a batch's ``emails`` by property (per email: explicit batches are small)."""
-        by: dict[str, list[Email]] = {}
-        for e in emails:
-            if e.group is not None:
-                by.setdefault(e.property, []).append(e)
-        return [(es[0].plans, es[0].recipients, es) for es in by.values()]
-
-    def _message_ids(self, b: Batch) -> list[str]:
-        """A compact batch's Message-IDs: ``<`` + batch id + a zero-padded number and tail cached per count.
-
-        ``Batch.invoice_id`` formats each id with a nested width spec (≈0.8 µs an id, a
-        fifth of the whole per-email cost before); joining a cached tail costs ≈0.1 µs.
-        ``Batch.invoice_id`` stays the definition: each batch's first, middle and last ids
-        are checked against it, and any difference falls back to it for the whole batch.
-        """
-        assert b.compact is not None
-        n = b.compact.count
-        tails = self._id_tails.get(n)
-        if tails is None:
-            tails = self._id_tails[n] = numbered_tails(n)
-        head = MESSAGE_ID_HEAD + b.id
-        ids = [head + x for x in tails]
-        if n and any(ids[i] != message_id_of(b.invoice_id(i)) for i in (0, n // 2, n - 1)):  # pragma: no cover
-            ids = [message_id_of(b.invoice_id(i)) for i in range(n)]
-        return ids
 
     # -- the queue worker --------------------------------------------------------------------
     def decide(self, group: Group, now: int) -> SenderDecision:
@@ -643,48 +566,3 @@ class Engine:
         """Let the watcher (``never … until`` expectations, installed by ``engine.run``) record this instant."""
         if self.watcher is not None:
             self.watcher()
-
-    # -- reading the state -------------------------------------------------------------------
-    def invoice_index(self) -> dict[str, tuple[Batch, int]]:
-        if self._invoice_index is None:
-            idx: dict[str, tuple[Batch, int]] = {}
-            for b in self.scn.batches:
-                if b.compact is None:
-                    for i, inv in enumerate(b.invoices):
-                        idx[inv.id] = (b, i)
-            self._invoice_index = idx
-        return self._invoice_index
-
-    def locate(self, invoice: str) -> tuple[Batch, int] | None:
-        hit = self.invoice_index().get(invoice)
-        if hit is not None:
-            return hit
-        b = self.batches.get(invoice.rpartition("-")[0])
-        i = b.index_of(invoice) if b is not None and b.compact is not None else None
-        return (b, i) if b is not None and i is not None else None
-
-    def invoice_of_message(self, message_id: str) -> str | None:
-        """The invoice whose email has Message-ID ``message_id`` (None: not one of this run's)."""
-        if not (message_id.startswith(MESSAGE_ID_HEAD) and message_id.endswith(MESSAGE_ID_TAIL)):
-            return None
-        email = self.email_of(message_id[len(MESSAGE_ID_HEAD):-len(MESSAGE_ID_TAIL)])
-        return email.invoice if email is not None and email.message_id == message_id else None
-
-    def email_of(self, invoice: str) -> Email | None:
-        loc = self.locate(invoice)
-        if loc is None:
-            return None
-        b, i = loc
-        es = self.emails.get(b.id)
-        return es[i] if es is not None else None
-
-    def iter_invoices(self) -> Iterator[tuple[Batch, int, str, str, Email | None]]:
-        """(batch, index, invoice id, property id, email or None while Draft) in file order."""
-        for b in self.scn.batches:
-            es = self.emails.get(b.id)
-            if es is not None:  # an email knows its invoice id and property: no need to format the ids again
-                for i, e in enumerate(es):
-                    yield b, i, e.invoice, e.property, e
-                continue
-            for i, (inv, pid) in enumerate(b.iter_invoices()):
-                yield b, i, inv, pid, None
