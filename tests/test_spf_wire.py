@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,12 +26,16 @@ from simulator.cli.spf_cmd import app as spf_app
 from simulator.domain.dns import DnsRecord
 from simulator.net.dns_server import DnsServerThread
 from simulator.net.resolver import MemoryResolver, WireResolver
-from simulator.net.spf import check_mail_from
+from simulator.net.spf import SpfResult, check_mail_from
 from simulator.net.zone import Zone
 
-# Per-name budget for unanswered questions (the unreachable-name cases);
-# answered questions come back in microseconds on loopback.
-WIRE_TIMEOUT = 1.5
+# Only results are compared, so the deadlines are generous: a loaded machine must not turn a
+# slow loopback reply into temperror (issue 16 item 6). Where nothing answers (the cases with
+# unreachable names) the deadline must pass, so those cases run concurrently, each with its own
+# server: together they cost about one deadline.
+ANSWERED_TIMEOUT = 30.0
+UNANSWERED_TIMEOUT = 6.0
+SLOW_CASES = [c for c in CASES if c.unreachable]
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +44,29 @@ def server() -> Iterator[DnsServerThread]:
         yield srv
 
 
+@pytest.fixture(scope="module")
+def unanswered_results() -> dict[str, SpfResult]:
+    def run(case: SpfCase) -> tuple[str, SpfResult]:
+        with DnsServerThread(case.zone()) as srv:
+            resolver = WireResolver("127.0.0.1", srv.port, timeout=UNANSWERED_TIMEOUT)
+            return case.id, check_mail_from(case.ip, case.sender, case.helo, resolver, now=case.now)
+
+    with ThreadPoolExecutor(max_workers=len(SLOW_CASES)) as pool:
+        return dict(pool.map(run, SLOW_CASES))
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_case_wire_equals_memory(case: SpfCase, server: DnsServerThread) -> None:
+def test_case_wire_equals_memory(
+    case: SpfCase, server: DnsServerThread, unanswered_results: dict[str, SpfResult]
+) -> None:
     zone = case.zone()
-    server.server.zone = zone
     mem = check_mail_from(case.ip, case.sender, case.helo, MemoryResolver(zone), now=case.now)
-    wire = check_mail_from(
-        case.ip, case.sender, case.helo, WireResolver("127.0.0.1", server.port, timeout=WIRE_TIMEOUT), now=case.now
-    )
+    if case.unreachable:
+        wire = unanswered_results[case.id]
+    else:
+        server.server.zone = zone
+        resolver = WireResolver("127.0.0.1", server.port, timeout=ANSWERED_TIMEOUT)
+        wire = check_mail_from(case.ip, case.sender, case.helo, resolver, now=case.now)
     assert wire == mem
     assert_case(case, wire)
 
@@ -91,7 +111,8 @@ def test_random_zones_wire_equals_memory(server: DnsServerThread, records: list[
     zone = Zone([DnsRecord(n, t, v) for n, t, v in records])
     server.server.zone = zone
     mem = check_mail_from(ip, "u@example.com", "h.example.com", MemoryResolver(zone))
-    wire = check_mail_from(ip, "u@example.com", "h.example.com", WireResolver("127.0.0.1", server.port))
+    resolver = WireResolver("127.0.0.1", server.port, timeout=ANSWERED_TIMEOUT)  # nothing is unreachable here
+    wire = check_mail_from(ip, "u@example.com", "h.example.com", resolver)
     assert wire == mem
 
 
@@ -112,7 +133,7 @@ def test_cli_wire_equals_memory(tmp_path: Path) -> None:
     for ip in ("203.0.113.30", "192.0.2.25", "192.0.2.26"):
         args = ["check", str(scenario), "--ip", ip, "--sender", "b@acme.example", "--helo", "h.example", "--json"]
         mem = json.loads(runner.invoke(spf_app, args).output)
-        wired = runner.invoke(spf_app, [*args, "--wire"])
+        wired = runner.invoke(spf_app, [*args, "--wire", "--timeout", "30"])  # every name answers
         assert wired.exit_code == 0
         wire = json.loads(wired.output)
         assert wire.pop("transport") == "wire"
