@@ -94,3 +94,19 @@ def test_tour_frames_step_through_the_morning() -> None:
     assert later.frame == 3 and later.queue == 1 and later.stuck == 1 and later.oldest_age == 5400
     assert later.invoices["INV-1004"] == ("Sent", "In Queue", "sync-token-expired", True, "")
     assert [r[1] for r in later.replies] == [250, 550, 250]
+
+
+def test_captions_of_faults_and_events_stay_until_the_next_one() -> None:
+    from simulator.scenario.loader import load_scenario_text
+
+    text = (TOUR.read_text(encoding="utf-8")
+            + "faults:\n"
+            + "  - {kind: tempfail, stage: rcpt, probability: 0.0, target: oak.example, note: \"always on\"}\n"
+            + "  - {at: +1h30m, for: 10m, kind: outage, target: maple.example, note: \"maple.example is down\"}\n")
+    scn = load_scenario_text(text, "tour-faults.yaml")
+    pb = record_playback(Session(scn))
+    assert state_at(pb, 0).caption == "always on"  # a fault on all the run: from the start
+    assert state_at(pb, 3600).caption.startswith("10:00 — the November batches")  # type: ignore[union-attr]
+    assert state_at(pb, 5399).caption.startswith("10:00 — the November batches")  # type: ignore[union-attr]
+    assert state_at(pb, 5400).caption == "maple.example is down"
+    assert state_at(pb, 80000).caption == "maple.example is down"

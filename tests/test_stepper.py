@@ -308,3 +308,22 @@ def test_the_training_lesson_runs_as_documented(tmp_path: Path) -> None:
                                   "  #2"))
               and "…" not in line]
     assert quoted and [q for q in quoted if q not in out] == []
+
+
+def test_a_caption_is_printed_when_its_event_is_reached_and_not_again() -> None:
+    st = Stepper(TOUR)
+    before = [str(line) for line in st.execute("next 4").lines]
+    assert not [line for line in before if line.startswith("caption:")]
+    reached = [str(line) for line in st.execute("until batch.completed").lines]
+    assert [line for line in reached if line.startswith("caption:")] == [
+        "caption: 10:00 — the November batches are completed: every Pending email goes In Queue (guide Step 1)",
+        "caption: Downtown sends as the north region's address: Nora's, whose token expired five days ago "
+        "(Steps 2, 3)"]
+    later = [str(line) for line in st.execute("next 3").lines]
+    assert not [line for line in later if line.startswith("caption:")]
+    assert st.sess.caption_at(st.sess.cursor) is not None
+    assert st.sess.caption_at(st.sess.cursor).text.startswith("Downtown")  # type: ignore[union-attr]
+    st.execute("back 4")  # before the completions again: no caption yet; forward once more prints it again
+    assert st.sess.caption_at(st.sess.cursor) is None
+    again = [str(line) for line in st.execute("next 1").lines]
+    assert len([line for line in again if line.startswith("caption:")]) == 2

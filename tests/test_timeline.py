@@ -258,9 +258,12 @@ def test_html_is_self_contained() -> None:
     # nothing fetched: no external URLs, links, sources, imports or network APIs
     urls = set(re.findall(r"https?://[^\s\"'<>)]+", page))
     assert urls <= {"http://www.w3.org/2000/svg"}, urls
-    for needle in ("<link", " src=", "@import", "fetch(", "XMLHttpRequest", "WebSocket", "@font-face",
+    for needle in ("<link", "@import", "fetch(", "XMLHttpRequest", "WebSocket", "@font-face",
                    "navigator.sendBeacon"):
         assert needle not in page
+    # the one source is the <noscript> picture, inline
+    assert re.findall(r' src="([a-z]+:[a-z/]+;base64),', page) == ["data:image/png;base64"]
+    assert page.count(" src=") == 1
     assert "default-src 'none'" in page  # and the page forbids any load should one slip in
     data = embedded(page)
     assert data["schema"] == "mailsim-timeline/1" and data["aggregated"] is False

@@ -172,7 +172,7 @@ class _Recorder:
                           r.get("invoice") or "",
                           (f"→ {r['folder']}" if r["event"] == "email.delivered" else r.get("text") or ""),
                           r.get("spf") or ""] for r in replies[-REPLIES_KEPT:]]
-        frame.caption = captions[-1] if captions else None
+        frame.caption = "\n".join(captions) if captions else None  # notes of one step: all of them
         frame.label, frame.notable = describe(records)
 
     def run(self) -> Playback:

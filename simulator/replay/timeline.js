@@ -2,7 +2,7 @@
   "use strict";
   var D = JSON.parse(document.getElementById("timeline-data").textContent);
   var SVGNS = "http://www.w3.org/2000/svg";
-  var LABEL_W = 330, RIGHT = 18, AXIS_H = 74;
+  var LABEL_W = 330, RIGHT = 18, AXIS_H = 86;
   var H_STATUS = 16, H_RCPT = 11, H_SENDER = 16, H_AGG = 30, H_AGG_R = 20, PAD = 5;
   var byId = function (id) { return document.getElementById(id); };
   var view = { a: 0, b: Math.max(D.end, 1) };
@@ -54,8 +54,11 @@
       var b = document.createElement("b"); b.textContent = names[g]; div.appendChild(b);
       D.groups[g].forEach(function (k) {
         var s = document.createElement("span");
-        s.innerHTML = '<span class="sw" style="background:' + D.kinds[k].color + '"></span>';
-        s.appendChild(document.createTextNode(D.kinds[k].label));
+        var sw = document.createElement("span");
+        sw.className = "sw" + (D.kinds[k].pattern ? " pat-" + D.kinds[k].pattern : "");
+        sw.style.backgroundColor = D.kinds[k].color;
+        s.appendChild(sw);
+        s.appendChild(document.createTextNode((D.kinds[k].icon ? D.kinds[k].icon + " " : "") + D.kinds[k].label));
         s.setAttribute("data-kind", k);
         div.appendChild(s);
       });
@@ -147,26 +150,44 @@
       if (last && xOf(m.t) - xOf(last.t) < 6) { last.n += 1; last.details.push(m.detail); last.labels.push(m.label); if (m.kind === "expiry") last.kind = "expiry"; }
       else merged.push({ t: m.t, kind: m.kind, n: 1, labels: [m.label], details: [m.detail] });
     });
-    var level = [-1e9, -1e9];
+    // three rows of labels; each label takes the first row where it fits whole, else the row with the most
+    // room and is shortened to it (the full text is on hover); near the right edge it hangs to the left
+    var LEVELS = 3, CW = 5.7, right = W - RIGHT, ends = [];
+    for (var i = 0; i < LEVELS; i++) ends.push(-1e9);
     var g = el("g", { "class": "mlabels" }, svg);
-    merged.forEach(function (m) {
-      var x = xOf(m.t);
-      var text = m.n === 1 ? m.labels[0] : m.labels[0] + " +" + (m.n - 1) + " more";
+    var placed = merged.map(function (m, idx) {
+      var text = m.n === 1 ? m.labels[0] : m.n + " events: " + m.labels[0] + ", …";
       var done = m.labels.every(function (l) { return / completed$/.test(l); });
       var joined = done ? m.labels.map(function (l) { return l.replace(/ completed$/, ""); }).join(", ") + " completed"
         : m.labels.join(" · ");
-      if (m.n > 1 && joined.length <= 70) text = joined;
-      var w = text.length * 5.6 + 8;
-      var lv = x > level[0] ? 0 : (x > level[1] ? 1 : 0);
-      level[lv] = x + w;
-      var t = el("text", { x: x + 3, y: 11 + lv * 12, "class": "mlabel " + m.kind, "data-marker": m.kind }, g);
-      t.textContent = text; title(t, m.details.join("\n"));
-      el("line", { x1: x, x2: x, y1: 2 + lv * 12, y2: AXIS_H, "class": "marker" + (m.kind === "expiry" ? " marker-expiry" : "") }, g);
+      if (m.n > 1 && joined.length <= 60) text = joined;
+      return { m: m, x: xOf(m.t), text: text, idx: idx };
+    });
+    placed.forEach(function (p, idx) {
+      var w = p.text.length * CW + 6, lv = -1, anchorEnd = false, text = p.text, best = -1, bestRoom = -1, l;
+      for (l = 0; l < LEVELS && lv < 0; l++) {  // a row where it fits whole, to the right of its line
+        if (p.x + 3 >= ends[l] && p.x + 3 + w <= right) lv = l;
+        else if (p.x + 3 >= ends[l] && right - p.x - 3 > bestRoom) { bestRoom = right - p.x - 3; best = l; }
+      }
+      for (l = 0; l < LEVELS && lv < 0; l++) {  // else hanging to the left of its line
+        if (p.x - 3 - w >= Math.max(ends[l], LABEL_W)) { lv = l; anchorEnd = true; }
+      }
+      if (lv < 0) {  // else shortened to the room it has (the whole text is on hover)
+        lv = best >= 0 ? best : idx % LEVELS;
+        var fit = Math.floor((Math.max(bestRoom, 46) - 6) / CW);
+        if (text.length > fit) text = text.slice(0, Math.max(4, fit - 1)) + "…";
+        w = text.length * CW + 6;
+      }
+      ends[lv] = anchorEnd ? p.x + 3 : p.x + 3 + w;
+      var t = el("text", { x: anchorEnd ? p.x - 3 : p.x + 3, y: 11 + lv * 12, "class": "mlabel " + p.m.kind,
+        "data-marker": p.m.kind, "text-anchor": anchorEnd ? "end" : "start" }, g);
+      t.textContent = text; title(t, p.m.details.join("\n"));
+      el("line", { x1: p.x, x2: p.x, y1: 2 + lv * 12, y2: AXIS_H, "class": "marker" + (p.m.kind === "expiry" ? " marker-expiry" : "") }, g);
     });
     D.faults.forEach(function (f) {
       if (f[1] < view.a || f[0] > view.b) return;
       var x0 = clampX(xOf(f[0]));
-      var t = el("text", { x: x0 + 3, y: 36, "class": "flabel", "data-fault": f[2] }, g);
+      var t = el("text", { x: x0 + 3, y: 47, "class": "flabel", "data-fault": f[2] }, g);
       t.textContent = f[3]; title(t, f[4]);
     });
   }
@@ -179,12 +200,12 @@
       if (s[1] < view.a || s[0] > view.b) return;
       var x0 = clampX(xOf(s[0])), x1 = clampX(xOf(s[1]));
       var w = Math.max(minW, x1 - x0);
-      var r = el("rect", { x: x0, y: y, width: w, height: h, rx: h > 10 ? 2 : 1, fill: D.kinds[s[2]].color,
+      var r = el("rect", { x: x0, y: y, width: w, height: h, rx: h > 10 ? 2 : 1, fill: fillOf(s[2]),
         "class": "span k-" + s[2], "data-kind": s[2], "data-reason": s[4] || null,
         "data-start": s[0], "data-end": s[1] }, g);
       title(r, spanTitle(s));
       r.addEventListener("click", function (ev) { ev.stopPropagation(); showDetails(lane, s); });
-      if (h >= 11) inLabel(g, s, x0, w, y, h);
+      if (h >= 11) inLabel(g, s, x0, w, y, h, row.marks);
     });
     row.marks.forEach(function (m) {
       if (m[0] < view.a || m[0] > view.b) return;
@@ -209,16 +230,35 @@
     var n = parseInt(hex.slice(1), 16), r = n >> 16, g = (n >> 8) & 255, b = n & 255;
     return 0.299 * r + 0.587 * g + 0.114 * b < 150;
   }
-  function inLabel(g, s, x0, w, y, h) {
-    // the state (and reason) written inside the bar when it fits
-    var fs = h >= 14 ? 10.5 : 9, cw = fs * 0.58;
-    var full = s[3] + (s[4] ? " · " + s[4] : ""), text = null;
-    if (full.length * cw + 8 < w) text = full;
-    else if (s[3].length * cw + 8 < w) text = s[3];
+  function inLabel(g, s, x0, w, y, h, marks) {
+    // the state (and reason) written inside the bar when it fits, after any marker drawn on the bar
+    var fs = h >= 14 ? 10.5 : 9, cw = fs * 0.58, icon = D.kinds[s[2]].icon ? D.kinds[s[2]].icon + " " : "";
+    var start = x0 + 4, stop = x0 + w - 4;
+    (marks || []).forEach(function (m) {
+      var mx = xOf(m[0]);
+      if (m[1] !== "attempt" && mx >= x0 - 6 && mx - 7 < start + 40) start = Math.max(start, mx + 8);
+    });
+    var room = stop - start;
+    var full = icon + s[3] + (s[4] ? " · " + s[4] : ""), text = null;
+    if (full.length * cw < room) text = full;
+    else if ((icon + s[3]).length * cw < room) text = icon + s[3];
     if (!text) return;
-    var t = el("text", { x: x0 + 4, y: y + h / 2 + fs * 0.36, "class": "inlabel", "font-size": fs,
+    var t = el("text", { x: start, y: y + h / 2 + fs * 0.36, "class": "inlabel", "font-size": fs,
       fill: dark(D.kinds[s[2]].color) ? "#ffffff" : "#1d2733" }, g);
     t.textContent = text;
+  }
+  function fillOf(kind) { return D.kinds[kind].pattern ? "url(#pat-" + kind + ")" : D.kinds[kind].color; }
+  function patterns(defs) {
+    // the second cue: stripes (stuck), a cross-hatch (bounced), dots (token expired) over the colour
+    Object.keys(D.kinds).forEach(function (k) {
+      var kd = D.kinds[k]; if (!kd.pattern) return;
+      var p = el("pattern", { id: "pat-" + k, width: 7, height: 7, patternUnits: "userSpaceOnUse" }, defs);
+      el("rect", { width: 7, height: 7, fill: kd.color }, p);
+      var ink = "rgba(255,255,255,0.55)";
+      if (kd.pattern === "stripes") el("path", { d: "M-1,1 l2,-2 M0,7 l7,-7 M6,8 l2,-2", stroke: ink, "stroke-width": 1.6 }, p);
+      else if (kd.pattern === "cross") el("path", { d: "M0,0 l7,7 M7,0 l-7,7", stroke: ink, "stroke-width": 1.2 }, p);
+      else el("circle", { cx: 3.5, cy: 3.5, r: 1.4, fill: "rgba(255,255,255,0.75)" }, p);
+    });
   }
 
   function drawSteps(g, row, y, h, lane, order) {
@@ -242,7 +282,7 @@
     }
     order.forEach(function (k) {
       if (!paths[k].length) return;
-      var p = el("path", { d: paths[k].join(""), fill: D.kinds[k].color, "class": "span k-" + k, "data-kind": k }, g);
+      var p = el("path", { d: paths[k].join(""), fill: fillOf(k), "class": "span k-" + k, "data-kind": k }, g);
       title(p, lane.label + " · " + row.label + "\n" + D.kinds[k].label + ": up to " + fmtN(peak[k][0]) + " of " +
         fmtN(row.total) + " (first at " + iso(peak[k][1]) + ")" + (lane.reason ? "\n" + reasonLine(lane.reason) : ""));
       p.addEventListener("click", function (ev) { ev.stopPropagation(); showCounts(lane, row, ev); });
@@ -313,6 +353,7 @@
     drawAxis(axis, 0);
     markerLabels(axis);
     var defs = el("defs", null, lanes);
+    patterns(defs);
     var pat = el("pattern", { id: "faultfill", width: 6, height: 6, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" }, defs);
     el("rect", { width: 6, height: 6, fill: "rgba(217,71,43,0.07)" }, pat);
     el("rect", { width: 2.5, height: 6, fill: "rgba(217,71,43,0.22)" }, pat);
@@ -348,7 +389,13 @@
     var full = Math.max(D.end, 1);
     byId("r-from").value = Math.round(view.a / full * 1000);
     byId("r-to").value = Math.round(view.b / full * 1000);
+    hooks.forEach(function (f) { f(); });
   }
+  var hooks = [];
+  // what the player (player.js) needs of the chart
+  window.mailsimTimeline = { D: D, view: view, xOf: xOf, tOf: tOf, setView: function (a, b) { setView(a, b); },
+    width: function () { return W; }, labelWidth: LABEL_W, right: RIGHT, afterRender: function (f) { hooks.push(f); },
+    params: function () { return params; } };
 
   // ---- details panel -------------------------------------------------------------------------
   function reasonBlock(code) {

@@ -15,6 +15,7 @@ batch × status × reason, drawn as counts over time).
 
 from __future__ import annotations
 
+import base64
 import html
 from importlib import resources
 from pathlib import Path
@@ -54,17 +55,35 @@ _BODY = """<header>
   <span id="window"></span>
 </div>
 <div id="legend"></div>
+<div id="player" role="toolbar" aria-label="player">
+  <button id="p-first" title="the start (Home)">⇤</button>
+  <button id="p-prev" title="previous step (←; Shift+← previous notable event)">◀</button>
+  <button id="p-play" title="play / pause (space)">▶ play</button>
+  <button id="p-next" title="next step (→; Shift+→ next notable event)">▶▶</button>
+  <button id="p-last" title="the end (End)">⇥</button>
+  <label>speed <select id="speed">
+    <option value="60">1 min/s</option><option value="600">10 min/s</option>
+    <option value="3600" selected>1 hour/s</option><option value="21600">6 hours/s</option>
+    <option value="86400">1 day/s</option></select></label>
+  <span id="clock"></span>
+  <span id="stepinfo"></span>
+</div>
+<div id="caption" aria-live="polite"></div>
+<section id="playhead-state" aria-live="polite"></section>
+{noscript}
 <div id="chart">
   <div id="axiswrap"><svg id="axis" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="time axis"></svg></div>
   <svg id="lanes" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="timeline lanes"></svg>
   <div id="empty">No invoice matches the filters.</div>
 </div>
 <div id="details"><span class="hint">Hover a span for its dates and reason; click it for the guide step and fix.
-Wheel (over the lanes) zooms, drag pans.</span></div>
+Wheel (over the lanes) zooms, drag pans. Click or drag the time axis to move the playhead; ←/→ step,
+Shift+←/→ jump between notable events, space plays, Home/End.</span></div>
 """
 
 
-def render_html(tl: Timeline, max_lanes: int = MAX_DETAIL_LANES) -> str:
+def render_html(tl: Timeline, max_lanes: int = MAX_DETAIL_LANES, *, static_picture: bool = True) -> str:
+    """The page. ``static_picture``: embed the PNG in a ``<noscript>`` (shown when scripts are off)."""
     data = tl.to_json(max_lanes)
     blob = orjson.dumps(data).decode().replace("</", "<\\/").replace("<!--", "<\\!--")
     e = html.escape
@@ -78,8 +97,15 @@ def render_html(tl: Timeline, max_lanes: int = MAX_DETAIL_LANES) -> str:
     chips += "".join(f'<span class="chip">{e(k)}: {acc[k]:,}</span>'
                      for k in ("inbox", "junk", "bounced", "deferred", "skipped") if acc.get(k))
     desc = f'<div class="desc">{e(tl.description)}</div>' if tl.description else ""
+    noscript = ""
+    if static_picture:
+        from simulator.replay.timeline_png import png_bytes
+
+        picture = base64.b64encode(png_bytes(tl)).decode()
+        noscript = (f'<noscript><p>Scripts are off: the static picture of the run (no playhead).</p>'
+                    f'<img alt="timeline of {e(tl.scenario)}" src="data:image/png;base64,{picture}"></noscript>')
     body = (_BODY.replace("{name}", e(tl.scenario)).replace("{sub}", sub).replace("{desc}", desc)
-            .replace("{chips}", chips))
+            .replace("{chips}", chips).replace("{noscript}", noscript))
     kind_css = "".join(f".k-{k}{{fill:{c};}}" for k, (_, c) in KINDS.items())
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -90,7 +116,7 @@ def render_html(tl: Timeline, max_lanes: int = MAX_DETAIL_LANES) -> str:
         f"<script>{_asset('timeline_errors.js')}</script>\n<style>{_asset('timeline.css')}{kind_css}</style>\n"
         f"</head>\n<body>\n{body}"
         f"<script type=\"application/json\" id=\"timeline-data\">{blob}</script>\n"
-        f"<script>{_asset('timeline.js')}</script>\n</body>\n</html>\n"
+        f"<script>{_asset('timeline.js')}\n{_asset('player.js')}</script>\n</body>\n</html>\n"
     )
 
 
@@ -104,7 +130,8 @@ def _dur(seconds: int) -> str:
     return format_duration(max(0, seconds))
 
 
-def write_html(tl: Timeline, path: str | Path, max_lanes: int = MAX_DETAIL_LANES) -> Path:
+def write_html(tl: Timeline, path: str | Path, max_lanes: int = MAX_DETAIL_LANES, *,
+               static_picture: bool = True) -> Path:
     p = Path(path)
-    p.write_text(render_html(tl, max_lanes), encoding="utf-8")
+    p.write_text(render_html(tl, max_lanes, static_picture=static_picture), encoding="utf-8")
     return p

@@ -50,7 +50,7 @@ KINDS: dict[str, tuple[str, str]] = {
 CUES: dict[str, tuple[str, str, str]] = {
     "queue-stuck": ("stripes", "⚠", "////"),
     "bounced": ("cross", "✕", "xx"),
-    "token-expired": ("dots", "⌛", ".."),
+    "token-expired": ("dots", "⊘", ".."),
 }
 STATUS_KINDS = ("pending", "na", "queue", "queue-blocked", "queue-stuck", "sent")
 DELIVERY_KINDS = ("transit", "deferred", "inbox", "junk", "bounced", "skipped", "unsent")
@@ -206,6 +206,7 @@ class Timeline:
             "reasons": reasons,
             "reason_info": _reason_texts(reasons + [r for ln in self.senders for r in ln.reasons]),
             "lanes": [ln.to_json() for ln in lanes],
+            "player": self.playback.to_json(detailed=not aggregated) if self.playback is not None else None,
             "senders": [ln.to_json() for ln in self.senders],
             "markers": [m.to_json() for m in self.markers],
             "faults": [b.to_json() for b in self.faults],

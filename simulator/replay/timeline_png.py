@@ -7,6 +7,7 @@ reason with the share of invoices (and recipients) in each state over time.
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,22 @@ from simulator.scenario.times import format_duration
 PNG_MAX_LANES = 24
 
 
+def png_bytes(tl: Timeline, *, max_lanes: int = PNG_MAX_LANES) -> bytes:
+    """The PNG in memory (the HTML page's ``<noscript>`` picture)."""
+    buf = io.BytesIO()
+    _draw(tl, buf, max_lanes=max_lanes)
+    return buf.getvalue()
+
+
 def render_png(tl: Timeline, path: str | Path, *, max_lanes: int = PNG_MAX_LANES, width: int = 1600,
                height: int = 900, dpi: int = 100) -> Path:
+    out = Path(path)
+    _draw(tl, out, max_lanes=max_lanes, width=width, height=height, dpi=dpi)
+    return out
+
+
+def _draw(tl: Timeline, target: Path | io.BytesIO, *, max_lanes: int = PNG_MAX_LANES, width: int = 1600,
+          height: int = 900, dpi: int = 100) -> None:
     from datetime import UTC, datetime
 
     start = datetime.fromtimestamp(tl.start_ms / 1000, tz=UTC)
@@ -169,10 +184,8 @@ def render_png(tl: Timeline, path: str | Path, *, max_lanes: int = PNG_MAX_LANES
     handles = [Patch(facecolor=KINDS[k][1], label=KINDS[k][0]) for k in order]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7) or 1, fontsize=7.5, frameon=False,
                bbox_to_anchor=(0.55, 0.0))
-    out = Path(path)
-    fig.savefig(out, dpi=dpi)
+    fig.savefig(target, dpi=dpi, format="png")
     plt.close(fig)
-    return out
 
 
 def _draw_steps(ax: Any, row: Row, ry: float, h: float, end: int, x: Any, a: int, b: int,
