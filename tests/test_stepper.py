@@ -247,11 +247,10 @@ def test_save_without_injection_pins_the_current_state(tmp_path: Path) -> None:
 
 def test_save_falls_back_to_round_trip_yaml_for_flow_timelines(tmp_path: Path) -> None:
     src = tmp_path / "flow.yaml"
-    text = TOUR.read_text().replace(
-        "timeline:\n  - {at: +1h, complete_batch: NOV-LAKE}\n  - {at: +1h, complete_batch: NOV-DOWN}\n"
-        "  - {at: +1h, complete_batch: NOV-HILL}\n",
+    text = re.sub(  # the block-style timeline (its items and their captions) as one flow-style list
+        r"timeline:\n(?:  .*\n)+",
         "timeline: [{at: +1h, complete_batch: NOV-LAKE}, {at: +1h, complete_batch: NOV-DOWN},"
-        " {at: +1h, complete_batch: NOV-HILL}]  # flow style\n")
+        " {at: +1h, complete_batch: NOV-HILL}]  # flow style\n", TOUR.read_text(), count=1)
     assert text != TOUR.read_text()
     src.write_text(text)
     st = Stepper(src)
