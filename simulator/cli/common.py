@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
+import socket
+import stat
 import sys
 from importlib import resources
 from pathlib import Path
@@ -85,3 +88,95 @@ def scenario_file(value: Path) -> Path:
         raise fail(f"{text}: no such file, and no bundled example of that name; did you mean {hint}?"
                    " (`mailsim examples` lists them)")
     return value
+
+
+# --- option values checked before any work starts (DESIGN §5: bad input exits 2, never 3) --------------
+DASK_SCHEMES = ("tcp", "tls")
+DASK_PROBE_SECONDS = 5.0
+_DEV_FULL = (1, 7)  # Linux's /dev/full: every write fails with ENOSPC
+
+
+def output_file(path: Path | None, option: str) -> Path | None:
+    """``path`` if a file can be written there, else exit 2 naming ``option`` — before the run,
+    not after it (a directory, a missing folder, a read-only place, ``/dev/full``). ``-`` passes."""
+    if path is None or str(path) == "-":
+        return path
+    where = f"{option} {path}"
+    if path.is_dir():
+        raise fail(f"{where}: is a directory")
+    parent = path.parent
+    if not parent.is_dir():
+        raise fail(f"{where}: no such folder {str(parent)!r}")
+    if path.exists():
+        st = path.stat()
+        if stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == _DEV_FULL:
+            raise fail(f"{where}: no space left on device")
+        if not os.access(path, os.W_OK):
+            raise fail(f"{where}: permission denied")
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        raise fail(f"{where}: the folder is not writable")
+    return path
+
+
+def directory(path: Path, option: str) -> Path:
+    """``path`` if it is, or can become, a writable folder; else exit 2 naming ``option``."""
+    where = f"{option} {path}"
+    if path.exists() and not path.is_dir():
+        raise fail(f"{where}: not a folder")
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise fail(f"{where}: {str(probe)!r} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise fail(f"{where}: permission denied")
+    return path
+
+
+def port(value: int, option: str) -> int:
+    """A TCP port (0: any free one)."""
+    if not 0 <= value <= 65535:
+        raise fail(f"{option} must be a port number from 0 to 65535, got {value}")
+    return value
+
+
+def positive(value: float, option: str, unit: str = "seconds") -> float:
+    """A strictly positive amount (a timeout of 0 would drop every connection at once)."""
+    if not value > 0 or value != value or value == float("inf"):
+        raise fail(f"{option} must be more than 0 {unit}, got {value:g}")
+    return value
+
+
+def dask_address(value: str | None, option: str = "--dask") -> str | None:
+    """``local`` or a reachable scheduler (``tcp://HOST:PORT``); anything else exits 2 now, not
+    after the client's 30-second connect timeout ends in an internal error."""
+    if value is None or value == "local":
+        return value
+    scheme, sep, rest = value.partition("://")
+    host, colon, port_text = rest.rpartition(":")
+    host = host.strip("[]")
+    if not sep or scheme not in DASK_SCHEMES or not colon or not host or not port_text.isdigit():
+        raise fail(f"{option} {value!r}: expected a scheduler address such as tcp://127.0.0.1:8786, or 'local'")
+    try:
+        socket.create_connection((host, int(port_text)), timeout=DASK_PROBE_SECONDS).close()
+    except (OSError, ValueError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise fail(f"{option} {value}: cannot reach the scheduler ({reason})") from None
+    return value
+
+
+def text_file(path: Path, option: str) -> Path:
+    """``path`` holds UTF-8 text (no NUL byte): what ``--resume`` can read back; else exit 2."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                if b"\x00" in chunk:
+                    raise UnicodeDecodeError("utf-8", chunk, chunk.index(b"\x00"), chunk.index(b"\x00") + 1, "NUL")
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise fail(f"{option} {path}: not a text file (binary data); use another {option} or --force") from None
+    except OSError as exc:
+        raise fail(f"{option} {path}: {exc.strerror or exc}") from None
+    return path

@@ -20,7 +20,7 @@ from typer.core import TyperArgument
 from typer.models import DefaultPlaceholder
 
 from simulator.cli import render
-from simulator.cli.common import fail, load_or_exit, scenario_file
+from simulator.cli.common import fail, load_or_exit, output_file, scenario_file
 from simulator.scenario.errors import ScenarioError
 
 app = typer.Typer(
@@ -237,6 +237,7 @@ def run(
 
     from simulator.engine.run import simulate
 
+    trace, junit = output_file(trace, "--trace"), output_file(junit, "--junit")
     scn = _load(file)
     _warn(scn)
     if seed is not None:

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from simulator.cli.common import output_file
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, subcommand_metavar="",
                   context_settings={"allow_interspersed_args": True})
 
@@ -42,6 +44,7 @@ def replay(
     from simulator.replay.replay import TraceInputError
     from simulator.replay.replay import replay as do_replay
 
+    out = output_file(out, "--out")
     try:
         res = do_replay(trace, scenario, out=out)
     except TraceInputError as exc:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from simulator.cli.common import console, fail
+from simulator.cli.common import console, dask_address, fail, output_file, text_file
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, subcommand_metavar="",
                   context_settings={"allow_interspersed_args": True})
@@ -82,10 +82,9 @@ def sweep(
 
     if workers is not None and workers < 1:
         raise fail(f"--workers must be at least 1, got {workers}")
-    if dask is not None and not (dask == "local" or "://" in dask):
-        raise fail(f"--dask {dask!r}: expected a scheduler address such as tcp://127.0.0.1:8786, or 'local'")
+    dask = dask_address(dask)
     to_stdout = out_path is not None and str(out_path) == "-"
-    path = None if out_path is None or to_stdout else out_path
+    path = None if out_path is None or to_stdout else output_file(out_path, "--out")
     if resume and path is None:
         raise fail("--resume needs --out FILE")
     try:
@@ -105,6 +104,7 @@ def sweep(
         if not resume and not force:
             raise fail(f"{path} exists; add --resume to continue it or --force to overwrite it")
         if resume:
+            text_file(path, "--out")
             try:
                 kept_rows, kept_raw = read_rows(path, form, columns)
             except OutputError as exc:

@@ -9,13 +9,16 @@ runs that were in progress.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from types import FrameType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -32,9 +35,36 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group; only the parent decides what to keep.
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _worker_init() -> None:
+    """Run in each pool worker as it starts: it ignores Ctrl-C and ends with its parent.
+
+    Ctrl-C reaches the whole process group; only the parent decides what to keep. A parent
+    killed outright (SIGKILL, the OOM killer) runs no cleanup, so on Linux the kernel is asked to
+    send the worker SIGTERM when its parent dies (``PR_SET_PDEATHSIG``) — without it the workers
+    live on, re-parented to init, for good. The parent here is the process that forked the
+    worker: the sweep itself, or the forkserver, which ends with the sweep.
+    """
+    parent = os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+            pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached the sweep: stop like Ctrl-C (the pool's workers are terminated, rows kept)."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
 
 
 def imap_unordered(
@@ -72,7 +102,7 @@ def _pool(fn: Callable[[T], R], tasks: Sequence[T], n: int) -> Iterator[tuple[in
         # the children inherit the parent's heap copy-on-write; a collection in a child would touch
         # (and so copy) every inherited object, so park them in the permanent generation first
         gc.freeze()
-    ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_ignore_sigint)
+    ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init)
     pending: dict[Future[R], int] = {}
     it = iter(enumerate(tasks))
 
@@ -105,6 +135,7 @@ def _stop(ex: ProcessPoolExecutor) -> None:
 def _drain(ex: ProcessPoolExecutor, pending: dict[Future[R], int], refill: Callable[[], None],
            ) -> Iterator[tuple[int, R]]:
     clean = False
+    previous = _catch_sigterm()
     try:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -114,10 +145,20 @@ def _drain(ex: ProcessPoolExecutor, pending: dict[Future[R], int], refill: Calla
             refill()
         clean = True
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if clean:
             ex.shutdown(wait=True)
         else:
             _stop(ex)
+
+
+def _catch_sigterm() -> Any:
+    """While the pool runs, SIGTERM stops it as Ctrl-C does (else the workers outlive the sweep);
+    returns the handler to restore, None when this is not the main thread (signals go there)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def _dask(fn: Callable[[T], R], tasks: Sequence[T], address: str, workers: int | None) -> Iterator[tuple[int, R]]:
