@@ -96,6 +96,16 @@ def _labels(name: str) -> list[bytes]:
     return [p.encode("utf-8", "surrogateescape") for p in parts]
 
 
+def _qname(name: str) -> str:
+    """A question's name as programs spell it: ASCII lower-cased, no trailing dot."""
+    if name in ("", "."):
+        return "."
+    if name.isascii():
+        n = name.lower()
+        return n[:-1] if n.endswith(".") else n
+    return raw_name(_labels(name))
+
+
 def dns_name_ok(name: str) -> bool:
     """Whether ``name`` can exist in the DNS at all (labels of 1..63 octets, ≤255 octets on the wire).
 
@@ -105,6 +115,8 @@ def dns_name_ok(name: str) -> bool:
     """
     if not name or name == ".":
         return False
+    if name.isascii():  # one octet per character: the fast path for every ordinary name
+        return len(name) <= MAX_NAME_WIRE - 2 and all(0 < len(lab) <= MAX_LABEL for lab in name.split("."))
     labels = _labels(name)
     if not all(0 < len(lab) <= MAX_LABEL for lab in labels):
         return False
@@ -162,7 +174,7 @@ class MemoryResolver:
         t = rdtype.upper()
         if t not in SUPPORTED_TYPES:
             raise ValueError(f"unsupported query type {rdtype!r}")
-        qname = raw_name(_labels(name)) if name not in ("", ".") else "."
+        qname = _qname(name)
         if not dns_name_ok(qname):
             raise NXDomain(qname, t, "not a valid DNS name")
         ans = self.zone.lookup(name_key(qname), t, now=self.now, faults=self.faults, seed=self.seed)
@@ -227,7 +239,7 @@ class WireResolver:
         t = rdtype.upper()
         if t not in SUPPORTED_TYPES:
             raise ValueError(f"unsupported query type {rdtype!r}")
-        qname = raw_name(_labels(name)) if name not in ("", ".") else "."
+        qname = _qname(name)
         if not dns_name_ok(qname):
             raise NXDomain(qname, t, "not a valid DNS name")
         try:
