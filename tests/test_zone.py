@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.domain.dns import Dns, DnsRecord
 from simulator.domain.entities import DEFAULT_PROVIDERS, Provider
@@ -276,7 +278,9 @@ from simulator.domain.dns import (  # noqa: E402
     canonical_name,
     canonical_text,
     display,
+    labels_to_name,
     name_key,
+    name_to_labels,
     text_to_bytes,
 )
 
@@ -429,3 +433,22 @@ def test_loader_dns_errors_name_the_place(tmp_path: Path, old: str, new: str, wh
     line = text.count("\n", 0, index) + 1
     assert e.value.line == line
     assert message in str(e.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_text_codec_round_trips_any_bytes(data: bytes) -> None:
+    text = bytes_to_text(data)
+    assert text_to_bytes(text) == data
+    assert canonical_text(text) == text  # the canonical spelling is a fixed point
+    assert display(text) == text  # and terminal-safe as it stands
+    assert text.isprintable()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=20), min_size=1, max_size=5))
+def test_name_codec_round_trips_any_labels(labels: list[bytes]) -> None:
+    name = labels_to_name(labels)
+    assert name_to_labels(name) == tuple(lab.lower() for lab in labels)
+    assert canonical_name(name, root=True) == name
+    assert name.isprintable() and " " not in name
