@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from simulator.domain.recipients import draft_status, plan_recipients
+from simulator.domain.statuses import EmailStatus
 
 if TYPE_CHECKING:
     from simulator.engine.result import RunResult
@@ -99,10 +100,10 @@ def check_accounting(result: RunResult, records: Sequence[Record]) -> list[Viola
     for _b, _i, inv, _pid, e in eng.iter_invoices():
         if e is None:
             continue
-        if e.status == "In Queue":
+        if e.status == EmailStatus.IN_QUEUE:
             if e.reason is None and (e.queued_at is None or result.end - e.queued_at >= poll):
                 out.add(f"In Queue without a reason since {eng.scn.iso(e.queued_at or 0)}", inv)
-        elif e.status == "Sent":
+        elif e.status == EmailStatus.SENT:
             for rc in e.recipients:
                 key = (inv, rc.address.lower())
                 # a retry or a slow reply still under way leaves the last outcome standing: only with
@@ -112,7 +113,7 @@ def check_accounting(result: RunResult, records: Sequence[Record]) -> list[Viola
                             f"end {end_iso})", inv, rc.address)
                 elif rc.outcome == "none" and eng.mta.pending == 0:
                     out.add("never attempted, and nothing is pending in the MTA", inv, rc.address)
-        elif e.status != "N/A":
+        elif e.status != EmailStatus.NA:
             out.add(f"unknown email status {e.status!r}", inv)
     return out.items
 
@@ -159,25 +160,25 @@ def check_transitions(result: RunResult, records: Sequence[Record]) -> list[Viol
         if ev == "invoice.status":
             new = r["email_status"]
             if batch_of[inv] not in completed:
-                if new not in ("Pending", "N/A") or new == cur:
+                if new not in (EmailStatus.PENDING, EmailStatus.NA) or new == cur:
                     out.add(f"{cur} → {new} while the batch is Draft (seq {r['seq']})", inv)
             elif inv in frozen:
                 out.add(f"{cur} → {new} after completion (seq {r['seq']}); only In Queue → Sent may follow", inv)
             else:
                 frozen.add(inv)
-                if (cur, new) not in (("Pending", "In Queue"), ("N/A", "N/A")):
+                if (cur, new) not in ((EmailStatus.PENDING, EmailStatus.IN_QUEUE), (EmailStatus.NA, EmailStatus.NA)):
                     out.add(f"{cur} → {new} at batch completion (seq {r['seq']})", inv)
             status[inv] = new
         elif ev in ("email.blocked", "email.stuck"):
-            if cur != "In Queue":
+            if cur != EmailStatus.IN_QUEUE:
                 out.add(f"{ev} while {cur} (seq {r['seq']})", inv)
         elif ev == "email.sent":
-            if cur != "In Queue":
+            if cur != EmailStatus.IN_QUEUE:
                 out.add(f"{cur} → Sent (seq {r['seq']}); only In Queue may be sent", inv)
-            status[inv] = "Sent"
+            status[inv] = EmailStatus.SENT
         elif ev in ("smtp.reply", "email.deferred", "email.delivered", "email.bounced"):
             rcpt = str(r["recipient"]).lower()
-            if cur != "Sent":
+            if cur != EmailStatus.SENT:
                 out.add(f"{ev} while the email is {cur} (seq {r['seq']})", inv, rcpt)
             prev = outcome.get((inv, rcpt), "none")
             if prev in FINAL_OUTCOMES:

@@ -16,7 +16,7 @@ from simulator.domain.display import visible
 from simulator.domain.entities import Batch, Settings
 from simulator.domain.events import CompleteBatch, Event
 from simulator.domain.recipients import RecipientPlan, billing_contact_warnings
-from simulator.domain.statuses import EmailStatus, Outcome
+from simulator.domain.statuses import BatchStatus, EmailStatus, Outcome
 from simulator.domain.world import World
 from simulator.domain.world import apply as apply_event
 from simulator.scenario.model import Expectation, Scenario
@@ -259,7 +259,7 @@ def evaluate(eng: Engine, x: Expectation, now: int) -> ExpectationResult:
         ok = False
     if x.outcome is not None:
         ok = ok and any(r.outcome == x.outcome for r in v.recipients)
-    clean = " (sent cleanly)" if v.email_status == "Sent" else ""
+    clean = " (sent cleanly)" if v.email_status == EmailStatus.SENT else ""
     why = f"reason={v.reason}" if v.reason else f"no reason code{clean}"
     return res(ok, f"at {at}: {v.id} batch={v.batch_status} email_status={v.email_status}, {why}")
 
@@ -273,8 +273,9 @@ def _count(eng: Engine, crit: tuple[tuple[str, str], ...]) -> int:
     # on statuses alone, the completed batches' emails are counted by the engine as they change status:
     # no pass over a million emails (which at that size costs more per email than building them did)
     by_status = reason is None and outcome is None
-    if by_status and batch_status in (None, "Sent"):
-        counts = {"In Queue": eng.queued, "Sent": eng.sent_count, "N/A": eng.na_count}
+    if by_status and batch_status in (None, BatchStatus.SENT):
+        counts: dict[str, int] = {EmailStatus.IN_QUEUE: eng.queued, EmailStatus.SENT: eng.sent_count,
+                                  EmailStatus.NA: eng.na_count}
         n += sum(counts.values()) if status is None else counts.get(status, 0)
     for b in eng.scn.batches:
         if batch_status is not None and eng.batch_status[b.id] != batch_status:
@@ -519,15 +520,15 @@ class RunResult:
                 continue
             for e in es:
                 c["invoices"] += 1
-                if e.status == "N/A":
+                if e.status == EmailStatus.NA:
                     c["not_emailed"] += 1
-                elif e.status == "In Queue":
+                elif e.status == EmailStatus.IN_QUEUE:
                     c["in_queue"] += 1
                     # without a blocking reason an email may only be waiting for the next poll
                     poll = self.engine.settings.queue_poll
                     if e.reason is None and (e.queued_at is None or self.end - e.queued_at >= poll):
                         c["lost"] += 1
-                elif e.status == "Sent":
+                elif e.status == EmailStatus.SENT:
                     c["sent"] += 1
                     for r in e.recipients:
                         if r.outcome == "none":

@@ -209,7 +209,7 @@ class Engine:
         self.prop_status[pid] = (str(status), reason)
         if self.tracing and old is not None and old[0] != status:
             for bid, b in self.batches.items():
-                if self.batch_status[bid] != "Draft":
+                if self.batch_status[bid] != BatchStatus.DRAFT:
                     continue
                 for inv, p in b.iter_invoices():
                     if p == pid:
@@ -431,7 +431,7 @@ class Engine:
                 deliverable = deliverable_plans[key] = any(p.skip_reason is None for p in plans)
             reason = None if deliverable else "no-deliverable-recipient"
             for e in members:
-                e.status = "Sent"
+                e.status = EmailStatus.SENT
                 e.send = send
                 e.reason = reason
             if notes:
@@ -459,7 +459,7 @@ class Engine:
         merged_notes: dict[tuple[str, ...], tuple[str, ...]] = {}
         out: list[Email] = []
         for e in q:
-            e.status = "Sent"
+            e.status = EmailStatus.SENT
             e.send = sends[mta.client_ip(e, d)]
             if d.notes:
                 e.notes = _merge_notes(merged_notes, e.notes, d.notes)

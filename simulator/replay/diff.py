@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from simulator.domain.statuses import BatchStatus, EmailStatus
 from simulator.engine.result import RunResult
 from simulator.replay.replay import KeyChange, TraceInputError, is_trace, key_diff, read_records, replay
 from simulator.scenario.errors import ScenarioError
@@ -112,9 +113,9 @@ def outcomes_from_result(result: RunResult) -> dict[str, Outcome]:
 
     out: dict[str, Outcome] = {}
     for v in result.invoices():
-        if v.email_status == "Sent":
+        if v.email_status == EmailStatus.SENT:
             since = v.sent_at
-        elif v.email_status == "In Queue":
+        elif v.email_status == EmailStatus.IN_QUEUE:
             since = v.queued_at
         else:
             since = v.completed_at
@@ -127,7 +128,7 @@ def outcomes_from_result(result: RunResult) -> dict[str, Outcome]:
 @dataclass
 class _Acc:
     batch: str
-    batch_status: str = "Draft"
+    batch_status: str = BatchStatus.DRAFT
     email_status: str | None = None
     reason: str | None = None
     since: str | None = None
@@ -162,7 +163,7 @@ def outcomes_from_records(records: Iterable[dict[str, Any]]) -> dict[str, Outcom
         elif ev == "invoice.status":
             a = acc(rec)
             a.batch = str(rec.get("batch") or a.batch)
-            a.batch_status = "Sent" if a.batch in completed else "Draft"
+            a.batch_status = BatchStatus.SENT if a.batch in completed else BatchStatus.DRAFT
             a.email_status, a.reason, a.since = rec.get("email_status"), rec.get("reason"), at
         elif ev == "email.blocked":
             a = acc(rec)
@@ -173,7 +174,7 @@ def outcomes_from_records(records: Iterable[dict[str, Any]]) -> dict[str, Outcom
             acc(rec).stuck_at = at
         elif ev == "email.sent":
             a = acc(rec)
-            a.email_status, a.reason, a.since = "Sent", rec.get("reason"), at
+            a.email_status, a.reason, a.since = EmailStatus.SENT, rec.get("reason"), at
         elif ev == "smtp.reply":
             r = acc(rec).rcpt(str(rec.get("recipient")))
             r[3] = at
@@ -402,9 +403,10 @@ def _compare(a: Outcome | None, b: Outcome | None, a_complete: bool, b_complete:
         assert known is not None
         if (a_complete if a is None else b_complete):
             return [("exists", a is not None, b is not None)]  # a run that lists every invoice lacks this one
-        if known.batch_status == "Draft":
+        if known.batch_status == BatchStatus.DRAFT:
             return []  # a trace never mentions a Draft invoice whose status never changed
-        return [("batch_status", a.batch_status if a else "Draft", b.batch_status if b else "Draft")]
+        draft = BatchStatus.DRAFT
+        return [("batch_status", a.batch_status if a else draft, b.batch_status if b else draft)]
     out: list[tuple[str, Any, Any]] = []
     for f in ("batch_status", "email_status", "reason"):
         x, y = getattr(a, f), getattr(b, f)

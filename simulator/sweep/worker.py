@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from simulator.domain.statuses import EmailStatus
 from simulator.scenario.errors import ScenarioError
 from simulator.sweep.grid import GridError, RunSpec, apply_all, override_error
 
-STATUS_COLUMNS = {"N/A": "status_na", "Pending": "status_pending", "In Queue": "status_in_queue",
-                  "Sent": "status_sent"}
+STATUS_COLUMNS = {EmailStatus.NA: "status_na", EmailStatus.PENDING: "status_pending",
+                  EmailStatus.IN_QUEUE: "status_in_queue", EmailStatus.SENT: "status_sent"}
 OUTCOME_COLUMNS = {o: f"rcpt_{o}" for o in ("none", "skipped", "deferred", "inbox", "junk", "bounced")}
 METRIC_COLUMNS = ("invoices", *STATUS_COLUMNS.values(), *OUTCOME_COLUMNS.values(), "stuck", "lost",
                   "inbox_p50_s", "inbox_p95_s", "inbox_max_s", "in_queue_reasons", "expect_failed",
@@ -64,8 +65,8 @@ def row_of(result: Any) -> dict[str, Any]:
                                                 stats.inbox_latencies, stats.stuck)
     acc = result.accounting()
     row: dict[str, Any] = {"invoices": acc.get("invoices", 0)}
-    for name, col in STATUS_COLUMNS.items():
-        row[col] = status.get(name, 0)
+    for status_name, col in STATUS_COLUMNS.items():
+        row[col] = status.get(status_name, 0)
     for name, col in OUTCOME_COLUMNS.items():
         row[col] = outcome.get(name, 0)
     row["stuck"] = stuck
