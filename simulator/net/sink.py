@@ -14,21 +14,23 @@ replies in memory and over the wire. This module only carries SMTP:
   and ``SIZE``/``BODY=8BITMIME`` are accepted instead of aiosmtpd's 555;
 - pipelined commands (RFC 2920) get their replies in one write; after a fault
   dropped the connection, commands already buffered behind it reach nothing;
-- each accepted message is written once per recipient in Maildir layout,
-  ``DIR/<recipient>/new/`` (junk: ``DIR/<recipient>/.Junk/new/``), via ``tmp/``
-  and a rename, no fsync; the file name is derived from (time, message id,
-  recipient). A message is stored when its 250 goes out: after a ``slow``
-  fault's delay (really waited on the plain listener; on the PROXY listener the
-  simulator's MTA settles it at the virtual time it applies the reply, see
-  :class:`SessionRecord` ``held``).
+- each accepted message is held once and stored once
+  (:meth:`~simulator.net.maildir.Maildir.deliver_all`: one file hard-linked into
+  every recipient's ``DIR/<folder>/new/``, junk ``DIR/<folder>/.Junk/new/``, via
+  ``tmp/`` and a rename, no fsync, all recipients or none, no symlink followed);
+  the file name is derived from (time, message id, recipient). A message is
+  stored when its 250 goes out: after a ``slow`` fault's delay (really waited
+  on the plain listener; on the PROXY listener the simulator's MTA settles it
+  at the virtual time it applies the reply, see :class:`SessionRecord` ``held``).
 
 Two listeners (DESIGN §7):
 
 - the **PROXY listener** for the simulator's own MTA: every connection starts
   with a PROXY protocol v2 header whose source address is the simulated
-  client IP and whose TLVs (type ``0xE0``–``0xE5``, see :func:`proxy_header`)
-  carry the message id, attempt, virtual time ``now``, recipient domain, kind
-  (message or DSN) and a session token, for the greeting and HELO. Each
+  client IP, signed with this sink's :attr:`Sink.proxy_secret` (TLV ``0xE6``;
+  anything else is refused, docs/security.md), and whose TLVs (type
+  ``0xE0``–``0xE5``, see :func:`proxy_header`) carry the message id, attempt,
+  virtual time ``now``, recipient domain, kind (message or DSN) and a session token, for the greeting and HELO. Each
   transaction on the connection may carry its own context as ``MAIL FROM:<...>
   XMAILSIM=<hex JSON>`` (:class:`MailContext`, advertised in EHLO on this
   listener only), so one connection serves many messages. So SPF sees the
