@@ -165,3 +165,29 @@ def test_failed_expectations_read_as_a_person_expects(tmp_path: Path) -> None:
     assert "at 2026-11-03T09:00:00Z: dan@birch.example outcome=none (not sent yet), no reason code" in p.stdout
     assert ("at 2026-11-03T09:00:00Z: INV-1001 batch=Sent email_status=Sent, no reason code (sent cleanly)"
             in p.stdout)
+
+
+# -- the run table at 80 columns (issue 11 item 15) ------------------------------------------------------
+
+
+def _tour_with(tmp_path: Path, address: str) -> Path:
+    f = tmp_path / "tour.yaml"
+    f.write_text(TOUR.read_text(encoding="utf-8").replace('"ben@oak.example "', f'"{address}"'), encoding="utf-8")
+    return f
+
+
+@pytest.mark.parametrize(("address", "shown"), [("ben@oak.example ", "ben@oak.example␠"),
+                                                ("ben@oak.example\\u00a0", "ben@oak.example\\xa0")])
+@pytest.mark.parametrize("columns", [80, 160])
+def test_run_table_keeps_words_whole_and_invisible_characters_visible(tmp_path: Path, address: str, shown: str,
+                                                                      columns: int) -> None:
+    p = mailsim("run", _tour_with(tmp_path, address), env_columns=columns)
+    assert p.returncode == 0, p.stdout + p.stderr
+    table = p.stdout.split("\nexpectations")[0]
+    assert max(len(line) for line in table.splitlines()) <= columns
+    for word in ("no-deliverable-recipient", "no-invoice-email-contact", "sync-token-expired", "lakeside@greenacre"
+                 ".example", "(recipient-email-invalid)", "(spf-softfail-junk)", "(unknown-recipient)", "INV-1004",
+                 "NOV-LAKE"):
+        assert word in table, f"{word!r} split or missing at {columns} columns:\n{table}"
+    assert f"{shown} → skipped (recipient-email-invalid)" in table
+    assert f"INV-1002 recipient={shown} outcome=skipped" in p.stdout
