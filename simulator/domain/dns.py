@@ -44,6 +44,8 @@ class DnsTextError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class DnsRecord:
+    """One record as a zone holds it; TXT/SPF values may be several strings (joined for SPF, RFC 7208 §3.3)."""
+
     name: str  # canonical presentation, lower case, no trailing dot; may start with "*." (wildcard)
     type: str  # upper case: A, AAAA, MX, TXT, SPF, CNAME, PTR, NS
     value: str | tuple[str, ...]  # TXT/SPF may be several character-strings (presentation form)
@@ -74,6 +76,8 @@ class Unreachable:
 
 @dataclass(frozen=True, slots=True)
 class Dns:
+    """A scenario's published records and the names whose queries never answer (``temperror`` for SPF)."""
+
     records: tuple[DnsRecord, ...] = ()
     unreachable: tuple[str, ...] = ()  # each name and everything below it, every type
     unreachable_rules: tuple[Unreachable, ...] = ()  # the mapping form: exact names, some types only

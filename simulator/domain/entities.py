@@ -19,6 +19,8 @@ DEFAULT_RETRY_SCHEDULE: tuple[int, ...] = (300, 600, 1200, 2400, 4800, 9600, 144
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """The platform's queue and sync timings (DESIGN §3 defaults); durations in seconds."""
+
     queue_poll: int = 60
     stuck_after: int = 3600
     token_lifetime: int = 90 * DAY
@@ -29,12 +31,16 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class Platform:
+    """The platform's own sending side for the SMTP path: its IPs and the HELO name it uses."""
+
     sending_ips: tuple[str, ...] = ("198.51.100.10",)
     helo: str = "out.platform.example"
 
 
 @dataclass(frozen=True, slots=True)
 class Provider:
+    """A mailbox-sync provider: the IPs its MTA sends from and the SPF include that authorises them."""
+
     name: str
     sending_ips: tuple[str, ...]
     spf_include: str | None = None
@@ -49,12 +55,16 @@ DEFAULT_PROVIDERS: tuple[Provider, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Configuration:
+    """Administration > Configuration: the tenant-wide Invoice Email From and who gets invoices."""
+
     invoice_email_from: str | None = None
     invoice_recipients: tuple[str, ...] = ("email_invoice",)
 
 
 @dataclass(frozen=True, slots=True)
 class Region:
+    """A region; its Invoicing Email From applies to branches that set none."""
+
     id: str
     invoicing_email_from: str | None = None
     loc: str = ""
@@ -62,6 +72,8 @@ class Region:
 
 @dataclass(frozen=True, slots=True)
 class Branch:
+    """A branch; its Invoicing Email From wins over its region's and Configuration's."""
+
     id: str
     region: str | None = None
     invoicing_email_from: str | None = None
@@ -70,6 +82,8 @@ class Branch:
 
 @dataclass(frozen=True, slots=True)
 class Organization:
+    """Configuration, regions and branches: everything sender resolution (guide Step 2) reads."""
+
     configuration: Configuration = field(default_factory=Configuration)
     regions: tuple[Region, ...] = ()
     branches: tuple[Branch, ...] = ()
@@ -77,6 +91,8 @@ class Organization:
 
 @dataclass(frozen=True, slots=True)
 class Sync:
+    """A user's mailbox sync as the file states it at the start (times relative to ``start``)."""
+
     provider: str
     synced: int  # last (re)sync
     last_login: int | None = None
@@ -85,6 +101,8 @@ class Sync:
 
 @dataclass(frozen=True, slots=True)
 class User:
+    """A platform user; only an active user whose email matches can be an invoice sender."""
+
     id: str
     email: str
     active: bool = True
@@ -94,6 +112,8 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class Contact:
+    """A customer contact; ``email`` is kept exactly as typed, because a stray space is a guide cause."""
+
     id: str
     email: str  # raw, exactly as entered (may hold stray spaces: that is a guide cause)
     active: bool = True
@@ -102,6 +122,8 @@ class Contact:
 
 @dataclass(frozen=True, slots=True)
 class PropertyContact:
+    """A contact's link to a property with its flags; Email Invoice decides who gets invoices."""
+
     contact: str
     email_invoice: bool = False
     primary: bool = False
@@ -110,6 +132,8 @@ class PropertyContact:
 
 @dataclass(frozen=True, slots=True)
 class Property:
+    """A customer property in one branch, with its linked contacts in file order."""
+
     id: str
     branch: str
     contacts: tuple[PropertyContact, ...] = ()
@@ -118,6 +142,8 @@ class Property:
 
 @dataclass(frozen=True, slots=True)
 class Invoice:
+    """One invoice of a batch, for one property."""
+
     id: str
     property: str
     amount: float | None = None
@@ -133,6 +159,8 @@ class CompactInvoices:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
+    """An invoice batch: explicit invoices, or a compact ``{count, properties}`` that is never materialised."""
+
     id: str
     invoices: tuple[Invoice, ...] = ()
     compact: CompactInvoices | None = None
@@ -208,6 +236,8 @@ class SpfPolicy:
 
 @dataclass(frozen=True, slots=True)
 class MailboxDomain:
+    """A recipient domain's mail server policy: known users, SPF filing, greylisting, quota, size limit."""
+
     domain: str
     users: tuple[str, ...] | None = None  # None: any local part is accepted
     spf_policy: SpfPolicy = field(default_factory=SpfPolicy)

@@ -34,6 +34,8 @@ class TimelineEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompleteBatch(TimelineEvent):
+    """The batch is completed (Draft → Sent): its emails are generated now with the recipients of this moment."""
+
     kind: ClassVar[str] = "complete_batch"
     batch: str
 
@@ -53,42 +55,58 @@ class UserEvent(TimelineEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Login(UserEvent):
+    """The user logs in: refreshes a live sync token, never revives a dead one."""
+
     kind: ClassVar[str] = "login"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resync(UserEvent):
+    """The user re-authorises an existing mailbox sync: a fresh token, any password change absorbed."""
+
     kind: ClassVar[str] = "resync"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChangePassword(UserEvent):
+    """The user's mailbox password changes: a sync breaks until the next re-sync."""
+
     kind: ClassVar[str] = "change_password"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RemoveSync(UserEvent):
+    """The mailbox sync is removed: the user sends over the SMTP path from then on."""
+
     kind: ClassVar[str] = "remove_sync"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeactivateUser(UserEvent):
+    """The user is deactivated: no longer a possible sender."""
+
     kind: ClassVar[str] = "deactivate_user"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActivateUser(UserEvent):
+    """The user is activated again."""
+
     kind: ClassVar[str] = "activate_user"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetSync(UserEvent):
+    """A mailbox sync with ``provider`` is set up (or replaced) for the user: a fresh token."""
+
     kind: ClassVar[str] = "set_sync"
     provider: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetContactEmail(TimelineEvent):
+    """A contact's address is edited; refused when another contact already holds it."""
+
     kind: ClassVar[str] = "set_contact_email"
     contact: str
     email: str
@@ -99,6 +117,8 @@ class SetContactEmail(TimelineEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetContactActive(TimelineEvent):
+    """A contact is activated or deactivated."""
+
     kind: ClassVar[str] = "set_contact_active"
     contact: str
     active: bool
@@ -138,6 +158,8 @@ class SetInvoicingEmailFrom(TimelineEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DnsSet(TimelineEvent):
+    """A DNS record set at ``name``/``type`` is replaced by ``value``."""
+
     kind: ClassVar[str] = "dns_set"
     name: str
     type: str
@@ -149,6 +171,8 @@ class DnsSet(TimelineEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DnsDelete(TimelineEvent):
+    """The DNS record set at ``name``/``type`` is deleted."""
+
     kind: ClassVar[str] = "dns_delete"
     name: str
     type: str

@@ -72,6 +72,8 @@ def spec_of(kind: str) -> FaultSpec:
 
 @dataclass(frozen=True, slots=True)
 class Fault:
+    """One ``faults:`` entry: a kind (see FAULT_SPECS), when it is active, where, and how often it fires."""
+
     index: int
     kind: str
     at: int | None = None  # None: from the start

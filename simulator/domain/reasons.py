@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class ReasonInfo:
+    """One reason code with its kind, the guide steps it belongs to, what to check and the fix."""
+
     code: str
     kind: str  # "status" | "blocking" | "info" | "warning" | "skip" | "refused" | "delivery"
     where: str  # the status/outcome it explains

@@ -19,6 +19,8 @@ SpfCheck = Callable[[str, str, str], tuple[str, str]]
 
 @dataclass(frozen=True, slots=True)
 class SenderAddress:
+    """The Invoicing Email From that applies and where it came from (branch, region, Configuration)."""
+
     address: str | None
     source: str  # "branch:b1" | "region:north" | "configuration"
     notes: tuple[str, ...] = ()

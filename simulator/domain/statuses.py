@@ -10,6 +10,8 @@ from enum import StrEnum
 
 
 class EmailStatus(StrEnum):
+    """An invoice's Email Status as the Invoicing module shows it."""
+
     NA = "N/A"
     PENDING = "Pending"
     IN_QUEUE = "In Queue"
@@ -17,11 +19,15 @@ class EmailStatus(StrEnum):
 
 
 class BatchStatus(StrEnum):
+    """An invoice batch's status; a completed batch is ``Sent`` in the product's own words."""
+
     DRAFT = "Draft"
     SENT = "Sent"
 
 
 class Outcome(StrEnum):
+    """What became of one recipient of a sent email."""
+
     NONE = "none"
     SKIPPED = "skipped"
     DEFERRED = "deferred"

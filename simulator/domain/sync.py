@@ -14,6 +14,8 @@ from simulator.domain.vocabulary import SYNC_PROVIDERS_SUPPORTED
 
 @dataclass(frozen=True, slots=True)
 class SyncState:
+    """A user's sync at one instant: provider, last (re)sync, last token refresh and any pending password change."""
+
     provider: str
     synced: int
     refreshed: int  # last refresh of the token: max(synced, last refreshing login)
@@ -31,6 +33,8 @@ class SyncState:
 
 @dataclass(frozen=True, slots=True)
 class SyncVerdict:
+    """Whether the platform can send through a sync now, and if not, the reason code and evidence."""
+
     ok: bool
     reason: str | None  # sync-token-expired | sync-password-changed | sync-provider-unsupported | None
     expires_at: int | None  # when the token dies (None: unsupported provider, no token)

@@ -95,12 +95,16 @@ class Unit:
 
 @dataclass(frozen=True, slots=True)
 class MtaSettings:
+    """The retry intervals, the queue lifetime and the name the MTA reports bounces as."""
+
     retry_schedule: tuple[int, ...]
     max_queue_lifetime: int
     reporting_mta: str
 
 
 class Mta:
+    """The outgoing MTA: per recipient domain, MX, one SMTP transaction through the transport, retries and DSNs."""
+
     def __init__(self, engine: MtaHost, transport: Transport, settings: MtaSettings) -> None:
         self.engine = engine
         self.transport = transport

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class RecipientView:
+    """One recipient of an invoice email as the report shows it: outcome, reason, SMTP codes, folder, when."""
+
     email: str
     outcome: str
     reason: str | None
@@ -43,6 +45,8 @@ class RecipientView:
 
 @dataclass(frozen=True, slots=True)
 class InvoiceView:
+    """One invoice as the Invoicing module shows it, with its email's timeline and recipients."""
+
     id: str
     batch: str
     property: str
@@ -143,6 +147,8 @@ def _queue_view(group: Group) -> QueueView:
 
 @dataclass(frozen=True, slots=True)
 class ExpectationResult:
+    """One ``expect:`` entry checked: whether it held, and what was seen instead."""
+
     ok: bool
     text: str
     detail: str

@@ -70,6 +70,8 @@ class Injection:
 
 
 class Session:
+    """A run that can be stepped, rewound and changed (what-if injections), for the stepper and the timeline."""
+
     def __init__(self, scn: Scenario, injections: tuple[Injection, ...] = ()) -> None:
         self.scn = scn
         self.records: list[Record] = []

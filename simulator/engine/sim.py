@@ -60,6 +60,8 @@ def _merge_notes(memo: dict[tuple[str, ...], tuple[str, ...]], notes: tuple[str,
 
 
 class Engine:
+    """The SimPy model of one run: schedules the timeline, polls, retries and expiries; the rules live in the domain."""
+
     PRIO_TIMELINE = 0
     PRIO_FAULT = 1
     PRIO_POLL = 2

@@ -14,6 +14,8 @@ from simulator.domain.sender import SenderDecision
 
 
 class Rcpt:
+    """One recipient's delivery state on an email; shared copy-on-write by the emails of a property (RcptSet)."""
+
     __slots__ = ("address", "at", "attempts", "code", "domain", "enhanced", "evidence", "folder", "outcome",
                  "plan", "reason")
 

@@ -19,6 +19,8 @@ from simulator.net.zone import Zone
 
 @dataclass(frozen=True, slots=True)
 class MxRoute:
+    """Where mail for a domain goes: the MX host and its address, or why it cannot be reached."""
+
     host: str | None
     ip: str | None
     error: str | None  # None | "temp" | "perm"
@@ -26,6 +28,8 @@ class MxRoute:
 
 
 class DnsView:
+    """DNS as the platform and receivers see it at a virtual instant, cached per zone version and fault epoch."""
+
     def __init__(self, zone: Zone, faults: Sequence[Fault], seed: int, resolver: Resolver | None = None) -> None:
         self.zone = zone
         self.seed = seed

@@ -26,6 +26,8 @@ from simulator.domain.faults import (
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """One SMTP reply: code (0 for a dropped connection), RFC 3463 enhanced code, text, and any delay."""
+
     code: int  # 0: the connection dropped without a reply
     enhanced: str  # RFC 3463 status code, "" for a dropped connection
     text: str
@@ -87,6 +89,8 @@ class Mailbox:
 
 
 class MailStore:
+    """Every address's mailbox: counts per folder and the copies filed, once each."""
+
     def __init__(self) -> None:
         self.boxes: dict[str, Mailbox] = {}
 
@@ -129,6 +133,8 @@ class Transaction:
 
 @dataclass(frozen=True, slots=True)
 class DataVerdict:
+    """What the end of DATA decided: the reply, the folder (None: not stored) and the SPF result behind it."""
+
     reply: Reply
     folder: str | None  # "inbox" | "junk" | None (not stored)
     spf_result: str

@@ -23,6 +23,8 @@ from simulator.scenario.model import Scenario
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
+    """One SMTP transaction to attempt: the envelope, the client IP and HELO, the MX, and the message."""
+
     now: int
     message_id: str
     attempt: int  # 1 for the first try of this (message, domain)
@@ -39,6 +41,8 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
+    """The replies of one transaction, per stage and per recipient, and where the receiver filed it."""
+
     replies: tuple[Reply, ...]  # one per rcpt, the reply that decided it
     folder: str | None  # where accepted recipients were (delay 0) or are to be (settle) filed: inbox/junk
     spf_result: str | None  # the receiver's SPF verdict, when it got as far as DATA
