@@ -82,7 +82,10 @@ def serve(
 
 @app.command()
 def snapshot(
-    names: Annotated[list[str], typer.Argument(help="Domain names to capture (e.g. the customer's sending domain).")],
+    names: Annotated[
+        list[str],
+        typer.Argument(metavar="NAME", help="Domain names to capture (e.g. the customer's sending domain)."),
+    ],
     server: Annotated[
         str | None,
         typer.Option("--server", help="DNS server to ask, IP[:PORT] or [IPv6]:PORT (default: the system resolver)."),
