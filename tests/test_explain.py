@@ -105,7 +105,8 @@ CASES = [
          chain=("it waited 23h in the queue first", "blocked from 2026-11-02 10:00Z by sync-token-expired",
                 "unblocked by resync at")),
     # sent evidence as it stood when it was sent; the expired sender named; no fix once in the inbox
-    Case("step3-expired-sender-replaced", "INV-3701", (3,), status="In Queue", reason="sync-token-expired", at=2 * H,
+    Case("step3-expired-sender-replaced", "INV-3701", (3,), status="In Queue", reason="sync-token-expired",
+         at=1 * H + 30 * M,
          chain=("branch lakeside Invoicing Email From = lakeside@greenacre.example",
                 "token last refreshed 2026-07-25 09:00Z by login; lifetime 90d; expired 2026-10-23 09:00Z"),
          fix=REASONS["sync-token-expired"].fix),
@@ -115,7 +116,8 @@ CASES = [
                 "later, after it was sent (not part of this send): user dora's password change at 2026-11-04"
                 " 09:00Z; re-sync at 2026-11-05 09:00Z",
                 "blocked from 2026-11-02 10:00Z by sync-token-expired: sender lakeside@greenacre.example"
-                " (user lee, google): the token expired 2026-10-23 09:00Z",
+                " (user lee, google): the token expired 2026-10-23 09:00Z; then from 2026-11-02 11:00Z sender"
+                " ed@greenacre.example (user ed, google): the token expired 2026-11-01 09:00Z",
                 "unblocked by set_invoicing_email_from at 2026-11-02 12:00Z"),
          absent=("last (re)sync 2026-11-05", "password changed 2026-11-04")),
     Case("step3-login-at-day-85-saves-token", "INV-3201", (1,), status="Sent",

@@ -175,7 +175,7 @@ def explanations(console: Console, exps: Iterable[Explanation]) -> None:
 
 
 def junit_xml(result: RunResult) -> str:
-    scn = result.engine.scn
+    scn = result.spec
     xs = result.expectations
     fails = sum(1 for x in xs if not x.ok)
     lines = ['<?xml version="1.0" encoding="UTF-8"?>',

@@ -163,20 +163,42 @@ class Evidence:
             return []
         return [f"later, after it was sent (not part of this send): user {uid}'s " + "; ".join(rows)]
 
-    def block_line(self, branch_ids: tuple[str, ...], block: BlockRecord) -> str:
-        """One block of a queue's history, naming the sender as it stood at that moment."""
+    def _sync_sender(self, world: World, branch_ids: tuple[str, ...], reason: str | None) -> str | None:
+        """``sender X (user u, provider): why its sync blocks`` as ``world`` has it (None: not a sync block)."""
+        if reason not in ("sync-token-expired", "sync-password-changed"):
+            return None
+        sender = resolve_sender_address(branch_ids, world.organization, world.branches, world.regions)
+        user = find_sender_user(sender.address, world.users) if sender.address else None
+        st = world.sync.get(user.id) if user is not None else None
+        if user is None or st is None:
+            return None
+        if reason == "sync-token-expired":
+            detail = f"the token expired {self.iso(expires_at(st, world.token_lifetime))}"
+        else:
+            detail = f"password changed {self.iso(st.password_changed)} after the last sync"
+        return f"sender {visible(sender.address or '')} (user {user.id}, {st.provider}): {detail}"
+
+    def block_line(self, branch_ids: tuple[str, ...], block: BlockRecord, until: int) -> str:
+        """One block of a queue's history (``block.at`` to ``until``), naming each sender it held up.
+
+        The sender is the one of that moment; when the settings point at another sender while
+        the same block goes on (a second expired token), that sender is named too, from when.
+        """
         world = self.run.world_at(block.at)
         head = f"blocked from {self.iso(block.at)} by {block.reason}"
         if block.reason == "sender-not-configured":
             return f"{head}: " + "; ".join(self.sender_chain(world, branch_ids))
-        if block.reason in ("sync-token-expired", "sync-password-changed"):
-            sender = resolve_sender_address(branch_ids, world.organization, world.branches, world.regions)
-            user = find_sender_user(sender.address, world.users) if sender.address else None
-            st = world.sync.get(user.id) if user is not None else None
-            if user is not None and st is not None:
-                if block.reason == "sync-token-expired":
-                    detail = f"the token expired {self.iso(expires_at(st, world.token_lifetime))}"
-                else:
-                    detail = f"password changed {self.iso(st.password_changed)} after the last sync"
-                return f"{head}: sender {visible(sender.address or '')} (user {user.id}, {st.provider}): {detail}"
-        return f"{head}: {block.evidence}"
+        first = self._sync_sender(world, branch_ids, block.reason)
+        if first is None:
+            return f"{head}: {block.evidence}"
+        parts = [f"{head}: {first}"]
+        seen = first
+        for i, applied in enumerate(self.run.events):
+            at = applied.event.at
+            if applied.refused or not block.at < at < until:
+                continue
+            later = self._sync_sender(self.run.world_after(i + 1), branch_ids, block.reason)
+            if later is not None and later.split(" (", 1)[0] != seen.split(" (", 1)[0]:
+                parts.append(f"then from {self.iso(at)} {later}")
+                seen = later
+        return "; ".join(parts)

@@ -240,8 +240,9 @@ class _Explainer:
         assert v.queued_at is not None and v.sent_at is not None
         out = [f"it waited {format_duration(v.sent_at - v.queued_at)} in the queue first"]
         blocks = [b for b in queue.history if b.reason is not None and v.queued_at <= b.at < v.sent_at]
-        for b in blocks:
-            out.append(self.ev.block_line(queue.branch_ids, b))
+        for k, b in enumerate(blocks):
+            until = blocks[k + 1].at if k + 1 < len(blocks) else v.sent_at
+            out.append(self.ev.block_line(queue.branch_ids, b, until))
         last_change = max([v.queued_at, *[b.at for b in blocks]])
         # what changed between the last poll that still blocked it and the poll that sent it
         since = max(last_change, v.sent_at - self.run.settings.queue_poll)
