@@ -44,6 +44,7 @@ from simulator.scenario.loader import load_scenario
 PYSPF = "pyspf==2.0.14"
 SDIST_SHA256 = "57a7ef01bda090173aafb6af0106251686ed73f03db4e911fcd34c57fc347186"
 MEMBER = "pyspf-2.0.14/test/rfc7208-tests.yml"
+SUITE_SHA256 = "901f561a6e2b1c1590a40a61b1ac7601226fd7045a7aae591a4d25421358d6f9"
 CASE_COUNT = 203
 # Only results are checked over the wire, so the deadline is generous (a loaded machine
 # must not turn a slow loopback reply into temperror); the cases run concurrently, so
@@ -61,8 +62,8 @@ def _cache_dir() -> Path:
 def _fetch() -> Path:
     """The suite file, from the cache or fetched with pip (the sdist is verified before use)."""
     target = _cache_dir() / "rfc7208-tests.yml"
-    if target.exists():
-        return target
+    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == SUITE_SHA256:
+        return target  # a damaged or different cached copy is fetched again
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", tmp, PYSPF]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
@@ -77,6 +78,8 @@ def _fetch() -> Path:
         member = tar.extractfile(MEMBER)
         assert member is not None, MEMBER
         text = member.read()
+    if hashlib.sha256(text).hexdigest() != SUITE_SHA256:
+        raise RuntimeError(f"{MEMBER} in the sdist is not the pinned suite")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".part")
     partial.write_bytes(text)
