@@ -20,12 +20,12 @@ SPACE = f"[{times.SPACE_CLASS}]"
 
 def whole(body: str) -> str:
     """An anchored pattern for ``body`` with the surrounding spaces the converters strip."""
-    return f"^{SPACE}*(?:{body}){SPACE}*$"
+    return f"^{SPACE}*(?:{body}){SPACE}*{times.END}"
 
 
 # --- ids, strings ---------------------------------------------------------------------------
 
-ID_PATTERN = f"^[^{times.SPACE_CLASS}\\u0000-\\u001f\\u007f-\\u009f]+$"
+ID_PATTERN = f"^[^{times.SPACE_CLASS}\\u0000-\\u001f\\u007f-\\u009f]+{times.END}"
 NON_EMPTY_PATTERN = f"[^{times.SPACE_CLASS}]"
 
 _IPV4 = r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
@@ -51,11 +51,11 @@ _IPV6 = (
 IPV4_PATTERN = whole(_IPV4)
 IPV6_PATTERN = whole(_IPV6)
 #: Python's ``ipaddress`` also reads an IPv6 scope (``fe80::1%eth0``); DNS records do not.
-IP_PATTERN = whole(f"{_IPV4}|{_IPV6}(?:%[^%]+)?")
+IP_PATTERN = whole(f"{_IPV4}|{_IPV6}(?:%[^%/]*[^%/{times.SPACE_CLASS}])?")
 
 # DNS names as the loader reads them: case-insensitive, an optional final dot, <= 253 characters
 _LABEL = "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-_NAME = f"(?=[A-Za-z0-9_.*-]{{1,253}}\\.?{SPACE}*$)(?:{_LABEL}\\.)*{_LABEL}\\.?"
+_NAME = f"(?=[A-Za-z0-9_.*-]{{1,253}}\\.?{SPACE}*{times.END})(?:{_LABEL}\\.)*{_LABEL}\\.?"
 DNS_NAME_BODY = _NAME
 DNS_NAME_PATTERN = whole(DNS_NAME_BODY)
 
@@ -63,14 +63,18 @@ DNS_NAME_PATTERN = whole(DNS_NAME_BODY)
 # and \X; an empty label is an error. Label and name lengths (63 and 255 octets) are the loader's.
 _ESCAPE = "\\\\(?:[01][0-9]{2}|2[0-4][0-9]|25[0-5]|[^0-9])"
 _ZONE_LABEL = f"(?:[^.\\\\]|{_ESCAPE})+"
-_STAR_LABEL = f"(?:\\*|\\\\\\*|\\\\042)(?:\\.|{SPACE}*$)"
+_STAR_LABEL = f"(?:\\*|\\\\\\*|\\\\042)(?:\\.|{SPACE}*{times.END})"
 #: A record's owner name: a '*' label only leftmost (the wildcard); not the root.
-OWNER_NAME_PATTERN = whole(f"{_ZONE_LABEL}(?:\\.(?!{_STAR_LABEL}){_ZONE_LABEL})*(?:\\.\\.?)?")
+# strip() comes first: a name neither starts nor ends with a space (nor with an escaped one)
+_STRIPPED, _STRIPPED_END = f"(?=[^{times.SPACE_CLASS}])", f"(?<=[^{times.SPACE_CLASS}])"
+OWNER_NAME_PATTERN = whole(
+    f"{_STRIPPED}{_ZONE_LABEL}(?:\\.(?!{_STAR_LABEL}){_ZONE_LABEL})*(?:\\.\\.?)?{_STRIPPED_END}"
+)
 #: A name a record points at: any labels, or the root ('.', or nothing at all).
-TARGET_NAME_BODY = f"(?:{_ZONE_LABEL}(?:\\.{_ZONE_LABEL})*(?:\\.\\.?)?|\\.\\.?)?"
+TARGET_NAME_BODY = f"(?:{_STRIPPED}(?:{_ZONE_LABEL}(?:\\.{_ZONE_LABEL})*(?:\\.\\.?)?|\\.\\.?){_STRIPPED_END})?"
 TARGET_NAME_PATTERN = whole(TARGET_NAME_BODY)
 #: A TXT character-string as written: any characters, backslashes only in escapes.
-TXT_PATTERN = f"^(?:[^\\\\]|{_ESCAPE})*$"
+TXT_PATTERN = f"^(?:[^\\\\]|{_ESCAPE})*{times.END}"
 #: An MX host: as a target, but split on spaces first (so no unescaped or escaped space in it).
 _MX_ESCAPE = f"\\\\(?:[01][0-9]{{2}}|2[0-4][0-9]|25[0-5]|[^0-9{times.SPACE_CLASS}])"
 _MX_LABEL = f"(?:[^.\\\\{times.SPACE_CLASS}]|{_MX_ESCAPE})+"

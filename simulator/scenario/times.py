@@ -51,8 +51,7 @@ _TIMESTAMP_GATE_RE = re.compile(rf"{_DATE}(?:[T ]{_CLOCK}(?::[0-5][0-9](?:\.[0-9
 TIMESTAMP_PATTERN = rf"{_DATE}[T ]{_CLOCK}(?::[0-5][0-9](?:\.0{{1,6}})?)?{_ZONE}"
 
 #: What ``str.strip()`` removes around a value, as a regex character class body (``\uXXXX`` escapes
-#: read the same in Python's ``re`` and ECMA-262). The control characters among them never reach a
-#: converter (the YAML reader refuses them), so they are left out.
+#: read the same in Python's ``re`` and ECMA-262, whose own ``\s`` differs from Python's).
 def _char_class(codes: list[int]) -> str:
     """A character class body from code points, runs written as ranges (``\\u2000-\\u200a``)."""
     runs: list[list[int]] = []
@@ -64,12 +63,14 @@ def _char_class(codes: list[int]) -> str:
     return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in runs)
 
 
-SPACE_CLASS = _char_class([c for c in range(0x10000) if chr(c).isspace() and not 0x1C <= c <= 0x1F])
+SPACE_CLASS = _char_class([c for c in range(0x10000) if chr(c).isspace()])
+#: The end of the text in both dialects (Python's ``$`` also matches before a final newline).
+END = r"(?![\s\S])"
 
 
 def _whole(body: str) -> str:
     """An anchored pattern for ``body`` with the surrounding spaces ``strip()`` tolerates."""
-    return f"^[{SPACE_CLASS}]*(?:{body})[{SPACE_CLASS}]*$"
+    return f"^[{SPACE_CLASS}]*(?:{body})[{SPACE_CLASS}]*{END}"
 
 
 _DURATION = "(?=[0-9])" + _duration_body()
@@ -188,8 +189,8 @@ def _to_datetime(value: object, hint: str) -> datetime:
         raise TimeFormatError(f"expected {hint}, got {_show(value)}")
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise TimeFormatError(f"expected {hint}, got {_show(value)}") from None
+    except ValueError as e:  # the grammar holds, the calendar does not (2026-02-30, year 0)
+        raise TimeFormatError(f"expected {hint}, got {_show(value)} (not a real date: {e})") from None
     if len(text) == 10:  # a bare date
         raise TimeFormatError(
             f"a time of day and a time zone are required: got {_show(value)}; write e.g. {text}T00:00:00Z"

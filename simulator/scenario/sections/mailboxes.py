@@ -12,9 +12,9 @@ from simulator.scenario.convert import Pos, Reader, describe, short
 from simulator.scenario.fields import REQUIRED, Field, Kind, Table, list_schema
 from simulator.scenario.kinds import COUNT, DNS_NAME, DURATION, choice, integer
 from simulator.scenario.limits import MAX_ENTITIES, MAX_MAILBOX_DOMAINS
-from simulator.scenario.times import SPACE_CLASS
+from simulator.scenario.times import END, SPACE_CLASS
 
-_LOCAL_PART_PATTERN = f"^[^@{SPACE_CLASS}]+$"
+_LOCAL_PART_PATTERN = f"^[^@{SPACE_CLASS}]+{END}"
 
 
 def _local_parts(reader: Reader, value: object, pos: Pos, where: str) -> tuple[str, ...]:
