@@ -27,7 +27,8 @@ from simulator.net.sink import proxy_header
 from simulator.scenario.loader import load_scenario, load_scenario_text
 from simulator.scenario.model import Scenario
 from simulator.transport.base import Attempt
-from simulator.transport.wire import WireTransport, parse_reply, wire_transport
+from simulator.transport.smtp_client import parse_reply
+from simulator.transport.wire import WireTransport, wire_transport
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_INVOICES = 2000
@@ -409,7 +410,7 @@ def test_fast_invoice_is_render_invoice(invoice: str, sender: str, rcpts: tuple[
     from datetime import UTC, datetime
 
     from simulator.net.messages import render_invoice
-    from simulator.transport.wire import fast_invoice
+    from simulator.transport.smtp_client import fast_invoice
 
     kw = {"message_id": f"<{invoice}@mailsim.invalid>", "sender": sender, "rcpts": rcpts, "invoice": invoice,
           "start": datetime(2026, 11, 2, 9, tzinfo=UTC), "now": now}
