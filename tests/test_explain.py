@@ -173,7 +173,13 @@ CASES = [
          absent=("password changed",)),
     Case("step3-resync-without-sync-refused", "INV-8801", (3,), status="Sent", fix="",
          chain=("blocked from 2026-11-02 10:00Z by sender-spf-not-authorized",
-                "unblocked by set_sync at 2026-11-02 12:00Z")),
+                "unblocked by set_sync at 2026-11-02 12:00Z",
+                "2026-11-02 11:00Z: resync of sender user rosa was refused [no-sync-to-resync]: the user has no"
+                " email sync to re-authorise, so the re-sync was refused — nothing changed")),
+    Case("step3-resync-without-sync-refused", "INV-8801", (3,), status="In Queue", at=2 * H + 30 * M,
+         reason="sender-spf-not-authorized", fix=REASONS["sender-spf-not-authorized"].fix,
+         chain=("user rosa has no email sync: SMTP path",
+                "2026-11-02 11:00Z: resync of sender user rosa was refused [no-sync-to-resync]")),
     Case("step3-token-lifetime-shortened", "INV-N1", (3,), status="Sent", fix="",
          chain=("blocked from 2026-11-02 11:00Z by sync-token-expired: sender nora@greenacre.example (user nora,"
                 " microsoft365): the token expired 2026-10-23 09:00Z",

@@ -104,6 +104,13 @@ REASONS: dict[str, ReasonInfo] = {
             "Use the existing contact, or change/remove the address on the other contact first.",
         ),
         _R(
+            "no-sync-to-resync", "refused", "timeline", (3,),
+            "The user has no email sync to re-authorise, so the re-sync was refused",
+            "Step 3: User Management > Users > the sender: is an email sync set up at all?",
+            "Set up the sync first (a re-sync only re-authorises an existing one), or keep the SMTP path"
+            " and authorise the platform's sending IPs in the sender domain's SPF record.",
+        ),
+        _R(
             "billing-contact-not-emailed", "warning", "N/A", (5,),
             "The property's billing contact does not have Email Invoice selected",
             "Step 5: the property's Contacts section, Primary/Billing/Email Invoice checkboxes.",

@@ -29,6 +29,7 @@ REASON_CODES: tuple[str, ...] = (
     "recipient-email-invalid",
     "recipient-contact-inactive",
     "duplicate-email-rejected",
+    "no-sync-to-resync",
     "billing-contact-not-emailed",
     "unknown-recipient",
     "mailbox-full",

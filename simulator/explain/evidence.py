@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from simulator.domain.contacts import normalize_email
 from simulator.domain.display import visible
-from simulator.domain.events import SetContactActive, SetContactEmail, SetPropertyContact
+from simulator.domain.events import SetContactActive, SetContactEmail, SetPropertyContact, UserEvent
+from simulator.domain.reasons import REASONS
 from simulator.domain.sender import find_sender_user, resolve_sender_address
 from simulator.domain.sync import expires_at, verdict
 from simulator.domain.world import World
@@ -98,6 +99,28 @@ class Evidence:
                 lines.append(f"property {ev.property}'s contact {ev.contact} changed{flag} at {self.iso(ev.at)},"
                              f"{after}: it does not change this invoice's recipients")
         return lines, moved
+
+    def refused_sender_events(self, branch_ids: tuple[str, ...], start: int, end: int) -> list[tuple[str, str]]:
+        """(line, code) for each event on the queue's sender user the product refused between start and end.
+
+        A refused re-sync changes nothing, so nothing else in the story would show it — yet it is
+        exactly what a person tried in order to drain the queue.
+        """
+        out = []
+        for i, applied in enumerate(self.run.events):
+            ev = applied.event
+            if not applied.refused or not isinstance(ev, UserEvent) or not start <= ev.at <= end:
+                continue
+            world = self.run.world_after(i)
+            sender = resolve_sender_address(branch_ids, world.organization, world.branches, world.regions)
+            user = find_sender_user(sender.address, world.users) if sender.address else None
+            if user is None or user.id != ev.user:
+                continue
+            info = REASONS.get(applied.refused)
+            why = f": {info.title[0].lower()}{info.title[1:]}" if info else ""
+            out.append((f"{self.iso(ev.at)}: {ev.kind} of sender user {ev.user} was refused [{applied.refused}]"
+                        f"{why} — nothing changed", applied.refused))
+        return out
 
     # -- Step 2: who the sender is ---------------------------------------------------------------
     def sender_chain(self, world: World, branch_ids: tuple[str, ...]) -> list[str]:

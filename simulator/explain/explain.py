@@ -102,24 +102,29 @@ class _Explainer:
         refused = self.ev.refused_edits(v.property)
         if v.email_status in ("Sent", "In Queue"):
             x.chain.extend(refused)
+        refused_codes: list[str] = []
+        if queue is not None and v.queued_at is not None:
+            end = v.sent_at if v.sent_at is not None else now
+            for line, code in self.ev.refused_sender_events(queue.branch_ids, v.queued_at, end):
+                x.chain.append(line)
+                refused_codes.append(code)
         late, moved = self.ev.late_edits(v)
         x.chain.extend(late)
         x.headline += f"  {code_label(v)}"
-        self._steps(v, x, queue, bool(refused), bool(late))
+        self._steps(v, x, queue, refused_codes + (["duplicate-email-rejected"] if refused else []), bool(late))
         x.fix = self._fix(v, queue, moved)
         for n in v.notes:
             info = REASONS.get(n)
             x.warnings.append(f"{n}: {info.title if info else n}" + (f" — {info.fix}" if info else ""))
         return x
 
-    def _steps(self, v: InvoiceView, x: Explanation, queue: QueueView | None, refused: bool, late: bool) -> None:
+    def _steps(self, v: InvoiceView, x: Explanation, queue: QueueView | None, refused: list[str], late: bool) -> None:
         waited: list[str] = []
         if queue is not None and v.queued_at is not None:
             end = v.sent_at if v.sent_at is not None else self.run.end + 1
             waited = [b.reason for b in queue.history if b.reason is not None and v.queued_at <= b.at < end]
         codes = [c for c in (v.reason, *waited, *[r.reason for r in v.recipients], *v.notes) if c]
-        if refused:
-            codes.append("duplicate-email-rejected")
+        codes += refused
         steps: set[int] = set()
         for c in codes:
             info = REASONS.get(c)
