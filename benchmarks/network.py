@@ -30,9 +30,11 @@ import json
 import os
 import platform
 import shutil
+import signal
 import smtplib
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -57,8 +59,11 @@ OUT = ROOT / "benchmarks" / "results-network.json"
 TARGET_WIRE_RATIO = 0.8
 IO_TIMEOUT = 60.0  # socket timeout: bounds a hung run, never a measurement
 
-FULL = {"emails": 2000, "clients": 10, "per_client": 200, "dns_queries": 5000, "rounds": 3}
-QUICK = {"emails": 300, "clients": 10, "per_client": 30, "dns_queries": 500, "rounds": 2}
+FULL = {"emails": 2000, "clients": 10, "per_client": 200, "dns_queries": 5000, "rounds": 3,
+        "load_per_client": 1000, "idle": 1000, "source_messages": 1000, "source_rounds": 5}
+QUICK = {"emails": 300, "clients": 10, "per_client": 30, "dns_queries": 500, "rounds": 2,
+         "load_per_client": 50, "idle": 100, "source_messages": 200, "source_rounds": 2}
+TARGET_SINK_RATIO = 1.0  # DESIGN §6: the sink with policies and Maildir vs bare aiosmtpd, smtp-source -s 10
 
 DOMAINS = ("client-a.example", "client-b.example", "client-c.example")
 
@@ -266,6 +271,188 @@ def bench_dns(queries: int) -> dict[str, Any]:
     return {"queries": queries, "seconds": dt, "qps": queries / dt, "bad_answers": bad, "ok": bad == 0}
 
 
+# --- (e) the sink as a process: 10 clients beside 1,000 idle connections, its peak memory -----------
+MAILSIM = Path(sys.executable).with_name("mailsim")
+
+
+class SinkProcess:
+    """``mailsim sink`` in a process of its own (so its memory is its own), on loopback."""
+
+    def __init__(self, maildir: Path, *args: str) -> None:
+        self.maildir = maildir
+        self.proc = subprocess.Popen([str(MAILSIM), "sink", "--maildir", str(maildir), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        banner = [self.proc.stdout.readline()]
+        while banner[-1] and "Ctrl-C" not in banner[-1]:
+            banner.append(self.proc.stdout.readline())
+        self.port = int(banner[0].split()[3].rsplit(":", 1)[1])
+
+    def peak_rss_mb(self) -> float:
+        """The process's high-water mark of resident memory (VmHWM), MB."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> dict[str, Any]:
+        """SIGTERM; the JSON summary it prints."""
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=IO_TIMEOUT * 5)
+        if self.proc.returncode != 0 or "{" not in out:
+            raise RuntimeError(f"mailsim sink exited {self.proc.returncode}: {err.strip()[-300:]}")
+        return dict(json.loads(out[out.index("{"):]))
+
+
+def bench_sink_load(clients: int, per_client: int, idle: int) -> dict[str, Any]:
+    """Issue 13 "load held": ``clients`` smtplib clients × ``per_client`` messages while ``idle``
+    connections sit open the whole time; every message stored once; the sink's peak memory."""
+    root = Path(tempfile.mkdtemp(prefix="mailsim-bench-load-"))
+    errors: list[BaseException] = []
+    sent: list[set[str]] = [set() for _ in range(clients)]
+    held: list[socket.socket] = []
+    try:
+        sink = SinkProcess(root / "mail")
+        try:
+            base_mb = sink.peak_rss_mb()
+            held = [socket.create_connection(("127.0.0.1", sink.port), IO_TIMEOUT) for _ in range(idle)]
+            start = threading.Barrier(clients + 1)
+
+            def run(k: int) -> None:
+                try:
+                    start.wait(IO_TIMEOUT)
+                    with smtplib.SMTP("127.0.0.1", sink.port, local_hostname=f"c{k}.test", timeout=IO_TIMEOUT) as c:
+                        for i in range(per_client):
+                            mid = f"<m{k}-{i}@bench>"
+                            c.sendmail(f"s{k}@x.example", [f"load{k}@client.example"],
+                                       f"Message-ID: {mid}\r\nSubject: {i}\r\n\r\nbody {k} {i}\r\n".encode())
+                            sent[k].add(mid)
+                except BaseException as e:  # reported in the result
+                    errors.append(e)
+
+            threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(clients)]
+            for t in threads:
+                t.start()
+            start.wait(IO_TIMEOUT)
+            t0 = time.perf_counter()
+            for t in threads:
+                t.join(IO_TIMEOUT * 20)
+            dt = time.perf_counter() - t0
+            greeted = sum(1 for sock in held if sock.recv(4).startswith(b"220 "))
+            peak_mb = sink.peak_rss_mb()
+        finally:
+            for sock in held:
+                sock.close()
+            summary = sink.stop()
+        ids: list[str] = []
+        for path in (root / "mail").glob("*/new/*"):
+            with path.open("rb") as f:
+                for line in f:
+                    if line.lower().startswith(b"message-id:"):
+                        ids.append(line.split(b":", 1)[1].strip().decode())
+                        break
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    want = set().union(*sent)
+    total = clients * per_client
+    ok = (not errors and len(want) == total and len(ids) == total and set(ids) == want
+          and summary.get("messages") == total and greeted == idle)
+    return {"clients": clients, "per_client": per_client, "idle": idle, "idle_greeted": greeted,
+            "messages": total, "seconds": dt, "msgs_per_s": total / dt, "stored": len(ids),
+            "distinct_stored": len(set(ids)), "peak_rss_mb": peak_mb, "idle_rss_mb": base_mb,
+            "errors": [repr(e) for e in errors[:3]], "ok": ok}
+
+
+# --- (f) the sink vs bare aiosmtpd under Postfix's smtp-source (issue 12 item 3) ---------------------
+POSTFIX_DIR = ROOT / "benchmarks" / ".postfix"  # Debian's postfix package unpacked (never installed)
+BARE_SERVER = """
+import asyncio
+from aiosmtpd.smtp import SMTP
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+
+async def main():
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(lambda: SMTP(Handler(), hostname="bench.mailsim.test", loop=loop),
+                                   "127.0.0.1", 0)
+    print(srv.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+SOURCE_SCENARIO = ROOT / "scenarios" / "tour.yaml"
+SOURCE_FROM, SOURCE_TO = "lakeside@greenacre.example", "ann@maple.example"  # the tour: SPF softfail -> junk
+
+
+def find_smtp_source() -> tuple[Path, dict[str, str]] | None:
+    """Postfix's ``smtp-source`` and the environment it runs in: $SMTP_SOURCE, PATH, or Debian's postfix
+    package unpacked into benchmarks/.postfix (``apt-get download`` + ``dpkg -x``: nothing installed,
+    nothing started). None when none of these works."""
+    env = dict(os.environ)
+    given = os.environ.get("SMTP_SOURCE") or shutil.which("smtp-source")
+    if given:
+        return Path(given), env
+    exe = POSTFIX_DIR / "usr" / "sbin" / "smtp-source"
+    if not exe.exists() and shutil.which("apt-get") and shutil.which("dpkg"):
+        POSTFIX_DIR.mkdir(parents=True, exist_ok=True)
+        got = subprocess.run(["apt-get", "download", "postfix"], cwd=POSTFIX_DIR, capture_output=True, timeout=300)
+        debs = sorted(POSTFIX_DIR.glob("postfix_*.deb"))
+        if got.returncode == 0 and debs:
+            subprocess.run(["dpkg", "-x", str(debs[-1]), str(POSTFIX_DIR)], check=False, timeout=300)
+    if not exe.exists():
+        return None
+    env["LD_LIBRARY_PATH"] = str(POSTFIX_DIR / "usr" / "lib" / "postfix")
+    return exe, env
+
+
+def _smtp_source(tool: tuple[Path, dict[str, str]], port: int, n: int) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([str(tool[0]), "-s", "10", "-m", str(n), "-f", SOURCE_FROM, "-t", SOURCE_TO, f"127.0.0.1:{port}"],
+                   env=tool[1], check=True, timeout=IO_TIMEOUT * 10, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def bench_smtp_source(n: int, rounds: int) -> dict[str, Any]:
+    """``smtp-source -s 10`` (10 sessions, a connection per message) × ``n`` messages against bare aiosmtpd
+    and against ``mailsim sink --scenario tour --maildir``, alternating for ``rounds`` rounds; the ratio
+    of the medians (target ≥ 1.0) and, for the sink, every message stored once."""
+    tool = find_smtp_source()
+    if tool is None:
+        return {"skipped": "smtp-source not found (set SMTP_SOURCE, or allow apt-get download postfix)", "ok": True}
+    bare_s: list[float] = []
+    sink_s: list[float] = []
+    stored: list[int] = []
+    for _ in range(rounds):
+        bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER], stdout=subprocess.PIPE, text=True)
+        try:
+            assert bare.stdout is not None
+            bare_s.append(_smtp_source(tool, int(bare.stdout.readline()), n))
+        finally:
+            bare.terminate()
+            bare.wait(IO_TIMEOUT)
+        root = Path(tempfile.mkdtemp(prefix="mailsim-bench-source-"))
+        try:
+            sink = SinkProcess(root / "mail", "--scenario", str(SOURCE_SCENARIO))
+            try:
+                sink_s.append(_smtp_source(tool, sink.port, n))
+            finally:
+                summary = sink.stop()
+            stored.append(sum(1 for _ in (root / "mail").glob("*/.Junk/new/*")))
+            stored[-1] = min(stored[-1], int(summary.get("messages", 0)))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    bare_rate = n / statistics.median(bare_s)
+    sink_rate = n / statistics.median(sink_s)
+    return {"messages": n, "rounds": rounds, "bare_msgs_per_s": bare_rate, "sink_msgs_per_s": sink_rate,
+            "ratio": sink_rate / bare_rate, "target": TARGET_SINK_RATIO,
+            "pass": sink_rate / bare_rate >= TARGET_SINK_RATIO,
+            "per_round": [b / s for b, s in zip(bare_s, sink_s, strict=True)], "stored": stored,
+            "ok": all(x == n for x in stored)}
+
+
 # --- all of it -------------------------------------------------------------------------------------
 def run_network_benchmarks(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Every network measurement; JSON-able. ``progress`` gets a line per step."""
@@ -295,6 +482,11 @@ def run_network_benchmarks(quick: bool = False, progress: Callable[[str], None] 
     sink = bench_sink_clients(int(cfg["clients"]), int(cfg["per_client"]))
     say(f"DNS: {cfg['dns_queries']} queries")
     dns_res = bench_dns(int(cfg["dns_queries"]))
+    say(f"sink process: {cfg['clients']} clients x {cfg['load_per_client']} messages beside {cfg['idle']} idle")
+    load = bench_sink_load(int(cfg["clients"]), int(cfg["load_per_client"]), int(cfg["idle"]))
+    say(f"smtp-source -s 10: {cfg['source_messages']} messages, bare aiosmtpd vs the sink, "
+        f"{cfg['source_rounds']} alternating rounds")
+    source = bench_smtp_source(int(cfg["source_messages"]), int(cfg["source_rounds"]))
     return {
         "quick": quick,
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
@@ -306,6 +498,8 @@ def run_network_benchmarks(quick: bool = False, progress: Callable[[str], None] 
                          "per_round": [w["emails_per_s"] / b["msgs_per_s"] for w, b in zip(wires, bares, strict=True)]},
         "sink_10_clients": {**sink, "pass": sink["ok"]},
         "dns": dns_res,
+        "sink_load": {**load, "pass": load["ok"]},
+        "sink_vs_bare_smtp_source": source,
     }
 
 
@@ -339,6 +533,21 @@ def print_table(res: dict[str, Any]) -> None:
     d = res["dns"]
     t.add_row("DNS server, UDP", f"{d['queries']:,} queries", f"{d['qps']:,.0f} q/s", "",
               "ok" if d["ok"] else f"[red]{d['bad_answers']} bad answers[/red]")
+    ld = res["sink_load"]
+    t.add_row(f"sink process, {ld['clients']} clients + {ld['idle']:,} idle", f"{ld['clients']} × {ld['per_client']:,}",
+              f"{ld['msgs_per_s']:,.0f} msgs/s", "none lost, none twice",
+              verdict(ld["pass"]) + f" ({ld['distinct_stored']:,}/{ld['messages']:,} stored;"
+              f" peak RSS {ld['peak_rss_mb']:.0f} MB, idle {ld['idle_rss_mb']:.0f} MB)")
+    sc = res["sink_vs_bare_smtp_source"]
+    if "skipped" in sc:
+        t.add_row("sink vs bare aiosmtpd, smtp-source -s 10", "", "", f"≥ {TARGET_SINK_RATIO}×", sc["skipped"])
+    else:
+        t.add_row("bare aiosmtpd, smtp-source -s 10", f"{sc['messages']:,} msgs × {sc['rounds']}",
+                  f"{sc['bare_msgs_per_s']:,.0f} msgs/s", "", "")
+        t.add_row("mailsim sink --scenario --maildir, same", f"{sc['messages']:,} msgs × {sc['rounds']}",
+                  f"{sc['sink_msgs_per_s']:,.0f} msgs/s", "", "ok" if sc["ok"] else "[red]messages missing[/red]")
+        t.add_row("sink / bare (median of alternating rounds)", "", f"{sc['ratio']:.2f}×", f"≥ {sc['target']}×",
+                  verdict(sc["pass"] and sc["ok"]))
     Console(width=max(120, Console().width)).print(t)
 
 
