@@ -460,12 +460,27 @@ def _run_all(jobs: list[Callable[[], object]]) -> None:
 
 
 def _header_message_id(content: bytes) -> str | None:
-    head = email.parser.BytesHeaderParser().parsebytes(content)
-    mid = head.get("Message-ID")
-    if mid is None:
+    """The message's own ``Message-ID`` (the first, unfolded) if it is one plain ``<…>`` token.
+
+    A scan of the header lines, not the ``email`` parser: this runs for every message on the
+    plain listener, and parsing the whole header block costs more than the rest of the stage.
+    """
+    value: bytes | None = None
+    for line in content.split(b"\n", 200)[:200]:
+        line = line.rstrip(b"\r")
+        if value is not None:
+            if line[:1] in (b" ", b"\t"):
+                value += b" " + line.strip()
+                continue
+            break
+        if not line:
+            break
+        if line[:11].lower() == b"message-id:":
+            value = line[11:].strip()
+    if value is None:
         return None
-    value = " ".join(str(mid).split())  # unfolded: a folded header must not become a second reply line
-    return value if _SAFE_MESSAGE_ID.match(value) else None
+    text = " ".join(value.decode("utf-8", "surrogateescape").split())
+    return text if _SAFE_MESSAGE_ID.match(text) else None
 
 
 

@@ -91,19 +91,6 @@ class SinkSMTP(SMTP):
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         if proxy:
             self.command_size_limits["MAIL"] = PROXY_MAIL_LINE_LIMIT
-        # aiosmtpd ends a line at LF and keeps a bare CR (or NUL) inside the argument; such a value
-        # could start a header of its own where it is written down: refuse the command instead
-        self._smtp_methods = {name: self._guarded(m) for name, m in self._smtp_methods.items()}
-
-    def _guarded(self, method: Callable[[str | None], Awaitable[None]]) -> Callable[[str | None], Awaitable[None]]:
-        @functools.wraps(method)
-        async def run(arg: str | None) -> None:
-            if arg and ("\r" in arg or "\n" in arg or "\x00" in arg):
-                await self.push(BARE_CR_LF)
-                return
-            await method(arg)
-
-        return run
 
     @property
     def dropped(self) -> bool:
@@ -211,3 +198,26 @@ class SinkSMTP(SMTP):
             line = with_enhanced(line)
         await self._push_line(line)
 
+
+
+def _guarded(method: Callable[[SinkSMTP, str | None], Awaitable[None]],
+             ) -> Callable[[SinkSMTP, str | None], Awaitable[None]]:
+    """``method`` refusing an argument that holds a CR, LF or NUL (501).
+
+    aiosmtpd ends a line at LF and keeps a bare CR (or NUL) inside the argument; such a value could
+    start a header of its own where it is written down. Wrapped once per class (``functools.wraps``
+    keeps the ``HELP`` syntax aiosmtpd reads off each method), not per connection.
+    """
+
+    @functools.wraps(method)
+    async def run(self: SinkSMTP, arg: str | None) -> None:
+        if arg and ("\r" in arg or "\n" in arg or "\x00" in arg):
+            await self.push(BARE_CR_LF)
+            return
+        await method(self, arg)
+
+    return run
+
+
+for _name in [n for n in dir(SinkSMTP) if n.startswith("smtp_")]:
+    setattr(SinkSMTP, _name, _guarded(getattr(SinkSMTP, _name)))
