@@ -570,7 +570,16 @@ def _value_pattern(rtype: str) -> str:
         if re.search(r["if"]["properties"]["type"]["pattern"], rtype)
     )
     value = rule["then"]["properties"]["value"]
-    return str(value["pattern"] if "pattern" in value else value["anyOf"][0]["pattern"])
+    value = value["anyOf"][0] if "anyOf" in value else value
+    return str(SCHEMA["$defs"][value["$ref"].rsplit("/", 1)[1]]["pattern"] if "$ref" in value else value["pattern"])
+
+
+def test_shared_patterns_are_defined_once() -> None:
+    text = schema_text()
+    assert text.count(kinds.TIME_OR_END.schema["pattern"].replace("\\", "\\\\")) == 1
+    until = SCHEMA["properties"]["until"]
+    assert until["anyOf"] == [{"$ref": "#/$defs/time-not-before-start"}, {"type": "null"}]
+    assert SCHEMA["$defs"]["duration"]["pattern"] == pattern_of(kinds.DURATION)
 
 
 @pytest.mark.parametrize("rtype", DNS_RECORD_TYPES)
