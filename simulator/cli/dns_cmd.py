@@ -94,6 +94,12 @@ def snapshot(
         Path | None, typer.Option("--out", help="Write the scenario here (default: standard output).")
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for one answer.")] = 2.0,
+    ip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ip", help="A client IP the snapshot must serve checks for (repeatable): follows ptr and %{i} for it."
+        ),
+    ] = None,
 ) -> None:
     """Capture the DNS that SPF and delivery of NAME need into a mailsim/1 scenario file."""
     from simulator.domain.dns import DnsTextError, canonical_name, display
@@ -105,6 +111,12 @@ def snapshot(
             wanted.append(canonical_name(n))
         except DnsTextError as e:
             raise fail(f"NAME {display(n)!r}: {e}") from None
+    ips: list[str] = []
+    for text in ip or []:
+        try:
+            ips.append(str(ipaddress.ip_address(text.strip())))
+        except ValueError:
+            raise fail(f"--ip: {display(text)!r} is not an IPv4 or IPv6 address") from None
     if not 0.05 <= timeout <= 60:
         raise fail(f"--timeout must be 0.05..60 seconds, got {timeout:g}")
     try:
@@ -119,7 +131,7 @@ def snapshot(
         f"[{where[0]}]:{where[1]}" if ":" in where[0] else f"{where[0]}:{where[1]}"
     )
     taken_at = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    text = render(take(name_list(wanted), resolver, label), taken_at)
+    text = render(take(name_list(wanted), resolver, label, name_list(ips)), taken_at)
     if out is None:
         typer.echo(text, nl=False)
         return

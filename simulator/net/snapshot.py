@@ -7,9 +7,12 @@ each name need — TXT and SPF, MX, A and AAAA, the addresses of the MX hosts �
 and follows every name an SPF record reaches without knowing the connection
 (``include``, ``redirect``, ``a``, ``mx``, ``exists`` and ``exp`` with literal
 domains), as far as RFC 7208's limits let an evaluation go (10 DNS-querying
-terms from each name, 10 MX hosts). Names built from macros (``%{i}``, ``%{l}``…)
-and ``ptr`` depend on the connection and cannot be known; they are listed in the
-file's header comment instead.
+terms from each name, 10 MX hosts). Names built from macros and ``ptr``
+depend on the connection; given the client IPs that matter (the platform's and
+providers' sending IPs, ``--ip``), ``ptr`` and the macros of the client address
+and the domains (``%{i} %{v} %{d} %{o}``) are followed for each of them. What
+still cannot be known (the sender's local part, ``%{p}``…) is listed in the
+file's header comment.
 
 Answers are kept as the server gave them: CNAME chains as CNAME records, bytes
 in the zone-file presentation form (so the file shows ``\\DDD`` for odd bytes),
@@ -35,7 +38,7 @@ import dns.rdatatype
 import dns.resolver
 
 from simulator.domain.dns import bytes_to_text, labels_to_name, name_to_labels, text_to_bytes
-from simulator.net.spf_macro import PermError, Token
+from simulator.net.spf_macro import Macro, PermError, Token, expand_tokens, ip_macro, target_name
 from simulator.net.spf_record import DNS_MECHANISMS, is_spf1, parse_record
 
 NAME_TYPES: tuple[str, ...] = ("TXT", "SPF", "MX", "A", "AAAA")
@@ -43,6 +46,9 @@ HOST_TYPES: tuple[str, ...] = ("A", "AAAA")
 RECORDED_TYPES = frozenset({"A", "AAAA", "MX", "TXT", "SPF", "CNAME", "PTR", "NS"})
 MAX_TERMS = 10  # RFC 7208 §4.6.4: the 11th DNS-querying term is permerror, so nothing past it matters
 MAX_MX_HOSTS = 10
+MAX_PTR_NAMES = 10
+_KNOWABLE = frozenset("ivdo")  # macro letters a snapshot can expand once the client IPs are given
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,7 @@ class Snapshot:
     names: tuple[str, ...]
     records: list[Captured] = field(default_factory=list)
     failed: dict[tuple[str, str], str] = field(default_factory=dict)  # (name, type) → why
+    ips: tuple[str, ...] = ()  # the clients whose address macros and ptr were followed
     not_followed: list[str] = field(default_factory=list)  # terms that depend on the connection
     queries: int = 0
 
@@ -134,9 +141,11 @@ def _spec_text(tokens: list[Token] | None) -> str | None:
 
 
 class _Taker:
-    def __init__(self, resolver: dns.resolver.Resolver, snap: Snapshot) -> None:
+    def __init__(self, resolver: dns.resolver.Resolver, snap: Snapshot, ips: Sequence[IPAddress] = ()) -> None:
         self.resolver = resolver
         self.snap = snap
+        self.ips = tuple(ips)
+        self.root = ""
         self.asked: dict[tuple[str, str], list[Captured]] = {}
         self.seen_records: set[tuple[str, str, object]] = set()
 
@@ -190,6 +199,30 @@ class _Taker:
             if host != ".":
                 self.host(host)
 
+    def targets(self, spec: list[Token] | None, domain: str) -> list[str] | None:
+        """The names a domain-spec can reach: its literal name, or one per ``--ip`` when its
+        macros depend only on the client address and the domains (``%{i} %{v} %{d} %{o}``).
+        None when it depends on more (the sender's local part, HELO, ``%{p}``)."""
+        if spec is None:
+            return [domain]
+        literal = _spec_text(spec)
+        if literal is not None:
+            return [literal]
+        letters = {t.letter.lower() for t in spec if isinstance(t, Macro)}
+        if not self.ips or not letters <= _KNOWABLE:
+            return None
+        out: list[str] = []
+        for ip in self.ips:
+            values = {"i": ip_macro(ip, "i"), "v": ip_macro(ip, "v"), "d": domain, "o": self.root}
+            out.append(target_name(expand_tokens(spec, values.__getitem__)))
+        return list(dict.fromkeys(out))
+
+    def ptr_names(self) -> None:
+        """What ``ptr`` and ``%{p}`` ask for each ``--ip``: its PTR names and their addresses."""
+        for ip in self.ips:
+            for rec in self.ask(ip.reverse_pointer, "PTR")[:MAX_PTR_NAMES]:
+                self.ask(str(rec.value), "A" if ip.version == 4 else "AAAA")
+
     def follow_spf(self, domain: str, budget: list[int], depth: int = 0) -> None:
         """Walk the SPF record of ``domain`` as far as an evaluation from the root could go."""
         texts = [_served_text(r.value) for r in self.ask(domain, "TXT")]
@@ -206,32 +239,39 @@ class _Taker:
             if budget[0] >= MAX_TERMS:
                 return
             budget[0] += 1
-            target = domain if d.spec is None else _spec_text(d.spec)
-            if target is None or d.name == "ptr":
+            if d.name == "ptr":
+                if self.ips:
+                    self.ptr_names()
+                else:
+                    self.snap.not_followed.append(f"'{d.text}' in {domain}")
+                continue
+            targets = self.targets(d.spec, domain)
+            if targets is None:
                 self.snap.not_followed.append(f"'{d.text}' in {domain}")
                 continue
-            if d.name == "include":
-                self.follow_spf(target, budget, depth + 1)
-            elif d.name == "a":
-                self.host(target)
-            elif d.name == "mx":
-                self.mx_hosts(target)
-            elif d.name == "exists":
-                self.ask(target, "A")
+            for target in targets:
+                if d.name == "include":
+                    self.follow_spf(target, budget, depth + 1)
+                elif d.name == "a":
+                    self.host(target)
+                elif d.name == "mx":
+                    self.mx_hosts(target)
+                elif d.name == "exists":
+                    self.ask(target, "A")
         if record.exp is not None:
-            exp = _spec_text(record.exp)
-            if exp is None:
+            exps = self.targets(record.exp, domain)
+            if exps is None:
                 self.snap.not_followed.append(f"'exp=' in {domain}")
-            else:
+            for exp in exps or ():
                 self.ask(exp, "TXT")
         if record.redirect is not None and not any(d.name == "all" for d in record.directives):
             if budget[0] >= MAX_TERMS:
                 return
             budget[0] += 1
-            target = _spec_text(record.redirect)
-            if target is None:
+            redirects = self.targets(record.redirect, domain)
+            if redirects is None:
                 self.snap.not_followed.append(f"'{record.redirect_text}' in {domain}")
-            else:
+            for target in redirects or ():
                 self.follow_spf(target, budget, depth + 1)
 
 
@@ -252,16 +292,30 @@ def _first_error(e: dns.resolver.NoNameservers) -> str:
     return "SERVFAIL"
 
 
-def take(names: Sequence[str], resolver: dns.resolver.Resolver, server_label: str) -> Snapshot:
-    """Ask for everything ``names`` need (see the module docstring) and return what was answered."""
-    snap = Snapshot(server=server_label, names=tuple(names))
-    taker = _Taker(resolver, snap)
+def take(
+    names: Sequence[str], resolver: dns.resolver.Resolver, server_label: str, ips: Sequence[str] = ()
+) -> Snapshot:
+    """Ask for everything ``names`` need (see the module docstring) and return what was answered.
+
+    ``ips`` are the clients whose checks the snapshot must reproduce (the platform's and
+    providers' sending IPs): with them, ``ptr`` and macros of the client address are followed.
+    """
+    snap = Snapshot(server=server_label, names=tuple(names), ips=tuple(ips))
+    taker = _Taker(resolver, snap, [_client(ip) for ip in ips])
     for name in names:
         for t in NAME_TYPES:
             taker.ask(name, t)
         taker.mx_hosts(name)
+        taker.root = name
         taker.follow_spf(name, [0])
     return snap
+
+
+def _client(ip: str) -> IPAddress:
+    addr = ipaddress.ip_address(ip.strip())
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped  # evaluated as IPv4, as check_host() does
+    return addr
 
 
 def _q(text: str) -> str:
@@ -278,7 +332,8 @@ def _entry(rec: Captured) -> str:
 def render(snap: Snapshot, taken_at: str) -> str:
     """The ``mailsim/1`` file: a header comment (when, from where, what was not followed), then ``dns:``."""
     lines = [
-        f"# mailsim dns snapshot of {' '.join(snap.names)}",
+        f"# mailsim dns snapshot of {' '.join(snap.names)}"
+        + (f" for clients {' '.join(snap.ips)}" if snap.ips else ""),
         f"# taken {taken_at} from {snap.server} ({snap.queries} questions)",
         "# Answers as served; questions that timed out or failed are under dns.unreachable.",
     ]

@@ -44,7 +44,15 @@ from simulator.net.resolver import (
     names,
     txt_records,
 )
-from simulator.net.spf_macro import PermError, TempError, Token, expand_tokens, parse_macro_string
+from simulator.net.spf_macro import (
+    PermError,
+    TempError,
+    Token,
+    expand_tokens,
+    ip_macro,
+    parse_macro_string,
+    target_name,
+)
 from simulator.net.spf_record import DNS_MECHANISMS, Directive, is_spf1, parse_record, valid_domain
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -246,16 +254,10 @@ class _Evaluation:
             return self.sender_domain
         if letter == "d":
             return domain
-        if letter == "i":
-            if ip.version == 4:
-                return str(ip)
-            # nibbles in upper case, as the RFC 7208 test suite (v-macro-ip6) and pyspf have them;
-            # DNS compares names case-insensitively, so only explanation texts see the case
-            return ".".join(ip.exploded.replace(":", "").upper())
+        if letter == "i" or letter == "v":
+            return ip_macro(ip, letter)
         if letter == "p":
             return self._p_macro(domain)
-        if letter == "v":
-            return "in-addr" if ip.version == 4 else "ip6"
         if letter == "h":
             return self.helo
         if letter == "c":
@@ -276,12 +278,7 @@ class _Evaluation:
         """
         if tokens is None:
             return domain
-        name = self._expand(tokens, domain)
-        if name.endswith("."):
-            name = name[:-1]
-        while len(name) > 253 and "." in name:
-            name = name.split(".", 1)[1]
-        return name
+        return target_name(self._expand(tokens, domain))
 
     # -- record lookup ----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ raises the same two outcomes that check_host() maps to permerror/temperror.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -121,6 +122,31 @@ def parse_domain_spec(text: str) -> list[Token]:
     if dot < 0 or not _TOPLABEL_RE.match(tail[dot + 1 :]):
         raise PermError(f"domain-spec {text!r} does not end in a valid top-level label")
     return tokens
+
+
+def ip_macro(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, letter: str) -> str:
+    """``%{i}`` or ``%{v}`` of a client address (§7.3).
+
+    IPv6 nibbles are upper case, as the RFC 7208 test suite (v-macro-ip6) and
+    pyspf have them; the DNS compares names case-insensitively, so only
+    explanation texts see the case.
+    """
+    if letter == "v":
+        return "in-addr" if ip.version == 4 else "ip6"
+    if ip.version == 4:
+        return str(ip)
+    return ".".join(ip.exploded.replace(":", "").upper())
+
+
+def target_name(expanded: str) -> str:
+    """An expanded domain-spec as a name to ask: no trailing dot, at most 253 characters.
+
+    §7.3: an expansion longer than 253 characters loses labels from the left.
+    """
+    name = expanded[:-1] if expanded.endswith(".") else expanded
+    while len(name) > 253 and "." in name:
+        name = name.split(".", 1)[1]
+    return name
 
 
 def expand_tokens(tokens: list[Token], value_of: Callable[[str], str]) -> str:
