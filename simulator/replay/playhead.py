@@ -21,7 +21,7 @@ from typing import Any
 from simulator.domain.entities import DAY
 from simulator.domain.sync import expires_at
 from simulator.domain.world import World
-from simulator.engine.result import InvoiceView
+from simulator.engine.result import InvoiceStatus
 from simulator.engine.session import Record, Session
 
 #: (batch status, email status, reason, stuck, recipients' outcomes) — what a person reads per invoice
@@ -40,13 +40,13 @@ NOTABLE = {
 }
 
 
-def invoice_state(v: InvoiceView) -> StateKey:
-    """What the player shows for one invoice: the view's statuses and reason, stuck, and outcomes once Sent."""
+def invoice_state(v: InvoiceStatus) -> StateKey:
+    """What the player shows for one invoice: its statuses and reason, stuck, and the outcomes once Sent."""
     outcomes = ""
     if v.email_status == "Sent":
-        outcomes = ", ".join(sorted({("in flight" if r.outcome == "none" else r.outcome)
-                                     + (f" {r.reason}" if r.reason else "") for r in v.recipients}))
-    return (v.batch_status, v.email_status, v.reason or "", v.stuck_at is not None, outcomes)
+        outcomes = ", ".join(sorted({("in flight" if outcome == "none" else outcome) + (f" {reason}" if reason else "")
+                                     for outcome, reason in v.outcomes}))
+    return (v.batch_status, v.email_status, v.reason or "", v.stuck, outcomes)
 
 
 def sender_state(world: World, uid: str) -> tuple[str, int | None]:
@@ -129,7 +129,7 @@ class _Recorder:
             self.states.append(key)
         return i
 
-    def note(self, frame: Frame, v: InvoiceView) -> None:
+    def note(self, frame: Frame, v: InvoiceStatus) -> None:
         """Record ``v``'s state in ``frame`` if it changed."""
         idx = self.inv_ids.get(v.id)
         new = self.state_id(invoice_state(v))
@@ -178,7 +178,7 @@ class _Recorder:
     def run(self) -> Playback:
         sess = self.sess
         start = Frame(0, 0, 0, "", "")
-        for v in sess.result().invoices():
+        for v in sess.result().invoice_statuses():
             self.note(start, v)
         pos = len(sess.records)
         sess.cursor = pos
@@ -193,7 +193,7 @@ class _Recorder:
             frame = Frame(sess.now, int(new[0]["seq"]), int(new[-1]["seq"]), "", "")
             result = sess.result()
             for inv in dict.fromkeys(r["invoice"] for r in new if r.get("invoice")):
-                seen = result.invoice(inv)
+                seen = result.invoice_status(inv)
                 if seen is not None:
                     self.note(frame, seen)
             self.close(frame, new, [c.text for c in sess.captions_between(pos, len(sess.records))])

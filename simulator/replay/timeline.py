@@ -110,7 +110,7 @@ def timeline_of_session(session: Session, view: tuple[int, int] | None = None) -
 
 def build_timeline(result: RunResult, records: Iterable[Record], *, initial: World,
                    applied: list[tuple[Event, str | None]], view: tuple[int, int] | None = None,
-                   playback: Playback | None = None) -> Timeline:
+                   playback: Playback | None = None, detail_limit: int = 20_000) -> Timeline:
     """The picture model of a run from its trace records (in ``seq`` order) and its applied events."""
     scn = result.engine.scn
     settings = scn.settings
@@ -133,11 +133,14 @@ def build_timeline(result: RunResult, records: Iterable[Record], *, initial: Wor
         if ev in MARKER_EVENTS:
             markers.append(_marker(rec, fmt))
 
-    lanes = [_invoice_lane(v, by_invoice.get(v.id, ()), end, settings.stuck_after, fmt) for v in result.invoices()]
+    # above this many invoices every renderer aggregates: the per-invoice hover texts would go unseen
+    detailed = result.total_invoices <= detail_limit
+    lanes = [_invoice_lane(v, by_invoice.get(v.id, ()), end, settings.stuck_after, fmt, detailed)
+             for v in result.invoices()]
     senders = sender_lanes(world_history(initial, applied), by_user, senders_seen, end, fmt)
     counts: dict[str, int] = defaultdict(int)
     for ln in lanes:
-        counts[ln.status or "?"] += 1
+        counts[str(ln.status or "?")] += 1  # a StrEnum status is a str, but JSON keys must be plain ones
     faults = [_fault_band(f, end, fmt) for f in scn.faults]
     tl = Timeline(
         scenario=scn.name, description=scn.description.strip(), start_iso=scn.iso(0),

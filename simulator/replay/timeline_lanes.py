@@ -112,7 +112,10 @@ def primary_reason(v: InvoiceView) -> str | None:
     return worst.reason if worst is not None else None
 
 
-def _invoice_lane(v: InvoiceView, recs: Iterable[Record], end: int, stuck_after: int, fmt: _Fmt) -> Lane:
+def _invoice_lane(v: InvoiceView, recs: Iterable[Record], end: int, stuck_after: int, fmt: _Fmt,
+                  detailed: bool = True) -> Lane:
+    """One invoice's lane. ``detailed=False`` (a run that will be drawn aggregated): spans and the
+    stuck mark only — the hover texts and attempt ticks, which nobody sees then, are not written."""
     recs = list(recs)
     reasons: dict[str, None] = {}
     status = Row("email status")
@@ -124,8 +127,14 @@ def _invoice_lane(v: InvoiceView, recs: Iterable[Record], end: int, stuck_after:
             return
         if reason:
             reasons.setdefault(reason, None)
-        why = f"\n{reason_title(reason)}" if reason else ""
         last = row.spans[-1] if row.spans else None
+        if not detailed:
+            if last is not None and last.kind == kind and last.reason == reason and last.end == a:
+                last.end = b
+            else:
+                row.spans.append(Span(a, b, kind, label, reason))
+            return
+        why = f"\n{reason_title(reason)}" if reason else ""
         if last is not None and last.kind == kind and last.reason == reason and last.end == a:
             # one state across a boundary (N/A before and after completion): one span, both details
             first, _, rest = last.detail.partition("\n")
@@ -181,7 +190,7 @@ def _invoice_lane(v: InvoiceView, recs: Iterable[Record], end: int, stuck_after:
                 how += f" ({sent_rec['provider']})"
             how += f", client IP {sent_rec.get('client_ip')}"
         add(status, v.sent_at, end, "sent", "Sent", v.reason, how)
-    lane = Lane(rid, "invoice", rid, batch=v.batch, status=v.email_status, reason=primary_reason(v))
+    lane = Lane(rid, "invoice", rid, batch=v.batch, status=str(v.email_status), reason=primary_reason(v))
     lane.rows.append(status)
 
     # recipients: their delivery after the email left the platform
@@ -191,7 +200,7 @@ def _invoice_lane(v: InvoiceView, recs: Iterable[Record], end: int, stuck_after:
             per_rcpt[_key(r["recipient"])].append(r)
     for rv in v.recipients:
         row = Row(rv.email.strip() or repr(rv.email))
-        _recipient_row(row, rv, v, per_rcpt.get(_key(rv.email), []), end, fmt, add)
+        _recipient_row(row, rv, v, per_rcpt.get(_key(rv.email), []), end, fmt, add, detailed)
         lane.rows.append(row)
     for rv in v.recipients:
         if rv.reason:
@@ -201,6 +210,8 @@ def _invoice_lane(v: InvoiceView, recs: Iterable[Record], end: int, stuck_after:
     if v.email_status != "Pending":  # every emailed invoice was a Draft once: not worth a filter hit
         reasons.pop("batch-draft", None)
     lane.reasons = tuple(reasons)
+    if not detailed:
+        return lane
     rc = ", ".join(f"{r.email.strip()} → {r.outcome}" + (f" ({r.reason})" if r.reason else "") for r in v.recipients)
     lane.detail = (f"{rid} (batch {v.batch}, {v.batch_status}) — email status {v.email_status}"
                    + (f", {reason_title(v.reason)}" if v.reason else "")
@@ -231,7 +242,7 @@ def _prop_history(recs: list[Record], v: InvoiceView) -> list[tuple[int, str]]:
 
 
 def _recipient_row(row: Row, rv: RecipientView, v: InvoiceView, recs: list[Record], end: int, fmt: _Fmt,
-                   add: Any) -> None:
+                   add: Any, detailed: bool = True) -> None:
     who = f"recipient {rv.email.strip()}"
     if rv.outcome == "skipped":
         if v.completed_at is not None:
@@ -254,7 +265,7 @@ def _recipient_row(row: Row, rv: RecipientView, v: InvoiceView, recs: list[Recor
             continue
         # one tick per SMTP attempt (a cohort's delivery may carry its attempt without a separate reply)
         att = (r.get("attempt"), t)
-        if r.get("attempt") is not None and att not in attempts and (ev == "smtp.reply" or r.get("code")):
+        if detailed and r.get("attempt") is not None and att not in attempts and (ev == "smtp.reply" or r.get("code")):
             attempts.add(att)
             row.marks.append(Mark(t, "attempt", f"attempt {r.get('attempt')}: {r.get('code')}",
                                   f"{v.id} → {rv.email.strip()} attempt {r.get('attempt')} at {fmt.at(t)}: "
