@@ -267,3 +267,52 @@ def test_screenshot_of_the_player_for_the_docs(browser: Browser, tour_page: Path
     head = DOCS_SHOT.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (1600, 1000)
     assert browser.problems() == []
+
+
+LABELS_JS = """(() => {
+  const axis = document.getElementById("axis"), w = Number(axis.getAttribute("width"));
+  const boxes = [...axis.querySelectorAll("text.mlabel")].map(t => { const b = t.getBBox();
+    return [b.x, b.y, b.x + b.width, b.y + b.height, t.textContent]; });
+  return JSON.stringify({w, boxes});
+})()"""
+
+
+def test_marker_labels_neither_collide_nor_get_cut_off(browser: Browser, tmp_path: Path) -> None:
+    from simulator.scenario.loader import load_scenario_text
+
+    busy = "".join(f"  - {{at: +{60 + 3 * i}m, login: {u}}}\n"
+                   for i, u in enumerate(["nora", "lee", "hal", "bill", "nora", "lee", "hal", "nora", "lee"]))
+    text = TOUR.read_text(encoding="utf-8").replace("timeline:\n", "timeline:\n" + busy, 1)
+    page = write_html(timeline_of(load_scenario_text(text, "busy.yaml")), tmp_path / "busy.html",
+                      static_picture=False)
+    browser.open(page.as_uri())
+    got = json.loads(browser.eval(LABELS_JS))
+    boxes = got["boxes"]
+    assert len(boxes) >= 9
+    for i, a in enumerate(boxes):
+        assert a[0] >= 0 and a[2] <= got["w"], a  # inside the picture
+        for b in boxes[i + 1:]:
+            overlap = a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+            assert not overlap, (a, b)
+    assert browser.problems() == []
+
+
+def test_the_legend_gives_the_three_reds_a_second_cue(browser: Browser, tour_page: Path) -> None:
+    browser.open(tour_page.as_uri())
+    legend = json.loads(browser.eval("""JSON.stringify([...document.querySelectorAll('#legend [data-kind]')].map(
+        s => [s.dataset.kind, s.querySelector('.sw').className, s.querySelector('.sw').style.backgroundColor,
+              s.textContent]))"""))
+    reds = ("queue-stuck", "bounced", "token-expired")
+    cue = {k: (cls, colour, label) for k, cls, colour, label in legend if k in reds}
+    assert cue == {
+        "queue-stuck": ("sw pat-stripes", "rgb(198, 40, 40)", "⚠ In Queue, stuck (past the threshold)"),
+        "bounced": ("sw pat-cross", "rgb(74, 25, 66)", "✕ bounced (DSN to sender)"),
+        "token-expired": ("sw pat-dots", "rgb(214, 51, 138)", "⊘ token expired"),
+    }
+    # the lanes use the same patterns
+    fills = json.loads(browser.eval("""JSON.stringify([...new Set([...document.querySelectorAll(
+        '#lanes rect.span[data-kind="queue-stuck"], #lanes rect.span[data-kind="bounced"],'
+        + ' #lanes rect.span[data-kind="token-expired"]')].map(
+        r => r.dataset.kind + '=' + r.getAttribute('fill')))])"""))
+    assert sorted(fills) == ["bounced=url(#pat-bounced)", "queue-stuck=url(#pat-queue-stuck)",
+                             "token-expired=url(#pat-token-expired)"]

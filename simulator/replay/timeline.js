@@ -155,34 +155,38 @@
     var LEVELS = 3, CW = 5.7, right = W - RIGHT, ends = [];
     for (var i = 0; i < LEVELS; i++) ends.push(-1e9);
     var g = el("g", { "class": "mlabels" }, svg);
-    var placed = merged.map(function (m, idx) {
+    var placed = merged.map(function (m) {
       var text = m.n === 1 ? m.labels[0] : m.n + " events: " + m.labels[0] + ", …";
       var done = m.labels.every(function (l) { return / completed$/.test(l); });
       var joined = done ? m.labels.map(function (l) { return l.replace(/ completed$/, ""); }).join(", ") + " completed"
         : m.labels.join(" · ");
       if (m.n > 1 && joined.length <= 60) text = joined;
-      return { m: m, x: xOf(m.t), text: text, idx: idx };
+      return { m: m, x: xOf(m.t), text: text };
     });
-    placed.forEach(function (p, idx) {
-      var w = p.text.length * CW + 6, lv = -1, anchorEnd = false, text = p.text, best = -1, bestRoom = -1, l;
+    placed.forEach(function (p) {
+      var t = el("text", { x: p.x + 3, y: 11, "class": "mlabel " + p.m.kind, "data-marker": p.m.kind }, g);
+      t.textContent = p.text; title(t, p.m.details.join("\n"));
+      var w = (t.getComputedTextLength ? t.getComputedTextLength() : p.text.length * CW) + 6;
+      var lv = -1, anchorEnd = false, l, free = -1;
       for (l = 0; l < LEVELS && lv < 0; l++) {  // a row where it fits whole, to the right of its line
-        if (p.x + 3 >= ends[l] && p.x + 3 + w <= right) lv = l;
-        else if (p.x + 3 >= ends[l] && right - p.x - 3 > bestRoom) { bestRoom = right - p.x - 3; best = l; }
+        if (p.x + 3 >= ends[l]) { if (free < 0) free = l; if (p.x + 3 + w <= right) lv = l; }
       }
       for (l = 0; l < LEVELS && lv < 0; l++) {  // else hanging to the left of its line
         if (p.x - 3 - w >= Math.max(ends[l], LABEL_W)) { lv = l; anchorEnd = true; }
       }
-      if (lv < 0) {  // else shortened to the room it has (the whole text is on hover)
-        lv = best >= 0 ? best : idx % LEVELS;
-        var fit = Math.floor((Math.max(bestRoom, 46) - 6) / CW);
-        if (text.length > fit) text = text.slice(0, Math.max(4, fit - 1)) + "…";
-        w = text.length * CW + 6;
+      if (lv < 0 && free >= 0 && right - p.x - 3 >= 40) {  // else shortened to the room left of the edge
+        lv = free;
+        var keep = Math.max(4, Math.floor(p.text.length * (right - p.x - 9) / w) - 1);
+        t.textContent = p.text.slice(0, keep) + "…";
+        w = (t.getComputedTextLength ? t.getComputedTextLength() : keep * CW) + 6;
       }
+      var line = el("line", { x1: p.x, x2: p.x, y1: 2 + Math.max(lv, 0) * 12, y2: AXIS_H,
+        "class": "marker" + (p.m.kind === "expiry" ? " marker-expiry" : "") }, g);
+      title(line, p.m.details.join("\n"));
+      if (lv < 0) { g.removeChild(t); return; }  // no room anywhere: the line alone, its text on hover
       ends[lv] = anchorEnd ? p.x + 3 : p.x + 3 + w;
-      var t = el("text", { x: anchorEnd ? p.x - 3 : p.x + 3, y: 11 + lv * 12, "class": "mlabel " + p.m.kind,
-        "data-marker": p.m.kind, "text-anchor": anchorEnd ? "end" : "start" }, g);
-      t.textContent = text; title(t, p.m.details.join("\n"));
-      el("line", { x1: p.x, x2: p.x, y1: 2 + lv * 12, y2: AXIS_H, "class": "marker" + (p.m.kind === "expiry" ? " marker-expiry" : "") }, g);
+      t.setAttribute("y", 11 + lv * 12);
+      if (anchorEnd) { t.setAttribute("x", p.x - 3); t.setAttribute("text-anchor", "end"); }
     });
     D.faults.forEach(function (f) {
       if (f[1] < view.a || f[0] > view.b) return;
@@ -243,8 +247,12 @@
     if (full.length * cw < room) text = full;
     else if ((icon + s[3]).length * cw < room) text = icon + s[3];
     if (!text) return;
+    var kd = D.kinds[s[2]];
+    // on a patterned bar a halo of the plain colour keeps the text readable
     var t = el("text", { x: start, y: y + h / 2 + fs * 0.36, "class": "inlabel", "font-size": fs,
-      fill: dark(D.kinds[s[2]].color) ? "#ffffff" : "#1d2733" }, g);
+      fill: dark(kd.color) ? "#ffffff" : "#1d2733", stroke: kd.pattern ? kd.color : null,
+      "stroke-width": kd.pattern ? 3 : null, "paint-order": kd.pattern ? "stroke" : null,
+      "stroke-linejoin": kd.pattern ? "round" : null }, g);
     t.textContent = text;
   }
   function fillOf(kind) { return D.kinds[kind].pattern ? "url(#pat-" + kind + ")" : D.kinds[kind].color; }

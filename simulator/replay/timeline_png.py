@@ -22,6 +22,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
 
 from simulator.replay.timeline import (
+    CUES,
     DELIVERY_KINDS,
     KINDS,
     SENDER_KINDS,
@@ -101,16 +102,19 @@ def _draw(tl: Timeline, target: Path | io.BytesIO, *, max_lanes: int = PNG_MAX_L
                         continue
                     sx, ex = x(max(s.start, a)), x(min(s.end, b))
                     w = max(ex - sx, min_w)
-                    ax.broken_barh([(sx, w)], (ry, h), facecolors=KINDS[s.kind][1], edgecolor="none")
+                    ax.broken_barh([(sx, w)], (ry, h), facecolors=KINDS[s.kind][1], edgecolor=_HATCH_INK,
+                                   hatch=_hatch(s.kind), linewidth=0)
                     kinds_used.setdefault(s.kind, None)
                     text = s.label + (f" · {s.reason}" if s.reason else "")
                     fs = 7.5 if h >= 1 else 6.3
-                    if w > xspan * len(text) * 0.0052 * fs / 7.5:
-                        ax.text(sx + xspan * 0.003, ry + h / 2, text, fontsize=fs, va="center",
-                                color=_ink(KINDS[s.kind][1]), clip_on=True)
-                    elif w > xspan * len(s.label) * 0.0052 * fs / 7.5:
-                        ax.text(sx + xspan * 0.003, ry + h / 2, s.label, fontsize=fs, va="center",
-                                color=_ink(KINDS[s.kind][1]), clip_on=True)
+                    # on a hatched bar the text sits on a patch of the plain colour, to stay readable
+                    box = ({"facecolor": KINDS[s.kind][1], "edgecolor": "none", "pad": 0.6} if _hatch(s.kind)
+                           else None)
+                    for shown in (text, s.label):
+                        if w > xspan * len(shown) * 0.0052 * fs / 7.5:
+                            ax.text(sx + xspan * 0.003, ry + h / 2, shown, fontsize=fs, va="center",
+                                    color=_ink(KINDS[s.kind][1]), clip_on=True, bbox=box)
+                            break
             for m in row.marks:
                 if not a <= m.t <= b:
                     continue
@@ -134,23 +138,32 @@ def _draw(tl: Timeline, target: Path | io.BytesIO, *, max_lanes: int = PNG_MAX_L
             merged[-1][2] = merged[-1][2] or mk.kind == "expiry"
         else:
             merged.append([mk.t, [mk.label], mk.kind == "expiry"])
-    last_end = [-1e18, -1e18]
+    levels = 3
+    ends = [-1e18] * levels
+    char = xspan * 0.0048  # one character of the 7.5 pt label, in data units
     for t, labels, expiry in merged:
         color = "#b3261e" if expiry else "#3b4a5c"
         ax.axvline(x(t), color=color, lw=0.8, ls=(0, (1.5, 2.5)), alpha=0.8, zorder=0.5)
-        text = labels[0] + (f" +{len(labels) - 1} more" if len(labels) > 1 else "")
+        text = labels[0] if len(labels) == 1 else f"{len(labels)} events: {labels[0]}, …"
         if all(lab.endswith(" completed") for lab in labels):
             joined = ", ".join(lab.removesuffix(" completed") for lab in labels) + " completed"
         else:
             joined = " · ".join(labels)
-        if len(labels) > 1 and len(joined) <= 70:
+        if len(labels) > 1 and len(joined) <= 60:
             text = joined
-        level = 0 if x(t) > last_end[0] else 1
-        last_end[level] = x(t) + xspan * len(text) * 0.0048
-        ax.text(x(t), -1.7 - level * 0.9, " " + text, fontsize=7.5, color=color, va="bottom", clip_on=False)
+        xt = x(t)
+        level, ha = _label_row(xt, len(text) * char, ends, x0, x1)
+        if level < 0:  # no row takes it whole: shorten it to the widest free row (the rest is in the HTML)
+            level = max(range(levels), key=lambda lv: x1 - max(xt, ends[lv]) if xt >= ends[lv] else -1)
+            room = int((x1 - max(xt, ends[level])) / char) - 1
+            text = text[: max(4, room - 1)] + "…" if len(text) > room else text
+            ha = "left"
+        ends[level] = xt + len(text) * char if ha == "left" else xt
+        ax.text(xt, -1.7 - level * 0.9, (" " + text) if ha == "left" else (text + " "), fontsize=7.5, color=color,
+                va="bottom", ha=ha, clip_on=False)
 
     ax.set_xlim(x0, x1)
-    ax.set_ylim(total_h, -2.9)
+    ax.set_ylim(total_h, -3.9)
     ticks = []
     labels = []
     for lane, rows, _top, _bottom in items:
@@ -181,7 +194,8 @@ def _draw(tl: Timeline, target: Path | io.BytesIO, *, max_lanes: int = PNG_MAX_L
     fig.text(0.012, 0.975, title, fontsize=13, weight="bold", va="top")
     fig.text(0.012, 0.945, sub, fontsize=8.5, color="#5f6b7a", va="top")
     order = [k for k in (*STATUS_KINDS, *DELIVERY_KINDS, *SENDER_KINDS) if k in kinds_used]
-    handles = [Patch(facecolor=KINDS[k][1], label=KINDS[k][0]) for k in order]
+    handles = [Patch(facecolor=KINDS[k][1], edgecolor=_HATCH_INK if _hatch(k) else KINDS[k][1], hatch=_hatch(k),
+                     label=(f"{CUES[k][1]} " if k in CUES else "") + KINDS[k][0]) for k in order]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7) or 1, fontsize=7.5, frameon=False,
                bbox_to_anchor=(0.55, 0.0))
     fig.savefig(target, dpi=dpi, format="png")
@@ -210,7 +224,9 @@ def _draw_steps(ax: Any, row: Row, ry: float, h: float, end: int, x: Any, a: int
             polys.setdefault(k, []).append([(sx, yb), (ex, yb), (ex, yt), (sx, yt)])
             base += n
     for k, verts in polys.items():
-        ax.add_collection(PolyCollection(verts, facecolors=KINDS[k][1], edgecolors=KINDS[k][1], linewidths=0.3))
+        hatch = _hatch(k)
+        ax.add_collection(PolyCollection(verts, facecolors=KINDS[k][1], edgecolors=_HATCH_INK if hatch else KINDS[k][1],
+                                         linewidths=0 if hatch else 0.3, hatch=hatch))
 
 
 def _ink(hex_color: str) -> str:
@@ -221,3 +237,23 @@ def _ink(hex_color: str) -> str:
 
 def _fit(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
+
+
+_HATCH_INK = "#ffffff"
+
+
+def _hatch(kind: str) -> str | None:
+    """The second cue of a state that must not rest on its colour (stuck, bounced, token expired)."""
+    cue = CUES.get(kind)
+    return cue[2] if cue else None
+
+
+def _label_row(xt: float, width: float, ends: list[float], x0: float, x1: float) -> tuple[int, str]:
+    """The first row where a label fits whole: to the right of its line, else hung to its left; -1 if none."""
+    for level, end in enumerate(ends):
+        if xt >= end and xt + width <= x1:
+            return level, "left"
+    for level, end in enumerate(ends):
+        if xt - width >= max(end, x0):
+            return level, "right"
+    return -1, "left"
