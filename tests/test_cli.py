@@ -191,3 +191,19 @@ def test_run_table_keeps_words_whole_and_invisible_characters_visible(tmp_path: 
         assert word in table, f"{word!r} split or missing at {columns} columns:\n{table}"
     assert f"{shown} → skipped (recipient-email-invalid)" in table
     assert f"INV-1002 recipient={shown} outcome=skipped" in p.stdout
+
+
+def test_explain_wraps_at_word_boundaries_on_a_terminal_and_keeps_lines_in_a_pipe() -> None:
+    scenario = ROOT / "scenarios" / "step3-expired-sender-replaced.yaml"
+    p = mailsim("explain", scenario, env_columns=80)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    words = {w for line in lines for w in line.split()}
+    assert {"lakeside@greenacre.example", "ed@greenacre.example", "dora@greenacre.example"} <= words
+    assert "    lakeside@greenacre.example (user lee, google): the token expired 2026-10-23" in p.stdout
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    piped = subprocess.run([str(MAILSIM), "explain", str(scenario)], capture_output=True, text=True, cwd=ROOT,
+                           timeout=300, env=env)
+    assert any(line.startswith("  • blocked from 2026-11-02 10:00Z by sync-token-expired: sender lakeside@")
+               and line.endswith("the token expired 2026-11-01 09:00Z") for line in piped.stdout.splitlines())

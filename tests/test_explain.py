@@ -110,6 +110,13 @@ CASES = [
          chain=("branch lakeside Invoicing Email From = lakeside@greenacre.example",
                 "token last refreshed 2026-07-25 09:00Z by login; lifetime 90d; expired 2026-10-23 09:00Z"),
          fix=REASONS["sync-token-expired"].fix),
+    Case("step3-expired-sender-replaced", "INV-3701", (3,), status="In Queue", reason="sync-token-expired",
+         at=2 * H + 30 * M,
+         chain=("branch lakeside Invoicing Email From = ed@greenacre.example",
+                "the senders it has waited for: sender lakeside@greenacre.example (user lee, google): the token"
+                " expired 2026-10-23 09:00Z; then from 2026-11-02 11:00Z sender ed@greenacre.example (user ed,"
+                " google): the token expired 2026-11-01 09:00Z",
+                "token last refreshed 2026-08-03 09:00Z by login; lifetime 90d; expired 2026-11-01 09:00Z")),
     Case("step3-expired-sender-replaced", "INV-3701", (3,), status="Sent", fix="",
          chain=("sent 2026-11-02 12:00Z by dora@greenacre.example via sync path",
                 "user dora syncs with google; last (re)sync 2026-10-13 09:00Z",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -158,20 +159,38 @@ def escape_markup(s: str) -> str:
     return s.replace("[", r"\[")
 
 
-def explanations(console: Console, exps: Iterable[Explanation]) -> None:
+def _line(console: Console, lead: str, text: str, style: str, wrap: bool, lead_style: str | None = None) -> None:
+    """``lead`` then ``text``; wrapped at word boundaries under the text (a hanging indent) when ``wrap``."""
+    head = Text(lead, style=style if lead_style is None else lead_style)
+    if not wrap:  # a pipe or file: one line per item, whatever its length (grep-able)
+        console.print(head.append(text, style=style), soft_wrap=True)
+        return
+    grid = Table.grid()
+    grid.add_column(width=len(lead), no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row(head, Text(text, style=style))
+    console.print(grid)
+
+
+def explanations(console: Console, exps: Iterable[Explanation], *, wrap: bool | None = None) -> None:
+    """Each explanation: headline, evidence, guide steps, fix, warnings.
+
+    On a terminal (or with ``COLUMNS`` set) long lines wrap at word boundaries under their
+    text; into a pipe every item stays one line.
+    """
+    if wrap is None:
+        wrap = console.is_terminal or bool(os.environ.get("COLUMNS"))
     for e in exps:
         console.print()
-        head = Text(f"{e.invoice}", style="bold")
-        head.append(f"  {e.headline}")
-        console.print(head, soft_wrap=True)
+        _line(console, f"{e.invoice}  ", e.headline, "", wrap, lead_style="bold")
         for step in e.chain:
-            console.print(Text(f"  • {step}"), soft_wrap=True)
+            _line(console, "  • ", step, "", wrap)
         if e.guide_steps:
-            console.print(Text(f"  guide: {e.guide_steps}", style="cyan"), soft_wrap=True)
+            _line(console, "  guide: ", e.guide_steps, "cyan", wrap)
         if e.fix:
-            console.print(Text(f"  fix: {e.fix}", style="green"), soft_wrap=True)
+            _line(console, "  fix: ", e.fix, "green", wrap)
         for w in e.warnings:
-            console.print(Text(f"  ! {w}", style="yellow"), soft_wrap=True)
+            _line(console, "  ! ", w, "yellow", wrap)
 
 
 def junit_xml(result: RunResult) -> str:

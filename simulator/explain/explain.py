@@ -187,9 +187,13 @@ class _Explainer:
         d = queue.decision if queue is not None else None
         if queue is not None:
             x.chain.extend(self.ev.sender_chain(world, queue.branch_ids))
-            first = next((b.at for b in queue.history if b.reason == code and (v.queued_at or 0) <= b.at), None)
-            if first is not None:
-                x.chain.append(f"blocked by {code} since {self.iso(first)}")
+            # the current block: the latest change of the queue's reason (reasons may have alternated)
+            block = next((b for b in reversed(queue.history) if b.reason == code and (v.queued_at or 0) <= b.at), None)
+            if block is not None:
+                x.chain.append(f"blocked by {code} since {self.iso(block.at)}")
+                held = self.ev.block_line(queue.branch_ids, block, now + 1)
+                if "; then from " in held:  # the settings moved to another sender that is blocked too
+                    x.chain.append("the senders it has waited for: " + held.split(": ", 1)[1])
         if d is not None and d.address:
             if code == "sender-not-a-user":
                 x.chain.extend(self.ev.sender_user_story(world, d.address))
