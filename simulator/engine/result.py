@@ -19,6 +19,7 @@ from simulator.domain.recipients import RecipientPlan, billing_contact_warnings
 from simulator.domain.statuses import BatchStatus, EmailStatus, Outcome
 from simulator.domain.world import World
 from simulator.domain.world import apply as apply_event
+from simulator.engine.status_view import InvoiceStatus, status_of
 from simulator.scenario.model import Expectation, Scenario
 
 if TYPE_CHECKING:
@@ -467,13 +468,13 @@ class RunResult:
             return None
         b, i = loc
         es = eng.emails.get(b.id)
-        return _status_of(eng, b, invoice, b.property_of(i), es[i] if es is not None else None)
+        return status_of(eng, b, invoice, b.property_of(i), es[i] if es is not None else None)
 
     def invoice_statuses(self) -> Iterator[InvoiceStatus]:
         """Every invoice's :class:`InvoiceStatus`, in the order of :meth:`invoices`."""
         eng = self.engine
         for b, _i, inv, pid, e in eng.iter_invoices():
-            yield _status_of(eng, b, inv, pid, e)
+            yield status_of(eng, b, inv, pid, e)
 
     @property
     def world(self) -> World:
@@ -593,30 +594,3 @@ class RunResult:
             "expectations": [{"ok": x.ok, "text": x.text, "detail": x.detail} for x in self.expectations],
             "accounting": self.accounting(),
         }
-
-
-@dataclass(frozen=True, slots=True)
-class InvoiceStatus:
-    """The fields of an :class:`InvoiceView` that say where an invoice stands, cheap to take often.
-
-    ``outcomes``: each recipient's (outcome, reason), in the view's order; ``stuck``: the
-    email passed ``stuck_after`` in the queue (``email.stuck`` fired).
-    """
-
-    id: str
-    batch_status: str
-    email_status: str
-    reason: str | None
-    queued_at: int | None
-    stuck: bool
-    outcomes: tuple[tuple[str, str | None], ...]
-
-
-def _status_of(eng: Engine, b: Batch, inv: str, pid: str, e: Email | None) -> InvoiceStatus:
-    if e is None:
-        status, reason = eng.prop_status[pid]
-        outs = tuple(("none", None) if p.skip_reason is None else ("skipped", p.skip_reason)
-                     for p in eng.prop_plans[pid])
-        return InvoiceStatus(inv, str(eng.batch_status[b.id]), str(status), reason, None, False, outs)
-    return InvoiceStatus(inv, str(eng.batch_status[b.id]), str(e.status), e.reason, e.queued_at,
-                         e.stuck_at is not None, tuple((r.outcome, r.reason) for r in e.recipients))
