@@ -7,8 +7,9 @@ server) complete, document and check it. What a pattern cannot express — magni
 years at most), real calendar days, references to ids, uniqueness, label octet counts — the
 loader still checks; the schema never refuses a file the loader accepts.
 
-The patterns are long (they spell out every space ``strip()`` removes) and shared by many
-keys, so each named one is written once under ``$defs`` and referenced.
+The patterns are long (they spell out every space ``strip()`` removes) and, like the closed
+vocabularies (reason codes, statuses), shared by many keys: each is written once under
+``$defs`` and referenced.
 """
 
 from __future__ import annotations
@@ -34,33 +35,50 @@ def named_patterns() -> dict[str, str]:
     return names
 
 
-def _share_patterns(node: Any, names: dict[str, str], used: dict[str, str]) -> Any:
-    """``node`` with every string-with-a-named-pattern replaced by a ``$ref`` to its definition."""
+def named_vocabularies() -> dict[tuple[str, ...], str]:
+    """The closed vocabularies (reason codes, statuses, …) → their ``$defs`` names."""
+    from simulator.domain import vocabulary
+
+    return {
+        tuple(value): attr.lower().replace("_", "-")
+        for attr, value in vars(vocabulary).items()
+        if attr.isupper() and isinstance(value, tuple) and len(value) > 3 and all(isinstance(v, str) for v in value)
+    }
+
+
+def _share(node: Any, patterns: dict[str, str], vocabularies: dict[tuple[str, ...], str], used: dict[str, Any]) -> Any:
+    """``node`` with every named pattern or vocabulary replaced by a ``$ref`` to its one definition."""
     if isinstance(node, list):
-        return [_share_patterns(item, names, used) for item in node]
+        return [_share(item, patterns, vocabularies, used) for item in node]
     if not isinstance(node, dict):
         return node
-    pattern = node.get("pattern")
     kind = node.get("type")
-    if isinstance(pattern, str) and pattern in names and kind in ("string", ["string", "null"]):
-        name = names[pattern]
-        used[name] = pattern
-        notes = {k: v for k, v in node.items() if k not in ("type", "pattern")}
-        ref = {"$ref": f"#/$defs/{name}"}
-        return {**ref, **notes} if kind == "string" else {"anyOf": [ref, {"type": "null"}], **notes}
-    return {key: _share_patterns(value, names, used) for key, value in node.items()}
+    pattern, options = node.get("pattern"), node.get("enum")
+    name: str | None = None
+    definition: dict[str, Any] = {}
+    own: tuple[str, ...] = ()
+    if isinstance(pattern, str) and pattern in patterns:
+        name, definition, own = patterns[pattern], {"type": "string", "pattern": pattern}, ("type", "pattern")
+    elif isinstance(options, list) and tuple(options) in vocabularies:
+        name, definition, own = vocabularies[tuple(options)], {"type": "string", "enum": options}, ("type", "enum")
+    if name is None or kind not in ("string", ["string", "null"]):
+        return {key: _share(value, patterns, vocabularies, used) for key, value in node.items()}
+    used[name] = definition
+    notes = {k: v for k, v in node.items() if k not in own}
+    ref = {"$ref": f"#/$defs/{name}"}
+    return {**ref, **notes} if kind == "string" else {"anyOf": [ref, {"type": "null"}], **notes}
 
 
 def scenario_schema() -> dict[str, Any]:
     """The schema as a JSON-ready mapping."""
-    used: dict[str, str] = {}
-    body = _share_patterns(DOCUMENT_TABLE.schema(), named_patterns(), used)
+    used: dict[str, Any] = {}
+    body = _share(DOCUMENT_TABLE.schema(), named_patterns(), named_vocabularies(), used)
     return {
         "$schema": DRAFT,
         "$id": f"urn:mailsim:schema:{SUPPORTED_SCHEMAS[0].replace('/', '-')}",
         "title": f"mailsim scenario ({SUPPORTED_SCHEMAS[0]})",
         **body,
-        "$defs": {name: {"type": "string", "pattern": used[name]} for name in sorted(used)},
+        "$defs": {name: used[name] for name in sorted(used)},
     }
 
 
