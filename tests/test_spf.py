@@ -414,3 +414,23 @@ def test_cli_never_prints_raw_control_bytes(tmp_path: Path) -> None:
     assert res.output.endswith("explanation: a\\027[2Jb\n")
     doc = json.loads(spf_cli(tmp_path, "--ip", "192.0.2.3", "--sender", sender, "--json", text=text).output)
     assert doc["exp"] == "a\x1b[2Jb"  # the RFC's string, exactly (JSON escapes it on the way out)
+
+
+def test_explanations_show_odd_bytes_from_dns_data_escaped() -> None:
+    """Names from MX (or PTR) data may hold any bytes; the human explanation shows them escaped."""
+    from simulator.net.dnsview import DnsView
+
+    zone = Zone(
+        [
+            DnsRecord("example.com", "TXT", "v=spf1 mx -all"),
+            DnsRecord("example.com", "MX", r"10 evil\027[31m.example"),
+            DnsRecord(r"evil\027[31m.example", "A", "192.0.2.9"),
+        ],
+        [r"evil\027[31m.example"],
+    )
+    res = check_host("192.0.2.3", "example.com", "u@example.com", "h.example", MemoryResolver(zone))
+    assert (res.result, res.explanation) == ("temperror", r"DNS timeout looking up A evil\027[31m.example")
+    zone.set_unreachable([])
+    route = DnsView(zone, (), 0).mx(0, "example.com")
+    assert route.host == "evil\x1b[31m.example"  # the name itself, as DNS has it
+    assert route.detail == r"example.com MX → evil\027[31m.example [192.0.2.9]"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from simulator.domain.dns import display
 from simulator.domain.faults import DNS_FAULT_KINDS, Fault
 from simulator.net.resolver import DnsError, DnsTempError, MemoryResolver, NXDomain, Resolver, addresses, mx_hosts
 from simulator.net.spf import check_mail_from
@@ -105,6 +106,6 @@ class DnsView:
                 continue
             if ips:
                 how = "MX" if mxs else "implicit MX (A record)"
-                return MxRoute(host, ips[0], None, f"{domain} {how} → {host} [{ips[0]}]")
+                return MxRoute(host, ips[0], None, display(f"{domain} {how} → {host} [{ips[0]}]"))
             last = f"{host} has no address record"
-        return MxRoute(None, None, "temp" if temp else "perm", last or f"{domain}: no mail server")
+        return MxRoute(None, None, "temp" if temp else "perm", display(last) or f"{domain}: no mail server")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from simulator.domain.dns import display
 from simulator.net.resolver import (
     DnsCnameLoop,
     DnsError,
@@ -471,12 +472,14 @@ def check_host(
     try:
         o = ev.check_host(dom, want_exp=True)
     except PermError as e:
-        return SpfResult("permerror", str(e), ev.top_term, ev.lookups, ev.voids, dom)
+        return SpfResult("permerror", display(str(e)), ev.top_term, ev.lookups, ev.voids, dom)
     except TempError as e:
-        return SpfResult("temperror", str(e), ev.top_term, ev.lookups, ev.voids, dom)
+        return SpfResult("temperror", display(str(e)), ev.top_term, ev.lookups, ev.voids, dom)
     except RecursionError:
         return SpfResult("permerror", "SPF evaluation nested too deeply", ev.top_term, ev.lookups, ev.voids, dom)
-    return SpfResult(o.result, _describe(addr, o), o.term, ev.lookups, ev.voids, dom, o.exp)
+    # the explanation is for people (traces, explain, terminals): names from PTR or MX data and
+    # macro expansions can carry any bytes, so they are shown escaped; ``exp`` stays exact
+    return SpfResult(o.result, display(_describe(addr, o)), o.term, ev.lookups, ev.voids, dom, o.exp)
 
 
 def check_mail_from(
