@@ -14,17 +14,25 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.domain.display import visible
 from simulator.domain.entities import Batch, Settings
-from simulator.domain.events import CompleteBatch, Event
+from simulator.domain.events import CompleteBatch
 from simulator.domain.recipients import RecipientPlan, billing_contact_warnings
 from simulator.domain.statuses import BatchStatus, EmailStatus, Outcome
 from simulator.domain.world import World
 from simulator.domain.world import apply as apply_event
+from simulator.engine.records import AppliedEvent as AppliedEvent
+from simulator.engine.records import BlockRecord as BlockRecord
+from simulator.engine.records import LoginRecord as LoginRecord
+from simulator.engine.records import QueueView as QueueView
+from simulator.engine.records import SenderView as SenderView
+from simulator.engine.records import SendRecord as SendRecord
+from simulator.engine.records import SyncRecord as SyncRecord
+from simulator.engine.records import queue_view
 from simulator.engine.status_view import InvoiceStatus, status_of
 from simulator.scenario.model import Expectation, Scenario
 
 if TYPE_CHECKING:
     from simulator.engine.sim import Engine
-    from simulator.engine.state import Email, Group
+    from simulator.engine.state import Email
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,87 +71,6 @@ class InvoiceView:
     sender_path: str | None
     client_ip: str | None
     recipients: tuple[RecipientView, ...]
-
-
-# -- the read-only view of a run that the layers above the engine use (explain, replay, …) --------
-# Frozen records copied out of the engine's state on request: a reader can neither change the run
-# nor come to depend on how the engine keeps it.
-
-
-@dataclass(frozen=True, slots=True)
-class AppliedEvent:
-    """A timeline event as the run applied it, in the order applied; ``refused`` is the refusal's code."""
-
-    event: Event
-    refused: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LoginRecord:
-    """A user's login; ``refreshed``: it extended the sync token (it was still alive)."""
-
-    at: int
-    refreshed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SyncRecord:
-    """A change to a user's mailbox sync that the run applied (``resync``, ``set_sync``, …)."""
-
-    at: int
-    kind: str
-
-
-@dataclass(frozen=True, slots=True)
-class SendRecord:
-    """How an invoice's email left the platform: when, from which sender, by which path, provider and IP."""
-
-    at: int
-    sender: str | None
-    path: str  # "sync" | "smtp"
-    provider: str | None
-    client_ip: str
-    helo: str
-
-
-@dataclass(frozen=True, slots=True)
-class BlockRecord:
-    """A change of what held a queue: from ``at`` on, ``reason`` blocked it (None: the gate opened)."""
-
-    at: int
-    reason: str | None
-    evidence: str
-
-
-@dataclass(frozen=True, slots=True)
-class SenderView:
-    """The queue worker's latest sender decision for a queue (DESIGN §2's resolution and sending path)."""
-
-    address: str | None
-    source: str  # branch:<id> | region:<id> | configuration
-    user: str | None
-    path: str  # "sync" | "smtp" | "blocked"
-    provider: str | None
-    reason: str | None
-    notes: tuple[str, ...]
-    evidence: str
-    spf: tuple[tuple[str, str, str], ...]  # (platform IP, SPF result, explanation) on the SMTP path
-
-
-@dataclass(frozen=True, slots=True)
-class QueueView:
-    """The queue an invoice's email waited in: one per set of branches (its batch's), with its history."""
-
-    branch_ids: tuple[str, ...]
-    history: tuple[BlockRecord, ...]
-    decision: SenderView | None  # None: never polled yet
-
-
-def _queue_view(group: Group) -> QueueView:
-    d = group.decision
-    sender = None if d is None else SenderView(d.address, d.source, d.user, d.path, d.provider, d.reason, d.notes,
-                                               d.evidence, d.spf)
-    return QueueView(group.branch_ids, tuple(BlockRecord(t, r, ev) for t, r, ev in group.history), sender)
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,7 +373,7 @@ class RunResult:
         """The queue ``invoice``'s email waited in (None: never queued — Draft or N/A)."""
         e = self.engine.email_of(invoice)
         group = e.group if e is not None else None
-        return _queue_view(group) if group is not None else None
+        return queue_view(group) if group is not None else None
 
     @property
     def ok(self) -> bool:
