@@ -324,3 +324,27 @@ def test_maildir_writer_is_reusable_on_its_own(tmp_path: Path) -> None:
     assert [p.relative_to(tmp_path / "m").parts[:3] for p in paths] == [
         ("a@x.example", ".Junk", "new"), ("b@x.example", ".Junk", "new")]
     assert paths[0].read_bytes() == b"H: 1\n\nbody\n" and paths[0].name.startswith("60.M")
+
+
+def test_remembered_hook_tables_are_what_aiosmtpd_would_build(sink: Sink) -> None:
+    """The per-class cache of aiosmtpd's per-connection hook lookup (a speed-up) changes nothing."""
+    import asyncio
+    import inspect
+
+    import aiosmtpd.smtp as aiosmtpd_smtp
+
+    from simulator.net.sink_smtp import SinkSMTP
+
+    assert not isinstance(aiosmtpd_smtp.inspect, type(inspect))  # the stand-in is in place
+    loop = asyncio.new_event_loop()
+    try:
+        protos = [SinkSMTP(sink.handler, hostname="h.test", loop=loop) for _ in range(2)]
+        want = {getattr(f, "__auth_mechanism_name__", n.replace("auth_", "").replace("__", "-"))
+                for obj in (protos[1], sink.handler) for n, f in inspect.getmembers(obj) if n.startswith("auth_")}
+        for p in protos:
+            assert set(p._auth_methods) == want and want  # LOGIN, PLAIN: aiosmtpd's own
+            assert all(m.method.__self__ is p for m in p._auth_methods.values() if m.is_builtin)
+            assert p._ehlo_hook_ver == "new"
+            assert p._handle_hooks["DATA"].__self__ is sink.handler
+    finally:
+        loop.close()

@@ -38,7 +38,14 @@ from simulator.net.receiver import (
     Reply,
     Transaction,
 )
-from simulator.net.sink_smtp import DSN_MAIL_PARAMS, NOTIFY_VALUES, SinkSession, SinkSMTP, reply_line
+from simulator.net.sink_smtp import (
+    DSN_MAIL_PARAMS,
+    NOTIFY_VALUES,
+    SinkSession,
+    SinkSMTP,
+    register_handler_class,
+    reply_line,
+)
 
 
 class SinkPort(Protocol):
@@ -494,3 +501,6 @@ def _unfile(store: MailStore, rcpts: list[str], folder: str, message_id: str) ->
             if box.messages[i][0] == message_id and box.messages[i][1] == folder:
                 del box.messages[i]
                 break
+
+
+register_handler_class(SinkHandler)

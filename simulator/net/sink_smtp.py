@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import inspect
 import re
 from collections.abc import Awaitable, Callable
+from types import ModuleType
 from typing import Any, AnyStr, Protocol
 
+import aiosmtpd.smtp as aiosmtpd_smtp
 from aiosmtpd.smtp import SMTP, Session
 
 from simulator.net.proxy import PROXY_MAIL_LINE_LIMIT, XMAILSIM
@@ -221,3 +224,55 @@ def _guarded(method: Callable[[SinkSMTP, str | None], Awaitable[None]],
 
 for _name in [n for n in dir(SinkSMTP) if n.startswith("smtp_")]:
     setattr(SinkSMTP, _name, _guarded(getattr(SinkSMTP, _name)))
+
+
+class _HookTables:
+    """Stands in for the ``inspect`` module inside ``aiosmtpd.smtp``; remembers per class what it finds.
+
+    aiosmtpd's ``SMTP.__init__`` runs for every connection and rebuilds its hook tables with
+    ``inspect.getmembers`` of the protocol object and of the handler (evaluating every attribute,
+    properties included) and ``inspect.signature`` of ``handle_EHLO``: a quarter of the sink's CPU
+    under ``smtp-source -s 10``, a connection per message. The answer depends only on the classes,
+    so for the sink's own classes the ``auth_*`` names and the EHLO signature are looked up once;
+    any other object (another aiosmtpd server in the process) gets ``inspect`` itself. aiosmtpd
+    reads nothing but ``auth_*`` members from ``getmembers`` (checked by ``tests/test_sink.py``).
+    """
+
+    def __init__(self) -> None:
+        self._names: dict[type, list[str]] = {}
+        self._signatures: dict[object, inspect.Signature] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(inspect, name)
+
+    def getmembers(self, obj: object) -> list[tuple[str, Any]]:
+        cls = type(obj)
+        if not issubclass(cls, (SinkSMTP, *_OWN_HANDLERS)):
+            return inspect.getmembers(obj)
+        names = self._names.get(cls)
+        if names is None:
+            names = self._names[cls] = [n for n, _ in inspect.getmembers(obj) if n.startswith("auth_")]
+        return [(n, getattr(obj, n)) for n in names]
+
+    def signature(self, fn: Any) -> inspect.Signature:
+        key = getattr(fn, "__func__", None)
+        if key is None or not isinstance(getattr(fn, "__self__", None), _OWN_HANDLERS):
+            return inspect.signature(fn)
+        sig = self._signatures.get(key)
+        if sig is None:
+            sig = self._signatures[key] = inspect.signature(fn)
+        return sig
+
+
+_OWN_HANDLERS: tuple[type, ...] = ()
+
+
+def register_handler_class(cls: type) -> None:
+    """Let aiosmtpd's per-connection hook lookup for handlers of ``cls`` be remembered (see _HookTables)."""
+    global _OWN_HANDLERS
+    if cls not in _OWN_HANDLERS:
+        _OWN_HANDLERS = (*_OWN_HANDLERS, cls)
+
+
+if isinstance(getattr(aiosmtpd_smtp, "inspect", None), ModuleType):
+    aiosmtpd_smtp.inspect = _HookTables()  # type: ignore[assignment]
