@@ -93,7 +93,7 @@ def snap(served: tuple[Path, int], tmp_path_factory: pytest.TempPathFactory) -> 
     res = CliRunner().invoke(
         dns_app,
         ["snapshot", "acme.example", "broken.example", "odd.example",
-         "--server", f"127.0.0.1:{port}", "--out", str(out), "--timeout", "1"],
+         "--server", f"127.0.0.1:{port}", "--out", str(out), "--timeout", "2.5"],
     )
     assert res.exit_code == 0, res.output
     assert res.output == f"wrote {out}\n"
