@@ -92,3 +92,25 @@ def test_explain_imports_no_engine_internals() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("simulator.engine"):
                 assert node.module in {"simulator.engine.result", "simulator.engine.run"}, (path.name, node.module)
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_explanation_names_its_code_and_fixes_only_what_needs_fixing(path: Path) -> None:
+    """DESIGN §8 over the whole library: the code in every headline; no fix: once every recipient has it."""
+    from simulator.explain.explain import explain_run
+
+    result = simulate(load_scenario(path))
+    for x in explain_run(result):
+        v = result.invoice(x.invoice)
+        assert v is not None
+        if v.reason:
+            assert f"[{v.reason}]" in x.headline, x.headline
+        else:
+            assert "  [" in x.headline and x.headline.rstrip().endswith(("]", "more like it)")), x.headline
+        if v.email_status == "Sent" and v.recipients and all(r.outcome == "inbox" for r in v.recipients):
+            assert x.fix == "", (x.invoice, x.fix)
+        if v.email_status in ("N/A", "Pending") or v.reason:
+            assert x.fix, (x.invoice, x.status, x.reason)
+        queue = result.queue_of(x.invoice)
+        if queue is not None and len(queue.branch_ids) > 1:
+            assert "branch/region" not in x.fix and "on the branch" not in x.fix, x.fix  # Configuration alone
