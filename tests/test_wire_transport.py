@@ -339,7 +339,7 @@ def test_a_stale_pooled_connection_is_retried_not_reported_as_a_drop(tmp_path: P
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from simulator.transport import wire
 
-    monkeypatch.setattr(wire._Client, "alive", property(lambda self: True))  # do not notice the hang-up early
+    monkeypatch.setattr(wire.SmtpClient, "alive", property(lambda self: True))  # do not notice the hang-up early
     scn = dataclasses.replace(load_scenario_text(FAULTY, "wire-faults.yaml"), faults=())
     eng = Engine(scn, transport=lambda e: WireTransport(e, maildir=tmp_path))
     wt = eng.transport
