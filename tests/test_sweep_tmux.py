@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 from helpers import find_tool, wait_until
 
@@ -17,6 +20,13 @@ MAILSIM = Path(sys.executable).with_name("mailsim")
 
 pytestmark = pytest.mark.requires_tool("tmux")
 
+
+
+def sweep_process(tmux: Callable[..., subprocess.CompletedProcess[str]]) -> psutil.Process:
+    """The ``mailsim sweep`` the pane's shell is running (its children are the pool's workers)."""
+    shell = psutil.Process(int(tmux("display-message", "-p", "-t", "sw", "#{pane_pid}").stdout))
+    (sweep,) = [p for p in shell.children() if "sweep" in " ".join(p.cmdline())]
+    return sweep
 
 
 def test_sweep_shows_progress_keeps_rows_on_ctrl_c_and_resumes(tmp_path: Path) -> None:
@@ -34,6 +44,9 @@ def test_sweep_shows_progress_keeps_rows_on_ctrl_c_and_resumes(tmp_path: Path) -
     def screen() -> str:
         return tmux("capture-pane", "-p", "-t", "sw").stdout
 
+    def rows() -> int:
+        return out.read_text().count("\n") if out.exists() else 0
+
     cmd = (f"{MAILSIM} sweep scenarios/tour.yaml --vary 'users[nora].sync.last_login=-60d,-100d' "
            f"--seeds 200 --workers 2 --out {out}")
     started = tmux("new-session", "-d", "-s", "sw", "-x", "100", "-y", "30")
@@ -41,8 +54,20 @@ def test_sweep_shows_progress_keeps_rows_on_ctrl_c_and_resumes(tmp_path: Path) -
     try:
         tmux("send-keys", "-t", "sw", cmd, "Enter")
         assert wait_until(lambda: "sweeping" in screen() and "/400" in screen(), polls=1200), screen()
-        assert wait_until(lambda: out.exists() and out.read_text().count("\n") > 20), screen()
-        tmux("send-keys", "-t", "sw", "C-c", "")
+        assert wait_until(lambda: rows() > 20), screen()
+        # event-driven, not a race: freeze the workers so no row can be added, check the sweep is
+        # unfinished, Ctrl-C (pending in the frozen workers too), then let them go
+        workers = sweep_process(tmux).children(recursive=True)
+        assert workers, "no worker processes"
+        for w in workers:
+            w.suspend()
+        try:
+            assert rows() < 400, "the sweep finished before the interrupt: make it larger"
+            tmux("send-keys", "-t", "sw", "C-c", "")
+        finally:
+            for w in workers:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    w.resume()
         assert wait_until(lambda: "interrupted:" in screen(), polls=1200), screen()
         shown = screen()
         assert "--resume" in shown and "Traceback" not in shown
