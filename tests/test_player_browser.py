@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import struct
 import subprocess
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import find_tool
 from test_timeline import ROOT, TOUR
 
 from simulator.explain.explain import explain_scenario
@@ -27,8 +27,8 @@ from simulator.replay.timeline import timeline_of
 from simulator.replay.timeline_html import write_html
 from simulator.scenario.loader import load_scenario
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+CHROMIUM = find_tool("chromium")
+pytestmark = pytest.mark.requires_tool("chromium")
 DOCS_SHOT = ROOT / "docs" / "img" / "timeline-player.png"
 KEYS = {"ArrowRight": 39, "ArrowLeft": 37, " ": 32, "Home": 36, "End": 35}
 STATE_JS = """(() => {
