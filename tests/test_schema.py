@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # a dev dependency: its absence is a failure, not a skip
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, example, given, settings
@@ -33,8 +34,6 @@ from simulator.scenario.loader import load_scenario, load_scenario_text
 from simulator.scenario.schema import scenario_schema, schema_text
 from simulator.scenario.sections.dns import MX_PATTERN, TYPE_PATTERN, dns_type, dns_value
 from simulator.scenario.yamltree import parse_yaml
-
-jsonschema = pytest.importorskip("jsonschema")
 
 ROOT = Path(__file__).parent.parent
 CORPUS = sorted(

@@ -109,6 +109,8 @@ ALLOWED_SKIPS = {
     ("test_package.py",  # pip inside a fresh venv without PyPI
      'pytest.skip(f"the package\'s dependencies cannot be fetched here: {r.stderr.strip().splitlines()[-1]}")'),
     ("test_rfc7208_suite.py", "pytest.skip(message)"),  # fetched from PyPI once; fails instead under CI=true
+    ("test_schema.py",  # Node.js is on the machine kind, not installed by the project
+     'pytest.skip("node is not installed; the ECMA-262 reading of the patterns is not checked here")'),
     ("test_sweep_orphans.py",  # a Linux-only prctl
      '@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux\'s")'),
     ("test_sweep.py", 'pytest.skip("the sweep finished before the interrupt")'),  # pragma: no cover there
