@@ -184,7 +184,7 @@ class _Recorder:
         sess.cursor = pos
         self.close(start, sess.records[:pos], [c.text for c in sess.captions if c.position < pos])
         start.first_seq, start.last_seq = (1, pos) if pos else (0, 0)
-        start.label = "start" + (f" · {start.label}" if start.label else "")
+        start.label = "start"
         frames = [start]
         while sess.advance():
             new = sess.records[pos:]
