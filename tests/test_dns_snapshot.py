@@ -171,6 +171,9 @@ def test_client_ips_let_ptr_and_address_macros_be_followed(served: tuple[Path, i
 
 def test_snapshot_to_stdout_and_bad_input(served: tuple[Path, int], tmp_path: Path) -> None:
     _live, port = served
+    idn = CliRunner().invoke(dns_app, ["snapshot", "Bücher.example", "--server", f"127.0.0.1:{port}"])
+    assert idn.exit_code == 0
+    assert idn.output.startswith("# mailsim dns snapshot of xn--bcher-kva.example\n")
     res = CliRunner().invoke(dns_app, ["snapshot", "REAL-SPF.example.", "--server", f"127.0.0.1:{port}"])
     assert res.exit_code == 0
     assert '    - {name: "real-spf.example", type: TXT, value: "v=spf1 ip6:2001:db8::/32 ?all"}\n' in res.output

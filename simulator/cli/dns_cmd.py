@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import dns.exception
+import dns.name
 import typer
 
 from simulator.cli.common import fail, load_or_exit
@@ -108,8 +110,10 @@ def snapshot(
     wanted: list[str] = []
     for n in names:
         try:
+            if not n.isascii():  # an internationalised domain is asked for by its A-labels, as mail routes it
+                n = dns.name.from_unicode(n, idna_codec=dns.name.IDNA_2008_Practical).to_text(omit_final_dot=True)
             wanted.append(canonical_name(n))
-        except DnsTextError as e:
+        except (DnsTextError, dns.exception.DNSException, UnicodeError) as e:
             raise fail(f"NAME {display(n)!r}: {e}") from None
     ips: list[str] = []
     for text in ip or []:
