@@ -7,6 +7,7 @@ interrupted, 3 only for a bug. A scenario error is never a traceback.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -247,6 +248,9 @@ def run(
     factory = _transport(transport, _new_maildir(maildir) if maildir is not None else None)
     with render.progress(err, enabled=err.is_terminal and not json_out) as prog:
         result = simulate(scn, trace=trace, transport=factory, progress=prog)
+    # the process ends once the result is printed: keep the cyclic GC from walking the run's millions of
+    # objects each time the summary allocates (≈1.6 s at 1M emails that differ)
+    gc.freeze()
     if junit is not None:
         junit.write_text(render.junit_xml(result))
     if json_out:
