@@ -235,8 +235,16 @@ class SpfPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A receiving server's throttle: at most ``messages`` accepted from one sending IP in any ``per`` seconds."""
+
+    messages: int
+    per: int
+
+
+@dataclass(frozen=True, slots=True)
 class MailboxDomain:
-    """A recipient domain's mail server policy: known users, SPF filing, greylisting, quota, size limit."""
+    """A recipient domain's mail server policy: known users, SPF filing, greylisting, quota, size and rate limits."""
 
     domain: str
     users: tuple[str, ...] | None = None  # None: any local part is accepted
@@ -244,6 +252,7 @@ class MailboxDomain:
     greylist: int = 0
     quota: int = 0
     size_limit: int = 10 * 1024 * 1024
+    rate_limit: RateLimit | None = None  # None: no throttle
     loc: str = ""
 
 

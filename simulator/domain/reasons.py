@@ -147,6 +147,13 @@ REASONS: dict[str, ReasonInfo] = {
             "Wait for the retry, or ask the recipient to allow-list the sending IPs.",
         ),
         _R(
+            "rate-limited", "delivery", "deferred", (0,),
+            "The recipient's server throttles the sending IP (421 4.7.28): too many messages in its window",
+            "The recipient's email host's sending limits, and how many invoices go to that domain at once.",
+            "Nothing is lost: retries go through as the window frees up. For large runs, spread the batches"
+            " or ask the recipient's provider to raise the limit for the sending IPs.",
+        ),
+        _R(
             "remote-outage", "delivery", "deferred", (0,),
             "The recipient's server is down or refusing connections (421 4.3.2)",
             "The recipient's email host.",

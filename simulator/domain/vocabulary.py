@@ -34,6 +34,7 @@ REASON_CODES: tuple[str, ...] = (
     "unknown-recipient",
     "mailbox-full",
     "greylisted",
+    "rate-limited",
     "remote-outage",
     "remote-tempfail",
     "remote-permfail",

@@ -51,6 +51,8 @@ def reason_for(reply: Reply, spf_result: str | None) -> str:
         return "mailbox-full"
     if enh == "4.7.1":
         return "greylisted"
+    if enh == "4.7.28":
+        return "rate-limited"
     if enh == "4.3.2" or code == 421:
         return "remote-outage"
     if enh == "5.7.23":

@@ -9,6 +9,7 @@ standalone sink, the caller's wall clock.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -62,6 +63,7 @@ QUOTA = Reply(452, "4.2.2", "Mailbox full, try again later")
 GREYLISTED = Reply(451, "4.7.1", "Greylisted, please try again later")
 SPF_REJECT = Reply(550, "5.7.23", "SPF validation failed")
 SPF_DEFER = Reply(451, "4.7.24", "SPF validation error, try again later")
+RATE_LIMITED = Reply(421, "4.7.28", "Too many messages from your IP address, try again later")
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 
 # the reply of every SMTP fault kind whose effect is a reply, from the one table (domain/faults.py)
@@ -183,6 +185,7 @@ class ReceivingServer:
         self.store = store if store is not None else MailStore()
         self.hostname = hostname
         self._greylist: dict[tuple[str, str, str], int] = {}
+        self._accepted: dict[tuple[str, str], deque[int]] = {}  # (domain, client ip) -> acceptance times
         self._default = MailboxDomain(domain="*")
 
     def plan(self, domain: str | None, now: int) -> DomainPlan:
@@ -193,7 +196,8 @@ class ReceivingServer:
             pol = self.policy(domain)
             stages = smtp_faults_by_stage(self.faults, now=now, domain=domain)
             candidates = [f for fs in stages.values() for f in fs]
-            hit = self._plans[key] = DomainPlan(pol, stages, not pol.quota and shareable(candidates),
+            counters = pol.quota or pol.rate_limit is not None  # per-message state: no shared transaction
+            hit = self._plans[key] = DomainPlan(pol, stages, not counters and shareable(candidates),
                                                 tuple(sorted(f.index for f in candidates)))
         return hit
 
@@ -253,7 +257,27 @@ class ReceivingServer:
         limit = self.policy(tx.domain).size_limit
         if size is not None and limit and size > limit:
             return TOO_BIG
-        return self._fault(tx, "mail") or OK_SENDER
+        return self.rate_limited(tx.domain, tx.client_ip, tx.now) or self._fault(tx, "mail") or OK_SENDER
+
+    def rate_limited(self, domain: str | None, client_ip: str, now: int) -> Reply | None:
+        """421 4.7.28 at MAIL FROM while ``client_ip`` has had the policy's count of messages accepted
+        in the last ``per`` seconds (the throttle large providers apply to a sending IP)."""
+        pol = self.policy(domain)
+        limit = pol.rate_limit
+        if limit is None:
+            return None
+        times = self._accepted.get((pol.domain, client_ip))
+        if not times:
+            return None
+        while times and times[0] <= now - limit.per:
+            times.popleft()
+        return RATE_LIMITED if len(times) >= limit.messages else None
+
+    def count_accepted(self, domain: str | None, client_ip: str, now: int) -> None:
+        """A message was accepted from ``client_ip``: it counts against a rate limit from ``now``."""
+        pol = self.policy(domain)
+        if pol.rate_limit is not None:
+            self._accepted.setdefault((pol.domain, client_ip), deque()).append(now)
 
     def rcpt(self, tx: Transaction, rcpt: str) -> Reply:
         fault = self._fault(tx, "rcpt", rcpt.lower())
@@ -318,6 +342,7 @@ class ReceivingServer:
         refusal, folder = self.spf_action(tx.rcpts[0] if tx.rcpts else None, tx.domain, result)
         if refusal is not None:
             return DataVerdict(refusal, None, result, explanation, header)
+        self.count_accepted(tx.domain, tx.client_ip, tx.now)
         if not tx.delay:
             for r in tx.rcpts:
                 self.store.file(r, folder, tx.message_id, tx.now)

@@ -228,7 +228,10 @@ class _Envelope:
                       for f, low, st in draws]
         # a quota counts per message; greylisting does not: one envelope at one instant is one triplet,
         # answered alike for every message once the first one that reaches RCPT has recorded it
-        self.batchable = not self.too_big and not self.always and not any(pol.quota for _r, _l, pol, *_ in self.rcpts)
+        # a rate limit counts accepted messages: each one may change the next one's answer at MAIL
+        self.rated = plan.policy.rate_limit is not None
+        self.batchable = (not self.too_big and not self.always and not self.rated
+                          and not any(pol.quota for _r, _l, pol, *_ in self.rcpts))
 
     def quiet(self, mid: str) -> bool:
         """Does no fault fire for this message at any stage (so its result is the envelope's default)?
@@ -270,6 +273,12 @@ class _Envelope:
                                                    delay)
         return res
 
+    def _mail_refusal(self) -> Reply | None:
+        """MAIL FROM's answer before its faults: the size limit, then the rate limit (a counter, read only)."""
+        if self.too_big:
+            return TOO_BIG
+        return self.server.rate_limited(self.att.domain, self.att.client_ip, self.att.now) if self.rated else None
+
     def one(self, mid: str) -> AttemptResult:
         """The whole transaction for one message, its accepted copies filed (unless delayed)."""
         server, att, n, seed = self.server, self.att, self.n, self.seed
@@ -277,9 +286,10 @@ class _Envelope:
         delay = 0
         fail: Reply | None = None
         for stage, candidates in self.early:
-            if stage == "mail" and self.too_big:
-                fail = TOO_BIG
-                break
+            if stage == "mail":
+                fail = self._mail_refusal()
+                if fail is not None:
+                    break
             f = first_firing(candidates, seed=seed, stage=stage, message_id=mid, rcpt="", attempt=attempt)
             if f is not None:
                 reply = FAULT_REPLY.get(f.kind)
@@ -289,8 +299,7 @@ class _Envelope:
                     fail = reply
                     break
         else:
-            if self.too_big:
-                fail = TOO_BIG
+            fail = self._mail_refusal()
         if fail is not None:
             return self._result(("fail", fail, delay), (fail,) * n, None, None, delay)
         replies: list[Reply | None] = []
@@ -337,6 +346,8 @@ class _Envelope:
                 return self._result(("dropped-data", delay), (DROPPED,) * n, None, spf, delay)
             refused = tuple(data_fail if r is None else r for r in replies)
             return self._result(("data", refused, delay), refused, None, spf, delay)
+        if self.rated:
+            server.count_accepted(att.domain, att.client_ip, now)
         if not delay:
             server.file_boxes(self._boxes(accepted), folder, (mid,), now)
         # else (a slow fault): the copies are filed when the 250 is applied (Transport.settle)

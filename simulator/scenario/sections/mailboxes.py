@@ -6,11 +6,11 @@ where the MailboxDomain is built; the JSON Schema follows from the row.
 
 from __future__ import annotations
 
-from simulator.domain.entities import MailboxDomain, SpfPolicy
+from simulator.domain.entities import MailboxDomain, RateLimit, SpfPolicy
 from simulator.domain.vocabulary import SPF_ACTIONS, SPF_RESULTS
 from simulator.scenario.convert import Pos, Reader, describe, short
 from simulator.scenario.fields import REQUIRED, Field, Kind, Table, list_schema
-from simulator.scenario.kinds import COUNT, DNS_NAME, DURATION, choice, integer
+from simulator.scenario.kinds import COUNT, DNS_NAME, DURATION, POSITIVE_DURATION, choice, integer
 from simulator.scenario.limits import MAX_ENTITIES, MAX_MAILBOX_DOMAINS
 from simulator.scenario.times import END, SPACE_CLASS
 
@@ -71,6 +71,23 @@ def _show_policy(policy: SpfPolicy) -> dict[str, str]:
 
 SPF_POLICY = Kind(_spf_policy, SPF_POLICY_TABLE.schema(), _show_policy)
 
+RATE_LIMIT_TABLE = Table(
+    (
+        Field("messages", integer(1), "Messages one sending IP may have accepted within the window.", REQUIRED),
+        Field("per", POSITIVE_DURATION, "The sliding window, e.g. 1h.", REQUIRED),
+    ),
+    "A throttle: once a sending IP has had `messages` accepted in the last `per`, MAIL FROM gets 421 4.7.28"
+    " (deferred, retried).",
+)
+
+
+def _rate_limit(reader: Reader, value: object, pos: Pos, where: str) -> RateLimit:
+    entry = RATE_LIMIT_TABLE.read(reader, value, pos, where, "a mapping {messages: N, per: DURATION}")
+    return RateLimit(entry["messages"], entry["per"])
+
+
+RATE_LIMIT = Kind(_rate_limit, RATE_LIMIT_TABLE.schema())
+
 _DEFAULT = MailboxDomain("default.example")
 MAILBOX_TABLE = Table(
     (
@@ -89,6 +106,8 @@ MAILBOX_TABLE = Table(
         ),
         Field("quota", COUNT, "> 0: messages per mailbox, then 452 4.2.2.", _DEFAULT.quota),
         Field("size_limit", integer(1), "Largest message accepted, in bytes.", _DEFAULT.size_limit),
+        Field("rate_limit", RATE_LIMIT, "Unset: no throttle. {messages: N, per: DURATION}: 421 4.7.28 past N"
+              " messages accepted from one sending IP in any window of that length."),
     ),
     "A recipient domain's mail server and its policies.",
 )
@@ -114,6 +133,7 @@ def _mailboxes(reader: Reader, value: object, pos: Pos, where: str) -> tuple[Mai
                 greylist=entry["greylist"],
                 quota=entry["quota"],
                 size_limit=entry["size_limit"],
+                rate_limit=entry["rate_limit"],
                 loc=reader.loc(entry.pos),
             )
         )
