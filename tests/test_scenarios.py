@@ -208,6 +208,13 @@ def _unsupported_provider(res: RunResult) -> None:
     assert (v.sender_path, v.client_ip, v.sent_at) == ("smtp", "198.51.100.10", 4 * H)
 
 
+def _resync_refused(res: RunResult) -> None:
+    refused = [(ev.kind, why) for ev, why in res.engine.events_applied if why]
+    assert refused == [("resync", "no-sync-to-resync")]
+    v = _inv(res, "INV-8801")
+    assert (v.sender_path, v.sent_at) == ("sync", 3 * H)  # set_sync at +3h, never the refused resync
+
+
 def _duplicate(res: RunResult) -> None:
     refused = [(ev.kind, ev.contact, ev.email, why) for ev, why in res.engine.events_applied if why]
     assert refused == [("set_contact_email", "jane", "jane@cedar.example", "duplicate-email-rejected")]
@@ -296,6 +303,7 @@ STORY_CHECKS: dict[str, Callable[[RunResult], None]] = {
     "step3-password-changed-resync": _password_changed,
     "step3-unsupported-provider-spf-fixed": _unsupported_provider,
     "step4-duplicate-email-rejected": _duplicate,
+    "step3-resync-without-sync-refused": _resync_refused,
     "step4-invalid-address-second-recipient": _invalid_second,
     "step5-billing-contact-not-emailed": _billing_warning,
     "step5-invoice-recipients-billing": _billing_recipient,
@@ -343,7 +351,7 @@ GENERATED_SPF = {f"spf-{r}-{a}" for r in SPF_RESULTS for a in ("junk", "rejected
 NAMED_SPF = {"spf-fail-rejected", "spf-softfail-junk", "spf-temperror-deferred", "spf-softfail-deferred"}
 # info / warning / refusal codes: not an invoice's status reason, so shown in notes or explain
 NOTE_CODES = {"multi-branch-uses-configuration", "sync-provider-unsupported", "billing-contact-not-emailed"}
-REFUSAL_CODES = {"duplicate-email-rejected"}
+REFUSAL_CODES = {"duplicate-email-rejected", "no-sync-to-resync"}
 
 
 def _required_codes() -> set[str]:
