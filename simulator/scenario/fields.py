@@ -53,10 +53,10 @@ class Field:
     kind: Kind[Any]
     description: str
     default: Any = None
+    required: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def required(self) -> bool:
-        return self.default is REQUIRED
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "required", self.default is REQUIRED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +66,11 @@ class Table:
     fields: tuple[Field, ...]
     description: str = ""
     by_key: Mapping[str, Field] = field(init=False, repr=False, compare=False)
+    keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_key", {f.key: f for f in self.fields})
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return tuple(f.key for f in self.fields)
+        object.__setattr__(self, "keys", tuple(f.key for f in self.fields))
 
     def read(
         self, reader: Reader, value: object, pos: Pos, where: str, what: str = "a mapping", keys_what: str = ""
@@ -114,10 +112,10 @@ class Entry:
     def __getitem__(self, key: str) -> Any:
         f = self.table.by_key[key]
         if f.required:
-            return self.view.req(key, f.kind)
+            return self.view.req(key, f.kind.convert)
         if f.default is None:
-            return self.view.opt(key, f.kind)
-        return self.view.get(key, f.kind, f.default)
+            return self.view.opt(key, f.kind.convert)
+        return self.view.get(key, f.kind.convert, f.default)
 
     def get(self, key: str, default: T) -> Any:
         """The key's value, or ``default`` instead of the table's (a default that depends on the file)."""
