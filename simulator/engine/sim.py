@@ -227,16 +227,16 @@ class Engine:
         self.timeline_done = True
 
     def _worker(self) -> Generator[SimEvent, Any, None]:
-        qp = self.settings.queue_poll
+        poll_every = self.settings.queue_poll
         while True:
             if self.queued == 0:
                 self._wake = SimEvent(self.env)
                 yield self._wake
                 self._wake = None
             now = self.now
-            nxt = -(-now // qp) * qp
+            nxt = -(-now // poll_every) * poll_every
             if nxt <= self._last_poll:
-                nxt = self._last_poll + qp
+                nxt = self._last_poll + poll_every
             yield self._at(nxt - now, self.PRIO_POLL)
             self._last_poll = self.now
             self.poll(self.now)
