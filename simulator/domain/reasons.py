@@ -23,7 +23,6 @@ class ReasonInfo:
     fix: str
 
 
-
 REASONS: dict[str, ReasonInfo] = {
     r.code: r
     for r in (
