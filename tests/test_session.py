@@ -49,3 +49,16 @@ def test_injected_resync_drains_the_queue_and_back_undoes_it() -> None:
     # replaying forward keeps the injection when it lies before the target
     kept = Session(s.scn, tuple(s.injections)).goto(s.cursor)
     assert _state(kept)[3] == _state(s)[3]
+
+
+def test_public_view_of_queues_captions_and_the_next_step() -> None:
+    s = Session(load_scenario(TOUR))
+    assert s.upcoming_kind() == "timeline"
+    s.until(lambda r: r["event"] == "email.stuck")
+    waiting = [(q.key, q.reason, q.waiting) for q in s.queues() if q.waiting]
+    assert waiting == [("downtown", "sync-token-expired", (("INV-1004", 3600, True),))]
+    assert s.upcoming_kind() == "queue poll"
+    assert [c.text[:5] for c in s.captions] == ["10:00", "Downt"]
+    assert s.caption_at(4) is None and s.caption_at(5) is not None
+    assert s.world.sync["nora"] is not None and s.initial_world.sync["nora"] == s.world.sync["nora"]
+    assert [ev.kind for ev, refused in s.applied_events()] == ["complete_batch"] * 3

@@ -18,6 +18,7 @@ from typing import Any
 
 from simulator.domain.events import Event
 from simulator.domain.world import World
+from simulator.engine.records import SenderView, queue_view
 from simulator.engine.result import RunResult
 from simulator.engine.sim import Engine
 from simulator.scenario.model import Scenario
@@ -67,6 +68,22 @@ class Injection:
     at: int
     event: Event
     steps: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingQueue:
+    """One queue of the worker as it stands now: the emails of one branch set waiting to be sent.
+
+    ``key`` names it (the branch set, as ``show queue`` takes it); ``reason`` is what blocks it
+    now (None: nothing, or not polled yet); ``decision`` the worker's latest sender decision;
+    ``waiting``: (invoice, queued at, stuck) in queue order.
+    """
+
+    key: str
+    branch_ids: tuple[str, ...]
+    reason: str | None
+    decision: SenderView | None
+    waiting: tuple[tuple[str, int | None, bool], ...]
 
 
 class Session:
@@ -123,6 +140,18 @@ class Session:
     def end_time(self) -> int:
         """When a run stopped now ends (the scenario's ``until``, else its natural end); see ``Engine.finish``."""
         return self.eng.finish()
+
+    def queues(self) -> list[WaitingQueue]:
+        """Every queue of the worker (those that ever held an email), in the engine's order."""
+        out = []
+        for group in self.eng.groups.values():
+            out.append(WaitingQueue(group.key, group.branch_ids, group.reason, queue_view(group).decision,
+                                    tuple((e.invoice, e.queued_at, e.stuck_at is not None) for e in group.queue)))
+        return out
+
+    def invoice_ids(self) -> list[str]:
+        """The ids of the invoices listed one by one (compact batches' generated ids left out): for hints."""
+        return list(self.eng.invoice_index())
 
     def upcoming_kind(self) -> str | None:
         """What the model runs next ("queue poll", "timeline", …); None when nothing is scheduled.

@@ -52,7 +52,7 @@ class StateView:
         return n
 
     def _invoice_hint(self, word: str) -> str:
-        return did_you_mean(word, self.sess.eng.invoice_index(), cutoff=0.5)
+        return did_you_mean(word, self.sess.invoice_ids(), cutoff=0.5)
 
     def show_invoice(self, inv: str) -> Reply:
         if not inv:
@@ -86,18 +86,18 @@ class StateView:
         return r
 
     def show_user(self, uid: str) -> Reply:
-        eng = self.sess.eng
+        world = self.sess.world
         if not uid:
-            raise CommandError(f"show user needs a user id: {', '.join(list(eng.users)[:8])}")
-        u = eng.users.get(uid)
+            raise CommandError(f"show user needs a user id: {', '.join(list(world.users)[:8])}")
+        u = world.users.get(uid)
         if u is None:
-            by_mail = [x for x in eng.users.values() if x.email.lower() == uid.lower()]
+            by_mail = [x for x in world.users.values() if x.email.lower() == uid.lower()]
             if not by_mail:
-                raise CommandError(f"no user {uid!r}{did_you_mean(uid, eng.users, cutoff=0.5)}")
+                raise CommandError(f"no user {uid!r}{did_you_mean(uid, world.users, cutoff=0.5)}")
             u = by_mail[0]
         r = Reply().add(Text(f"{u.id}  {u.email}" + ("" if u.active else "  (inactive)"), style="bold"))
-        st = eng.sync.get(u.id)
-        life = eng.settings.token_lifetime
+        st = world.sync.get(u.id)
+        life = world.token_lifetime
         now = self.sess.now
         if st is None:
             r.add("  no email sync: the SMTP path (platform IPs; SPF of the sender's domain must pass)")
@@ -116,61 +116,64 @@ class StateView:
                 r.add(f"  password changed {self.iso(st.password_changed)}")
             vd = verdict(st, now, life)
             r.add(f"  now: {'valid' if vd.ok else vd.reason} — {vd.evidence}", "green" if vd.ok else "red")
-        for g in eng.groups.values():
-            d = g.decision
+        for q in self.sess.queues():
+            d = q.decision
             if d is not None and d.user == u.id:
-                r.add(f"  sends for {g.key or '(no branch)'}: {len(g.queue)} in queue")
-        logins = eng.login_log.get(u.id, [])
+                r.add(f"  sends for {q.key or '(no branch)'}: {len(q.waiting)} in queue")
+        logins = self.sess.result().logins(u.id)
         if logins:
-            r.add("  logins this run: " + ", ".join(f"{self.short(t)}{'' if ok else ' (too late)'}"
-                                                    for t, ok in logins[-5:]))
+            r.add("  logins this run: " + ", ".join(f"{self.short(x.at)}{'' if x.refreshed else ' (too late)'}"
+                                                    for x in logins[-5:]))
         return r
 
     def show_queue(self, key: str) -> Reply:
-        eng = self.sess.eng
-        groups = [g for g in eng.groups.values() if not key or g.key == key or key in g.branch_ids]
-        if key and not groups:
-            raise CommandError(f"no queue group {key!r}{did_you_mean(key, eng.groups, cutoff=0.5)}")
-        r = Reply().add(f"queue: poll every {format_duration(eng.settings.queue_poll)}, stuck after"
-                        f" {format_duration(eng.settings.stuck_after)}; {eng.queued} email(s) waiting")
-        for g in groups:
-            d = g.decision
-            r.add(Text(f"{g.key or '(no branch)'}: {len(g.queue)} in queue", style="bold"))
+        settings = self.scn.settings
+        every = self.sess.queues()
+        queues = [q for q in every if not key or q.key == key or key in q.branch_ids]
+        if key and not queues:
+            raise CommandError(f"no queue group {key!r}{did_you_mean(key, [q.key for q in every], cutoff=0.5)}")
+        waiting = sum(len(q.waiting) for q in every)
+        r = Reply().add(f"queue: poll every {format_duration(settings.queue_poll)}, stuck after"
+                        f" {format_duration(settings.stuck_after)}; {waiting} email(s) waiting")
+        for q in queues:
+            d = q.decision
+            r.add(Text(f"{q.key or '(no branch)'}: {len(q.waiting)} in queue", style="bold"))
             if d is not None:
                 r.add(f"  sender {d.address or '(none)'} from {d.source}; user {d.user or '-'}; path {d.path}"
                       + (f" ({d.provider})" if d.provider else ""))
                 if d.reason:
                     r.add(f"  blocked: {d.reason} — {d.evidence}", "red")
-            if g.queue:
-                oldest = g.queue[0].queued_at or 0
-                stuck = sum(1 for e in g.queue if e.stuck_at is not None)
+            if q.waiting:
+                oldest = q.waiting[0][1] or 0
+                stuck = sum(1 for _inv, _at, is_stuck in q.waiting if is_stuck)
                 r.add(f"  oldest queued {self.short(oldest)} ({format_duration(self.sess.now - oldest)} ago);"
                       f" stuck {stuck}")
-                ids = [e.invoice for e in g.queue[:10]]
-                r.add("  " + " ".join(ids) + (f" … {len(g.queue) - 10} more" if len(g.queue) > 10 else ""))
+                ids = [inv for inv, _at, _stuck in q.waiting[:10]]
+                r.add("  " + " ".join(ids) + (f" … {len(q.waiting) - 10} more" if len(q.waiting) > 10 else ""))
         return r
 
     def show_mailbox(self, addr: str) -> Reply:
-        store = self.sess.eng.store
+        result = self.sess.result()
+        boxes = result.mailboxes()
         if not addr:
-            boxes = sorted(store.boxes)
             if not boxes:
                 return Reply().add("no mail stored yet")
             r = Reply()
-            for a in boxes:
-                box = store.boxes[a]
-                r.add(f"{a}: inbox {box.inbox} · junk {box.junk} · bounces {box.bounces}")
+            for a, box in boxes.items():
+                r.add(f"{a}: inbox {box['inbox']} · junk {box['junk']} · bounces {box['bounces']}")
             return r
-        b = store.boxes.get(addr.strip().lower())
+        key = addr.strip().lower()
+        b = boxes.get(key)
         if b is None:
-            known = [*store.boxes, *(u.email.lower() for u in self.sess.eng.users.values())]
+            known = [*boxes, *(u.email.lower() for u in self.sess.world.users.values())]
             hint = did_you_mean(addr, known, cutoff=0.5)
             return Reply(error=bool(hint)).add(f"{addr}: nothing stored yet{hint}")
-        r = Reply().add(Text(f"{addr}: inbox {b.inbox} · junk {b.junk} · bounces {b.bounces}", style="bold"))
-        for mid, folder, t in b.messages[-10:]:
+        r = Reply().add(Text(f"{addr}: inbox {b['inbox']} · junk {b['junk']} · bounces {b['bounces']}", style="bold"))
+        messages = [(mid, folder, t) for a, folder, mid, t in result.stored() if a == key]
+        for mid, folder, t in messages[-10:]:
             r.add(f"  {self.short(t)} {folder:<6} {mid}")
-        if len(b.messages) > 10:
-            r.add(f"  … {len(b.messages) - 10} earlier")
+        if len(messages) > 10:
+            r.add(f"  … {len(messages) - 10} earlier")
         return r
 
     def show_events(self, arg: str) -> Reply:
@@ -212,7 +215,7 @@ class StateView:
             return line
         what = s.upcoming_kind() or "model step"
         line.append(f"{what} at {self.short(t)} ({format_offset(t)})")
-        applied = {id(ev) for ev, _ in s.eng.events_applied}
+        applied = {id(ev) for ev, _ in s.applied_events()}
         for ev in sorted(self.scn.timeline, key=lambda e: (e.at, e.index)):
             if id(ev) not in applied:
                 arg = ev.subject()
@@ -222,7 +225,6 @@ class StateView:
 
     def _invoice_rows(self) -> tuple[Counter[str], list[tuple[str, str, int, list[str]]]]:
         """Counts by email status, and (status, label, count, first ids) per status+reason group."""
-        eng = self.sess.eng
         by_status: Counter[str] = Counter()
         groups: dict[tuple[str, str], list[Any]] = {}
 
@@ -236,22 +238,15 @@ class StateView:
                 if len(g[1]) < 4:
                     g[1].append(inv)
 
-        for b in self.scn.batches:
-            es = eng.emails.get(b.id)
-            if es is None:
-                for inv, pid in b.iter_invoices():
-                    st, reason = eng.prop_status[pid]
-                    add(st, reason or "", inv)
-                continue
-            for e in es:
-                if e.status == "Sent" and e.reason is None:
-                    outs = sorted({r.outcome + (f" {r.reason}" if r.reason else "") for r in e.recipients})
-                    label = ", ".join("in flight" if o == "none" else o for o in outs)
-                elif e.status == "In Queue":
-                    label = (e.reason or "awaiting the next poll") + (" · STUCK" if e.stuck_at is not None else "")
-                else:
-                    label = e.reason or ""
-                add(e.status, label, e.invoice)
+        for v in self.sess.result().invoice_statuses():
+            if v.email_status == "Sent" and v.reason is None:
+                outs = sorted({outcome + (f" {reason}" if reason else "") for outcome, reason in v.outcomes})
+                label = ", ".join("in flight" if o == "none" else o for o in outs)
+            elif v.email_status == "In Queue":
+                label = (v.reason or "awaiting the next poll") + (" · STUCK" if v.stuck else "")
+            else:
+                label = v.reason or ""
+            add(v.email_status, label, v.id)
         order = {s: i for i, s in enumerate(EMAIL_STATUSES)}
         rows = sorted(((st, lab, g[0], g[1]) for (st, lab), g in groups.items()),
                       key=lambda x: (order.get(x[0], 9), -x[2], x[1]))
@@ -259,17 +254,18 @@ class StateView:
 
     def render_state(self, rows: int | None = None) -> list[Text]:
         """The compact view: clock, next event, invoices, queue, senders, SMTP replies (fits 80×24)."""
-        s, eng, w = self.sess, self.sess.eng, self.width
+        s, world, w = self.sess, self.sess.world, self.width
+        settings = self.scn.settings
         budget = (rows if rows is not None else self.height - 5) - 6  # six lines: header, next, 4 titles
         by_status, inv_rows = self._invoice_rows()
-        live = [g for g in eng.groups.values() if g.queue]
+        live = [q for q in s.queues() if q.waiting]
         replies: list[Record] = []
         for rec in reversed(s.records[max(0, s.cursor - 20_000):s.cursor]):
             if rec["event"] == "smtp.reply" or (rec["event"] == "email.delivered" and rec.get("code")):
                 replies.append(rec)
                 if len(replies) >= max(2, budget):
                     break
-        caps = _allocate(budget, {"inv": len(inv_rows), "queue": len(live), "users": len(eng.users),
+        caps = _allocate(budget, {"inv": len(inv_rows), "queue": len(live), "users": len(world.users),
                                   "smtp": max(1, len(replies))})
         replies = replies[: caps["smtp"]]
         out: list[Text] = []
@@ -298,36 +294,36 @@ class StateView:
             out.append(more)
         # queue
         qt = Text("Queue ", style="bold")
-        stuck_after = eng.settings.stuck_after
-        qt.append(f"{eng.queued} waiting" + (f" in {len(live)} groups" if len(live) > 1 else "")
-                  + f" · poll {format_duration(eng.settings.queue_poll)}, stuck after {format_duration(stuck_after)}")
+        stuck_after = settings.stuck_after
+        qt.append(f"{sum(len(q.waiting) for q in live)} waiting" + (f" in {len(live)} groups" if len(live) > 1 else "")
+                  + f" · poll {format_duration(settings.queue_poll)}, stuck after {format_duration(stuck_after)}")
         out.append(qt)
         shown, more = self._cap(live, caps["queue"], "groups")
-        for g in shown:
-            age = s.now - (g.queue[0].queued_at or s.now)
-            stuck = any(e.stuck_at is not None for e in g.queue) or age >= stuck_after
-            row = Text(f"  {g.key or '-'}: {len(g.queue)} · oldest {format_duration(max(0, age))} ")
+        for q in shown:
+            age = s.now - (q.waiting[0][1] or s.now)
+            stuck = any(is_stuck for _inv, _at, is_stuck in q.waiting) or age >= stuck_after
+            row = Text(f"  {q.key or '-'}: {len(q.waiting)} · oldest {format_duration(max(0, age))} ")
             if stuck:
                 row.append("STUCK ", style="bold red")
-            d = g.decision
-            row.append(f"{g.reason or (d.reason if d else None) or 'awaiting poll'}"
+            d = q.decision
+            row.append(f"{q.reason or (d.reason if d else None) or 'awaiting poll'}"
                        + (f" · from {d.address}" if d is not None and d.address else ""), style="dim")
             out.append(row)
         if more is not None:
             out.append(more)
         # senders
-        out.append(Text(f"Senders (token lifetime {format_duration(eng.settings.token_lifetime)})", style="bold"))
-        sending = [d.user for g in live if (d := g.decision) is not None and d.user]
+        out.append(Text(f"Senders (token lifetime {format_duration(world.token_lifetime)})", style="bold"))
+        sending = [d.user for q in live if (d := q.decision) is not None and d.user]
         order = {u: i for i, u in enumerate(dict.fromkeys(sending))}
-        users = sorted(eng.users.values(), key=lambda u: (order.get(u.id, len(order)),
-                                                           eng.sync.get(u.id) is None))
+        users = sorted(world.users.values(), key=lambda u: (order.get(u.id, len(order)),
+                                                             world.sync.get(u.id) is None))
         shown, more = self._cap(users, caps["users"], "users")
         for u in shown:
             out.append(self._user_row(u.id))
         if more is not None:
             out.append(more)
         # SMTP replies
-        bounces = [(a, b.bounces) for a, b in sorted(eng.store.boxes.items()) if b.bounces]
+        bounces = [(a, b["bounces"]) for a, b in s.result().mailboxes().items() if b["bounces"]]
         st_ = Text("SMTP replies", style="bold")
         if bounces:
             st_.append(" · bounce-backs: " + ", ".join(f"{a} {n}" for a, n in bounces[:2])
@@ -356,18 +352,18 @@ class StateView:
         return shown, Text(f"  … {len(items) - len(shown)} more {what}", style="dim")
 
     def _user_row(self, uid: str) -> Text:
-        eng, now = self.sess.eng, self.sess.now
-        u = eng.users[uid]
+        world, now = self.sess.world, self.sess.now
+        u = world.users[uid]
         row = Text(f"  {u.id:<6} ", style="bold")
         row.append(f"{u.email:<30} ")
         if not u.active:
             row.append("inactive ", style="red")
-        st = eng.sync.get(uid)
+        st = world.sync.get(uid)
         if st is None:
             row.append("no sync (SMTP path)", style="dim")
             return row
         row.append(f"{st.provider} ")
-        life = eng.settings.token_lifetime
+        life = world.token_lifetime
         vd = verdict(st, now, life)
         if not st.supported:
             row.append("unsupported → SMTP", style="yellow")

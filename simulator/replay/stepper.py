@@ -244,7 +244,7 @@ class Stepper(StateView):
             else:
                 s.next(10**12)
             if rec is None:
-                s.until_time(s.eng.finish())  # the clock shows the run's end, as mailsim run reports it
+                s.until_time(s.end_time())  # the clock shows the run's end, as mailsim run reports it
             return self._moved(Reply(), before, self._hit(rec) if rec is not None else None)
         goal = target
 
@@ -288,7 +288,7 @@ class Stepper(StateView):
         if not value:
             raise CommandError("break on invoice INV | reason CODE | event NAME | status S")
         if kind == "invoice":
-            if self.sess.eng.locate(value) is None:
+            if self.sess.result().invoice_status(value) is None:
                 raise CommandError(f"no invoice {value!r}{self._invoice_hint(value)}")
         elif kind == "reason":
             if value not in REASON_CODES:
@@ -311,7 +311,7 @@ class Stepper(StateView):
 
     # -- looking --------------------------------------------------------------------------------------
     def _invoice_hint(self, word: str) -> str:
-        return did_you_mean(word, self.sess.eng.invoice_index(), cutoff=0.5)
+        return did_you_mean(word, self.sess.invoice_ids(), cutoff=0.5)
 
     def cmd_show(self, arg: str) -> Reply:
         what, _, x = arg.partition(" ")
@@ -341,7 +341,7 @@ class Stepper(StateView):
         inv = arg.strip()
         if not inv:
             raise CommandError("why needs an invoice id, e.g. why INV-1004")
-        if self.sess.eng.locate(inv) is None:
+        if self.sess.result().invoice_status(inv) is None:
             raise CommandError(f"no invoice {inv!r}{self._invoice_hint(inv)}")
         exps = explain_run(self.sess.result(), invoice=inv)
         r = Reply()

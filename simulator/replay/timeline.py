@@ -112,7 +112,7 @@ def build_timeline(result: RunResult, records: Iterable[Record], *, initial: Wor
                    applied: list[tuple[Event, str | None]], view: tuple[int, int] | None = None,
                    playback: Playback | None = None, detail_limit: int = 20_000) -> Timeline:
     """The picture model of a run from its trace records (in ``seq`` order) and its applied events."""
-    scn = result.engine.scn
+    scn = result.spec
     settings = scn.settings
     end = result.end
     fmt = _Fmt(scn)
