@@ -176,6 +176,26 @@ def test_session_records_nobody_reads_stay_bounded(sink: Sink, monkeypatch: pyte
     assert sink.pop_record("t59") is not None and sink.pop_record("t0") is None
 
 
+def test_session_records_are_freed_with_their_connection(sink: Sink, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.net.sink_handler as handler_module
+
+    monkeypatch.setattr(handler_module, "RECORD_GRACE", 0.05)
+    r = Raw(sink.proxy_port, proxy_header("203.0.113.30", secret=sink.proxy_secret))
+    try:
+        assert r.cmd(b"EHLO h.test").startswith(b"250 ")
+        for i in range(5):
+            ctx = xmailsim_value(MailContext(f"<m{i}@x>", 1, 0, "client.example", "msg", f"t{i}"))
+            assert r.cmd(b"MAIL FROM:<a@x.example> XMAILSIM=" + ctx.encode()).startswith(b"250 ")
+            assert r.cmd(b"RSET").startswith(b"250 ")
+        assert sink.records_waiting == 5  # kept while the connection lives (the wire transport reads them)
+    finally:
+        r.close()
+    end = time.monotonic() + IO_TIMEOUT
+    while sink.records_waiting and time.monotonic() < end:
+        time.sleep(0.02)
+    assert sink.records_waiting == 0
+
+
 # -- 4. header injection -------------------------------------------------------------------------
 
 

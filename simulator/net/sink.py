@@ -469,14 +469,21 @@ class Sink:
             self._cond.notify_all()
         return msgs
 
-    def record_for(self, token: str) -> SessionRecord:
+    def record_for(self, token: str, owner: int = 0) -> SessionRecord:
         with self._records_lock:
             rec = self._records.get(token)
             if rec is None:
-                rec = self._records[token] = SessionRecord(token)
+                rec = self._records[token] = SessionRecord(token, owner)
                 while len(self._records) > MAX_RECORDS:
                     self._records.popitem(last=False)
             return rec
+
+    def forget_records(self, owner: int) -> None:
+        """Drop the unread records of a closed connection (the handler calls it after a grace period)."""
+        with self._records_lock:
+            gone = [t for t, rec in self._records.items() if rec.owner == owner]
+            for t in gone:
+                del self._records[t]
 
     @property
     def records_waiting(self) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.parser
 import email.policy
 import itertools
@@ -73,10 +74,13 @@ class SinkPort(Protocol):
     @property
     def proxy_max_recipients(self) -> int: ...
 
-    def record_for(self, token: str) -> SessionRecord: ...
+    def record_for(self, token: str, owner: int = 0) -> SessionRecord: ...
+
+    def forget_records(self, owner: int) -> None: ...
 
 T = TypeVar("T")
 
+RECORD_GRACE = 60.0  # seconds a closed connection's unread session records are kept
 TOO_MANY_RCPTS = "452 4.5.3 Too many recipients"
 LOCAL_ERROR = "451 4.3.0 Requested action aborted: local error in processing"
 # a Message-ID the plain listener may echo in its 250: one angle-bracketed run of printable ASCII
@@ -88,6 +92,7 @@ class SessionRecord:
     """What one PROXY session did, for the wire transport: what SMTP replies cannot carry."""
 
     token: str
+    owner: int = 0  # the connection (SinkSession.owner) the record is freed with
     delay: int = 0
     spf_result: str | None = None
     spf_explanation: str = ""
@@ -153,7 +158,7 @@ class SinkHandler:
     def _record(self, session: SinkSession) -> SessionRecord | None:
         if not session.token:
             return None
-        return self.sink.record_for(session.token)
+        return self.sink.record_for(session.token, session.owner)
 
     async def _after(self, server: SMTP, session: SinkSession, reply: Reply) -> str | None:
         """Bookkeeping after a stage: slow faults, the session record, drops. None: no reply."""
@@ -192,6 +197,14 @@ class SinkHandler:
         s.kind = tlv_text(proxy_data, TLV_KIND) or "msg"
         s.token = tlv_text(proxy_data, TLV_TOKEN) or ""
         return True
+
+    def on_close(self, server: SinkSMTP) -> None:
+        """A PROXY connection's session records go with it, after a grace period: the wire transport
+        reads a dropped transaction's record right after it sees the drop, never later."""
+        s = server.session
+        if isinstance(s, SinkSession) and s.proxied:
+            with contextlib.suppress(RuntimeError):  # the loop is closing: the records go with the sink
+                server.loop.call_later(RECORD_GRACE, self.sink.forget_records, s.owner)
 
     async def on_connect(self, server: SinkSMTP) -> Reply | None:
         """The ``connect`` stage; a reply replaces the greeting (outage 421, faults)."""
@@ -282,7 +295,7 @@ class SinkHandler:
             s.token = ctx.token
             s.delay_seen = 0
             if s.token:
-                self.sink.record_for(s.token)  # the transaction reached the sink
+                self.sink.record_for(s.token, s.owner)  # the transaction reached the sink
         if "RET" in params and params["RET"] not in ("FULL", "HDRS"):
             return "501 5.5.4 Invalid RET parameter (FULL or HDRS)"
         if "ENVID" in params and not params["ENVID"]:

@@ -7,6 +7,7 @@ import asyncio
 import collections
 import functools
 import inspect
+import itertools
 import re
 from collections.abc import Awaitable, Callable
 from types import ModuleType
@@ -29,7 +30,10 @@ class ConnectionHooks(Protocol):
 
     async def on_connect(self, server: SinkSMTP) -> Reply | None: ...
 
+    def on_close(self, server: SinkSMTP) -> None: ...
+
 IDENT = "ESMTP mailsim"
+_CONNECTIONS = itertools.count(1)
 BARE_CR_LF = "501 5.5.2 Syntax error: CR, LF or NUL inside a command"
 
 # a plain reverse-/forward-path and what follows it: "<local@domain> PARAMS"
@@ -74,6 +78,7 @@ class SinkSession(Session):
         self.kind = "msg"
         self.token = ""
         self.conn_id = ""
+        self.owner = next(_CONNECTIONS)  # the connection its session records belong to
         self.delay_seen = 0
         self.declared_size: int | None = None
 
@@ -143,6 +148,7 @@ class SinkSMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.sink_handler.connections.discard(self)
+        self.sink_handler.on_close(self)
         super().connection_lost(error)
 
     def drop(self) -> None:
