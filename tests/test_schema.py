@@ -691,3 +691,39 @@ def test_patterns_read_the_same_as_ecma_262(tmp_path: Path) -> None:
     python = [[re.search(p, s) is not None for s in ECMA_SAMPLES] for p in patterns]
     assert len(patterns) > 20
     assert ecma == python
+
+
+def test_a_javascript_validator_agrees(tmp_path: Path) -> None:
+    """Ajv (JavaScript regexes, as in editors) accepts the corpus and refuses every shape error above."""
+    import os
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    modules = Path("/usr/share/nodejs")  # Debian's node-ajv
+    if node is None or not (modules / "ajv").is_dir():
+        pytest.skip("node and ajv (apt-get install node-ajv) are needed to check the schema in JavaScript")
+    script = tmp_path / "validate.js"
+    script.write_text(
+        "const Ajv = require('ajv');\n"
+        "const [schema, docs] = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n"
+        "delete schema['$schema'];  // Ajv 6 reads the 2020-12 keywords used here but not its meta-schema\n"
+        "const ajv = new Ajv({validateSchema: false, logger: false});\n"
+        "const validate = ajv.compile(schema);\n"
+        "console.log(JSON.stringify(docs.map(d => validate(d) ? null : ajv.errorsText(validate.errors))));\n",
+        encoding="utf-8",
+    )
+    corpus = [json.loads(json.dumps(tree(p.read_text(encoding="utf-8")))) for p in CORPUS]
+    refused = [json.loads(json.dumps(tree(EXAMPLE_TEXT.replace(old, new)))) for old, new in SHAPE_ERRORS]
+    done = subprocess.run(
+        [node, str(script)],
+        input=json.dumps([SCHEMA, corpus + refused]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "NODE_PATH": str(modules)},
+    )
+    verdicts = json.loads(done.stdout)
+    assert verdicts[: len(corpus)] == [None] * len(corpus)
+    assert [new for (_old, new), v in zip(SHAPE_ERRORS, verdicts[len(corpus) :], strict=True) if v is None] == []
