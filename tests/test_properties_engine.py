@@ -156,7 +156,9 @@ def _stage_by_stage(server: Any, att: Any) -> Any:
     n = len(att.rcpts)
     tx = Transaction(now=att.now, client_ip=att.client_ip, domain=att.domain, message_id=att.message_id,
                      attempt=att.attempt)
-    for r in (server.connect(tx), server.helo(tx, att.helo), server.mail(tx, att.mail_from, None)):
+    for step in (lambda: server.connect(tx), lambda: server.helo(tx, att.helo),
+                 lambda: server.mail(tx, att.mail_from, None)):
+        r = step()  # one stage at a time: a refused greeting never reaches HELO
         if not r.ok:
             return AttemptResult((r,) * n, None, None, delay=tx.delay)
     replies = []
