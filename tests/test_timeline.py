@@ -363,3 +363,15 @@ def test_installed_entry_point_mounts_timeline(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=300)  # a safety bound, not an assertion
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "t.html").read_text().count('id="timeline-data"') == 1
+
+
+def test_both_outputs_open_on_the_activity_span(tmp_path: Path) -> None:
+    # the tour happens between 10:00 and 11:00 of a one-day run: 09:30–11:30 with the margin
+    assert tour().view == (1800, 9000)
+    html_out = tmp_path / "t.html"
+    res = runner.invoke(timeline_app, [str(TOUR), "--html", str(html_out)])
+    assert res.exit_code == 0, res.output
+    page = html_out.read_text()
+    assert embedded(page)["view"] == [1800, 9000]
+    assert page.count("<noscript>") == 1 and 'src="data:image/png;base64,' in page  # the static picture
+    assert embedded(page)["player"]["frames"][1][10].startswith("10:00 — the November batches")

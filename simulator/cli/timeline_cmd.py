@@ -63,7 +63,7 @@ def timeline(
     from simulator.replay.timeline import timeline_of
     from simulator.replay.timeline_html import write_html
 
-    tl = timeline_of(scn)
+    tl = timeline_of(scn, detail_limit=max(max_lanes, png_max_lanes))
     if bounds[0] is not None or bounds[1] is not None:
         a = max(0, bounds[0] if bounds[0] is not None else 0)
         b = min(tl.end, bounds[1] if bounds[1] is not None else tl.end)

@@ -94,12 +94,16 @@ def read_trace(path: str | Path) -> Iterator[Record]:
             yield orjson.loads(line)
 
 
-def timeline_of(scn: Scenario, view: tuple[int, int] | None = None) -> Timeline:
-    """Run ``scn`` (stepped once, recording the player's frames) and build its picture model."""
+def timeline_of(scn: Scenario, view: tuple[int, int] | None = None, *, detail_limit: int = 20_000) -> Timeline:
+    """Run ``scn`` (stepped once, recording the player's frames) and build its picture model.
+
+    ``detail_limit``: above this many invoices the lanes carry no hover texts (they will be drawn
+    aggregated); give the largest ``max_lanes`` a renderer will be asked for.
+    """
     sess = Session(scn)
     playback = record_playback(sess)
     return build_timeline(sess.result(), sess.records, view=view, initial=sess.initial_world,
-                          applied=sess.applied_events(), playback=playback)
+                          applied=sess.applied_events(), playback=playback, detail_limit=detail_limit)
 
 
 def timeline_of_session(session: Session, view: tuple[int, int] | None = None) -> Timeline:
