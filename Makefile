@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean venv
+.PHONY: run test lint bench mutate clean venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,5 +28,15 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# Mutation testing (docs/testing.md): slow, so not part of `make test`. MUTANTS narrows it to names,
+# e.g. make mutate MUTANTS='simulator.domain.*'; the survivor report is mutants/report.txt.
+MUTANTS ?=
+mutate: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,mutate]'
+	nice -n 10 $(BIN)/mutmut run --max-children 1 $(foreach m,$(MUTANTS),'$(m)') || true
+	{ $(BIN)/mutmut export-cicd-stats >/dev/null && cat mutants/mutmut-cicd-stats.json && echo && \
+	  $(BIN)/mutmut results; } > mutants/report.txt
+	@head -c 400 mutants/report.txt; echo; echo "survivors: mutants/report.txt (mutmut show NAME for the diff)"
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts benchmarks/results.json
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts benchmarks/results.json mutants

@@ -6,11 +6,32 @@ comparison moved by one, a branch dropped, a default changed. Exact values throu
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 from helpers import run
 
-from simulator.domain.entities import DAY, Sync
-from simulator.domain.sync import expires_at, initial_state, login, verdict
+from simulator.domain import contacts, faults
+from simulator.domain import events as ev
+from simulator.domain.contacts import address_problem, domain_of, envelope_address
+from simulator.domain.entities import (
+    DAY,
+    Branch,
+    Configuration,
+    Contact,
+    Organization,
+    Property,
+    PropertyContact,
+    Region,
+    Sync,
+    User,
+)
+from simulator.domain.recipients import RecipientPlan, plan_recipients
+from simulator.domain.sync import SyncState, change_password, expires_at, initial_state, login, resync, verdict
+from simulator.domain.world import Applied, DnsChange, World, apply
 
 LIFE = 90 * DAY
 
@@ -42,3 +63,240 @@ def test_the_engine_applies_the_expiry_instant(login_at: str, status: str, reaso
             extra="until: +3d")
     v = r.invoice("INV-1")
     assert v is not None and (v.email_status, v.reason) == (status, reason)
+
+
+# -- sync transitions, whole states (mutants dropped or blanked single fields) --------------------
+
+
+def test_sync_transitions_keep_every_field() -> None:
+    s0 = initial_state(Sync("google", synced=-10 * DAY, last_login=-3 * DAY, password_changed=-20 * DAY))
+    assert s0 == SyncState("google", -10 * DAY, -3 * DAY, "login", -3 * DAY, -20 * DAY, False)
+    s1, ok = login(s0, 5 * DAY, LIFE)
+    assert ok and s1 == SyncState("google", -10 * DAY, 5 * DAY, "login", 5 * DAY, -20 * DAY, False)
+    s2 = change_password(s1, 6 * DAY)
+    assert s2 == SyncState("google", -10 * DAY, 5 * DAY, "login", 5 * DAY, 6 * DAY, True)
+    s3 = resync(s2, None, 7 * DAY)  # keeps the provider, the last login and when the password changed
+    assert s3 == SyncState("google", 7 * DAY, 7 * DAY, "sync", 5 * DAY, 6 * DAY, False)
+    s4 = resync(s3, "microsoft365", 8 * DAY)
+    assert s4 == SyncState("microsoft365", 8 * DAY, 8 * DAY, "sync", 5 * DAY, 6 * DAY, False)
+    assert resync(None, "google", 9 * DAY) == SyncState("google", 9 * DAY, 9 * DAY, "sync", None, None, False)
+    with pytest.raises(ValueError, match=r"^a re-sync needs an existing sync or a provider$"):
+        resync(None, None, 0)
+
+
+# -- world.apply: each rule's whole result ---------------------------------------------------------
+
+
+def world(**kw: Any) -> World:
+    base: dict[str, Any] = dict(
+        start=datetime(2026, 11, 2, 9, tzinfo=UTC),
+        token_lifetime=LIFE,
+        organization=Organization(Configuration("cfg@acme.example")),
+        branches={"b1": Branch("b1", "north"), "b2": Branch("b2", "north", "b2@acme.example")},
+        regions={"north": Region("north", "north@acme.example")},
+        users={"u1": User("u1", "ar@acme.example"), "u2": User("u2", "smtp@acme.example")},
+        sync={"u1": initial_state(Sync("microsoft365", -10 * DAY)), "u2": None},
+        contacts={"c1": Contact("c1", "jane@client.example"), "c2": Contact("c2", "bob@client.example", False)},
+        properties={"p1": Property("p1", "b1", (PropertyContact("c1", True, True, False),)),
+                    "p2": Property("p2", "b2", (PropertyContact("c2", False),))},
+        batch_status={"B1": "Draft"},
+    )
+    base.update(kw)
+    return World(**base)
+
+
+W = world()
+U1 = W.sync["u1"]
+assert U1 is not None
+
+
+def test_login_refreshes_traces_and_reschedules() -> None:
+    new = SyncState("microsoft365", -10 * DAY, DAY, "login", DAY, None, False)
+    assert apply(W, ev.Login(at=DAY, user="u1", loc="s.yaml:9:5")) == Applied(
+        world(sync={"u1": new, "u2": None}),
+        (("user.login", {"user": "u1", "kind": "login", "line": "s.yaml:9:5", "refreshed": True,
+                         "expires": "2027-02-01T09:00:00Z"}),),
+        sender_changed=True, expiry_users=("u1",), refreshed=True,
+    )
+
+
+def test_login_without_a_sync_changes_nothing_but_the_trace() -> None:
+    assert apply(W, ev.Login(at=DAY, user="u2", loc="s.yaml:9:5")) == Applied(
+        W, (("user.login", {"user": "u2", "kind": "login", "line": "s.yaml:9:5"}),),
+        sender_changed=True, refreshed=False,
+    )
+
+
+def test_resync_and_set_sync() -> None:
+    assert apply(W, ev.Resync(at=DAY, user="u1")) == Applied(
+        world(sync={"u1": SyncState("microsoft365", DAY, DAY, "sync", None, None, False), "u2": None}),
+        (("sync.resynced", {"user": "u1", "provider": "microsoft365"}),), sender_changed=True, expiry_users=("u1",))
+    assert apply(W, ev.SetSync(at=DAY, user="u2", provider="google")) == Applied(
+        world(sync={"u1": U1, "u2": SyncState("google", DAY, DAY, "sync", None, None, False)}),
+        (("sync.set", {"user": "u2", "provider": "google"}),), sender_changed=True, expiry_users=("u2",))
+    assert apply(W, ev.Resync(at=DAY, user="u2", loc="s.yaml:3:4")) == Applied(
+        W, (("event.refused", {"kind": "resync", "user": "u2", "reason": "no-sync-to-resync", "line": "s.yaml:3:4"}),),
+        refused="no-sync-to-resync")
+
+
+def test_password_change_remove_sync_and_user_activity() -> None:
+    assert apply(W, ev.ChangePassword(at=DAY, user="u1")) == Applied(
+        world(sync={"u1": replace(U1, password_changed=DAY, password_pending=True), "u2": None}),
+        (("user.password_changed", {"user": "u1"}),), sender_changed=True)
+    assert apply(W, ev.ChangePassword(at=DAY, user="u2")) == Applied(
+        W, (("user.password_changed", {"user": "u2"}),), sender_changed=True)
+    assert apply(W, ev.RemoveSync(at=DAY, user="u1")) == Applied(
+        world(sync={"u1": None, "u2": None}), (("sync.removed", {"user": "u1"}),), sender_changed=True)
+    off = apply(W, ev.DeactivateUser(at=DAY, user="u1"))
+    assert off == Applied(world(users={"u1": User("u1", "ar@acme.example", False), "u2": W.users["u2"]}),
+                          (("user.deactivated", {"user": "u1"}),), sender_changed=True)
+    assert apply(off.world, ev.ActivateUser(at=DAY, user="u1")) == Applied(
+        W, (("user.activated", {"user": "u1"}),), sender_changed=True)
+
+
+def test_contact_edits() -> None:
+    assert apply(W, ev.SetContactEmail(at=DAY, contact="c1", email="Jane@Client.example ")) == Applied(
+        world(contacts={"c1": Contact("c1", "Jane@Client.example "), "c2": W.contacts["c2"]}),
+        (("contact.changed", {"contact": "c1", "email": "Jane@Client.example "}),), properties=("p1",))
+    # the inactive c2 holds bob@: still a duplicate (case and spaces ignored)
+    assert apply(W, ev.SetContactEmail(at=DAY, contact="c1", email=" BOB@client.example")) == Applied(
+        W, (("contact.refused", {"contact": "c1", "email": " BOB@client.example", "reason": "duplicate-email-rejected",
+                                 "existing_contact": "c2", "existing_active": False}),),
+        refused="duplicate-email-rejected")
+    assert apply(W, ev.SetContactActive(at=DAY, contact="c2", active=True)) == Applied(
+        world(contacts={"c1": W.contacts["c1"], "c2": Contact("c2", "bob@client.example", True)}),
+        (("contact.changed", {"contact": "c2", "active": True}),), properties=("p2",))
+
+
+@pytest.mark.parametrize(("change", "link"), [
+    (dict(email_invoice=False), PropertyContact("c1", False, True, False)),
+    (dict(primary=False), PropertyContact("c1", True, False, False)),
+    (dict(billing=True), PropertyContact("c1", True, True, True)),
+    (dict(), PropertyContact("c1", True, True, False)),
+])
+def test_set_property_contact_changes_only_the_flags_given(change: dict[str, bool], link: PropertyContact) -> None:
+    done = apply(W, ev.SetPropertyContact(at=DAY, property="p1", contact="c1", **change))
+    assert done == Applied(
+        world(properties={"p1": Property("p1", "b1", (link,)), "p2": W.properties["p2"]}),
+        (("property.changed", {"property": "p1", "contact": "c1", "email_invoice": change.get("email_invoice")}),),
+        properties=("p1",))
+
+
+def test_set_property_contact_adds_a_link() -> None:
+    done = apply(W, ev.SetPropertyContact(at=DAY, property="p1", contact="c2", billing=True))
+    links = (PropertyContact("c1", True, True, False), PropertyContact("c2", False, False, True))
+    assert done.world.properties["p1"] == Property("p1", "b1", links)
+    assert list(done.world.properties) == ["p1", "p2"]
+
+
+def test_set_invoicing_email_from_at_each_level() -> None:
+    def settings(where: str, email: str | None) -> tuple[tuple[str, dict[str, Any]], ...]:
+        return (("settings.changed", {"where": where, "invoicing_email_from": email}),)
+
+    assert apply(W, ev.SetInvoicingEmailFrom(at=DAY, email="x@acme.example", branch="b1")) == Applied(
+        world(branches={"b1": Branch("b1", "north", "x@acme.example"), "b2": W.branches["b2"]}),
+        settings("branch:b1", "x@acme.example"), sender_changed=True)
+    assert apply(W, ev.SetInvoicingEmailFrom(at=DAY, email=None, region="north")) == Applied(
+        world(regions={"north": Region("north", None)}), settings("region:north", None), sender_changed=True)
+    assert apply(W, ev.SetInvoicingEmailFrom(at=DAY, email="y@acme.example", configuration=True)) == Applied(
+        world(organization=Organization(Configuration("y@acme.example"))), settings("configuration", "y@acme.example"),
+        sender_changed=True)
+
+
+def test_dns_events_and_batch_completion() -> None:
+    assert apply(W, ev.DnsSet(at=DAY, name="acme.example", type="TXT", value=("v=spf1", " -all"))) == Applied(
+        W, (("dns.changed", {"name": "acme.example", "type": "TXT", "value": ["v=spf1", " -all"], "op": "set"}),),
+        dns=DnsChange("acme.example", "TXT", ("v=spf1", " -all")))
+    assert apply(W, ev.DnsDelete(at=DAY, name="acme.example", type="MX")) == Applied(
+        W, (("dns.changed", {"name": "acme.example", "type": "MX", "value": None, "op": "delete"}),),
+        dns=DnsChange("acme.example", "MX", None))
+    done = apply(W, ev.CompleteBatch(at=DAY, batch="B1"))
+    assert done == Applied(world(batch_status={"B1": "Sent"}), completes="B1")
+    assert apply(done.world, ev.CompleteBatch(at=DAY, batch="B1")) == Applied(
+        done.world, (("batch.already_completed", {"batch": "B1"}),))
+
+
+# -- addresses (guide Step 4): each email-validator option the product relies on ---------------------
+# The validators cache by address and by domain; a fresh cache per test makes every case reach the
+# validator itself (a warm cache once hid mutants of its options from mutation testing).
+
+
+@pytest.fixture
+def fresh_address_caches() -> None:
+    contacts._checked.cache_clear()
+    contacts._domain_checked.cache_clear()
+
+
+@pytest.mark.usefixtures("fresh_address_caches")
+@pytest.mark.parametrize(("raw", "problem"), [
+    ('"jane doe"@client.example', "Quoting the part before the @-sign is not allowed here."),
+    ("Jane <jane@client.example>",
+     "A display name and angle brackets around the email address are not permitted here."),
+    ("jane@[192.0.2.1]", "A bracketed IP address after the @-sign is not allowed here."),
+    ("josé@client.example", "Internationalized characters before the @-sign are not supported: 'é'."),
+    ("jane@client.example.", "An email address cannot end with a period."),
+    ("", "the address is empty"),
+])
+def test_an_address_the_platform_cannot_send_to(raw: str, problem: str) -> None:
+    assert address_problem(raw) == problem
+    with pytest.raises(ValueError, match=r"^not a valid address: "):
+        envelope_address(raw)
+
+
+@pytest.mark.usefixtures("fresh_address_caches")
+@pytest.mark.parametrize(("raw", "envelope"), [
+    ("jane@client.example", "jane@client.example"),  # a reserved .example domain is fine: no DNS checks
+    ("O'Neil@Client.Example", "o'neil@client.example"),  # not the plain form: the full validator
+    ("Jane@Bücher.example", "jane@xn--bcher-kva.example"),  # routed by its A-label (§8)
+    ("Postmaster@Client.example", "postmaster@client.example"),
+    ("jane@intranet", "jane@intranet"),  # a dotless domain is syntax, not deliverability: accepted
+])
+def test_an_address_the_platform_sends_to(raw: str, envelope: str) -> None:
+    assert address_problem(raw) is None
+    assert envelope_address(raw) == envelope
+
+
+def test_domain_of_takes_the_part_after_the_last_at() -> None:
+    assert domain_of("Jane@Client.EXAMPLE") == "client.example"
+    assert domain_of('"a@b"@c.example') == "c.example"
+
+
+# -- recipients: whole plans --------------------------------------------------------------------------
+
+
+def test_recipient_plans_in_full() -> None:
+    cs = {"a": Contact("a", "Ann@Oak.example"), "b": Contact("b", "b@oak.example "),
+          "c": Contact("c", "c@oak.example", active=False), "d": Contact("d", "d@elm.example")}
+    prop = Property("p1", "b1", (PropertyContact("a", True), PropertyContact("a", True), PropertyContact("b", True),
+                                 PropertyContact("c", True), PropertyContact("d", primary=True)))
+    problem = address_problem("b@oak.example ")
+    assert problem is not None and "SPACE" in problem
+    assert plan_recipients(prop, cs, ("email_invoice", "primary")) == (
+        RecipientPlan("a", "Ann@Oak.example", None, "", "ann@oak.example", "oak.example"),
+        RecipientPlan("b", "b@oak.example ", "recipient-email-invalid", problem),
+        RecipientPlan("c", "c@oak.example", "recipient-contact-inactive"),
+        RecipientPlan("d", "d@elm.example", None, "", "d@elm.example", "elm.example"),
+    )
+    assert [p.contact for p in plan_recipients(prop, cs, ("primary",))] == ["d"]
+    assert [p.contact for p in plan_recipients(prop, cs, ("billing",))] == []
+
+
+# -- fault draws: the keyed hash itself (DESIGN §8), not only its determinism ----------------------------
+
+
+def reference_draw(seed: int, index: int, message: str, rcpt: str, attempt: int, stage: str) -> float:
+    h = hashlib.blake2b(f"{seed}|{index}|{message}|{rcpt}|{attempt}|{stage}".encode(), digest_size=8)
+    return int.from_bytes(h.digest(), "big") / 2.0**64
+
+
+def test_fault_draws_are_the_keyed_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faults, "_PREFIX", {})  # a cold prefix table, then a warm one
+    cases = [(7, 0, "<INV-1@mailsim.invalid>", "jane@client.example", 1, "rcpt"), (7, 1, "m", "r", 2, "data"),
+             (2**64 - 1, 999, "<B-000001@mailsim.invalid>", "bob@client.example", 12, "connect")]
+    for _ in range(2):
+        assert [faults.draw(*c) for c in cases] == [reference_draw(*c) for c in cases]
+    assert faults.draw(*cases[0]) == 0.8803430204301312
+    for seed in range(5000):  # past the table's size: it is cleared, the values stay the same
+        faults.draw_head(seed, 0)
+    assert len(faults._PREFIX) < 5000
+    assert [faults.draw(*c) for c in cases] == [reference_draw(*c) for c in cases]
