@@ -57,7 +57,7 @@ def sweep(
     file: Annotated[Path, typer.Argument(help="Scenario file (mailsim/1 YAML).")],
     vary: Annotated[list[str] | None, typer.Option(
         "--vary", metavar="PATH=V1,V2",
-        help="A parameter and its values, e.g. 'users[u1].sync.last_login=-80d,-90d' or "
+        help="A parameter and its values, e.g. 'users[nora].sync.last_login=-80d,-90d' or "
              "'settings.queue_poll=1m,5m'. Repeat for a grid.")] = None,
     seeds: Annotated[int | None, typer.Option(help="Run each combination with seeds 0..N-1.")] = None,
     seed_range: Annotated[str | None, typer.Option(
