@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from helpers import CI, PROJECT_TOOLS
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -195,7 +196,10 @@ def test_examples_run_as_written(page: Path, tmp_path: Path) -> None:
             tool = _tool(words)
             if tool and tool not in ("cd", "echo", "printf") and shutil.which(tool, path=env["PATH"]) is None \
                     and not (work / tool).exists() and not tool.startswith("."):
-                skipped.append(f"{where} ({tool} is not installed)")
+                if CI and tool in PROJECT_TOOLS and PROJECT_TOOLS[tool][2]:
+                    failures.append(f"{where}\n  CI=true and {tool} is missing (the project installs it)")
+                else:
+                    skipped.append(f"{where} ({tool} is not installed)")
                 continue
             background = command.endswith("&") or _is_server(words)
             if background:
