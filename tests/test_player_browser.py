@@ -61,7 +61,9 @@ class Browser:
              "--disable-dev-shm-usage", "--hide-scrollbars", "--remote-debugging-pipe", f"--user-data-dir={profile}",
              f"--window-size={width},{height}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4),  # after preexec_fn moved the pipe ends there (close_fds runs later)
+            # the child moves the pipe ends to 3 and 4 (dup2 makes them inheritable); Python's own
+            # descriptors are not inheritable, so nothing else leaks with close_fds off
+            close_fds=False,
             preexec_fn=lambda: (os.dup2(to_browser_r, 3), os.dup2(from_browser_w, 4)),
         )
         os.close(to_browser_r)
