@@ -7,6 +7,7 @@ comparison moved by one, a branch dropped, a default changed. Exact values throu
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -23,13 +24,25 @@ from simulator.domain.entities import (
     Configuration,
     Contact,
     Organization,
+    Platform,
     Property,
     PropertyContact,
+    Provider,
     Region,
     Sync,
     User,
 )
 from simulator.domain.recipients import RecipientPlan, plan_recipients
+from simulator.domain.sender import (
+    SenderAddress,
+    SenderDecision,
+    SenderWorld,
+    SendingPath,
+    decide_sender,
+    provider_helo,
+    resolve_sender_address,
+    sending_path,
+)
 from simulator.domain.sync import SyncState, change_password, expires_at, initial_state, login, resync, verdict
 from simulator.domain.world import Applied, DnsChange, World, apply
 
@@ -300,3 +313,124 @@ def test_fault_draws_are_the_keyed_hash(monkeypatch: pytest.MonkeyPatch) -> None
         faults.draw_head(seed, 0)
     assert len(faults._PREFIX) < 5000
     assert [faults.draw(*c) for c in cases] == [reference_draw(*c) for c in cases]
+
+
+# -- the sender decision (guide Steps 2-3): whole decisions, one per way it can end ----------------------
+
+PLATFORM = Platform(("198.51.100.10", "198.51.100.11"), "out.platform.example")
+PROVIDERS = {"microsoft365": Provider("microsoft365", ("203.0.113.20",), "spf.protection.outlook.com"),
+             "google": Provider("google", ("203.0.113.30",), "_spf.google.com", helo="mx.google.example")}
+
+
+def sender_world(cfg: str | None = "Cfg@Acme.example ", *, spf_required: bool = True, **sync: SyncState | None
+                 ) -> SenderWorld:
+    users = {"u1": User("u1", "cfg@acme.example"), "u2": User("u2", "north@acme.example"),
+             "u3": User("u3", "b2@acme.example", active=False)}
+    return SenderWorld(
+        organization=Organization(Configuration(cfg)),
+        branches={"b1": Branch("b1", "north"), "b2": Branch("b2", "north", "b2@acme.example"), "b3": Branch("b3")},
+        regions={"north": Region("north", "north@acme.example")},
+        users=users, sync={"u1": None, "u2": None, "u3": None, **sync}, token_lifetime=LIFE, platform=PLATFORM,
+        providers=PROVIDERS, smtp_path_requires_spf=spf_required)
+
+
+def spf_of(results: dict[str, str]) -> Callable[[str, str, str], tuple[str, str]]:
+    def check(ip: str, sender: str, helo: str) -> tuple[str, str]:
+        assert helo == "out.platform.example"
+        return results[ip], f"{ip} for {sender}"
+
+    return check
+
+
+PASS = spf_of({"198.51.100.10": "pass", "198.51.100.11": "pass"})
+
+
+def test_sender_not_configured() -> None:
+    w = sender_world(None)
+    assert decide_sender(w, ("b3",), 0, PASS) == SenderDecision(
+        address=None, source="configuration", user=None, path="blocked", helo="out.platform.example",
+        reason="sender-not-configured", evidence="no Invoicing Email From on b3, its region, or Configuration")
+    assert decide_sender(w, (), 0, PASS).evidence == "no Invoicing Email From on branch, its region, or Configuration"
+    assert decide_sender(w, ("b1", "b2"), 0, PASS) == SenderDecision(
+        address=None, source="configuration", user=None, path="blocked", helo="out.platform.example",
+        reason="sender-not-configured", notes=("multi-branch-uses-configuration",),
+        evidence="the batch spans branches b1 / b2: a multi-branch batch is sent from Configuration's Invoice"
+                 " Email From alone, and it is not set")
+    assert decide_sender(sender_world(""), ("b3",), 0, PASS).reason == "sender-not-configured"  # empty = unset
+
+
+def test_sender_not_a_user() -> None:
+    assert decide_sender(sender_world(), ("b2",), 0, PASS) == SenderDecision(  # b2's user is inactive
+        address="b2@acme.example", source="branch:b2", user=None, path="blocked", helo="out.platform.example",
+        reason="sender-not-a-user", evidence="b2@acme.example (from branch:b2) is not the email of an active user")
+
+
+def test_sender_resolution_order() -> None:
+    world = sender_world()
+    assert resolve_sender_address(("b2",), world.organization, world.branches, world.regions) == SenderAddress(
+        "b2@acme.example", "branch:b2")
+    assert resolve_sender_address(("b1",), world.organization, world.branches, world.regions) == SenderAddress(
+        "north@acme.example", "region:north")
+    assert resolve_sender_address(("b3",), world.organization, world.branches, world.regions) == SenderAddress(
+        "Cfg@Acme.example ", "configuration")
+    assert resolve_sender_address(("nope",), world.organization, world.branches, world.regions) == SenderAddress(
+        "Cfg@Acme.example ", "configuration")
+    assert resolve_sender_address(("b2", "b2"), world.organization, world.branches, world.regions) == SenderAddress(
+        "Cfg@Acme.example ", "configuration", ("multi-branch-uses-configuration",))
+
+
+def test_sender_on_the_smtp_path_with_and_without_spf() -> None:
+    ok = decide_sender(sender_world(), ("b3",), 0, PASS)
+    assert ok == SenderDecision(
+        address="cfg@acme.example", source="configuration", user="u1", path="smtp",
+        client_ips=PLATFORM.sending_ips, helo="out.platform.example", evidence="no email sync: SMTP path",
+        spf=(("198.51.100.10", "pass", "198.51.100.10 for cfg@acme.example"),
+             ("198.51.100.11", "pass", "198.51.100.11 for cfg@acme.example")))
+    half = spf_of({"198.51.100.10": "pass", "198.51.100.11": "softfail"})
+    assert decide_sender(sender_world(), ("b3",), 0, half) == SenderDecision(
+        address="cfg@acme.example", source="configuration", user="u1", path="blocked",
+        client_ips=PLATFORM.sending_ips, helo="out.platform.example", reason="sender-spf-not-authorized",
+        evidence="SPF of acme.example for the platform IPs: 198.51.100.11: softfail (198.51.100.11 for"
+                 " cfg@acme.example)",
+        spf=(("198.51.100.10", "pass", "198.51.100.10 for cfg@acme.example"),
+             ("198.51.100.11", "softfail", "198.51.100.11 for cfg@acme.example")))
+
+    def never(ip: str, sender: str, helo: str) -> tuple[str, str]:
+        raise AssertionError("SPF is not evaluated when the setting is off")
+
+    assert decide_sender(sender_world(spf_required=False), ("b3",), 0, never) == SenderDecision(
+        address="cfg@acme.example", source="configuration", user="u1", path="smtp",
+        client_ips=PLATFORM.sending_ips, helo="out.platform.example", evidence="no email sync: SMTP path")
+
+
+def test_sender_on_a_sync() -> None:
+    ms = initial_state(Sync("microsoft365", synced=-10 * DAY))
+    assert decide_sender(sender_world(u2=ms), ("b1",), 0, PASS) == SenderDecision(
+        address="north@acme.example", source="region:north", user="u2", path="sync", provider="microsoft365",
+        client_ips=("203.0.113.20",), helo="mail.spf.protection.outlook.com", evidence="sync valid",
+        valid_until=80 * DAY)
+    g = initial_state(Sync("google", synced=-10 * DAY))
+    assert decide_sender(sender_world(u2=g), ("b1",), DAY, PASS) == SenderDecision(
+        address="north@acme.example", source="region:north", user="u2", path="sync", provider="google",
+        client_ips=("203.0.113.30",), helo="mx.google.example", evidence="sync valid", valid_until=80 * DAY)
+    assert provider_helo(None, "out.platform.example") == "out.platform.example"
+    assert provider_helo(Provider("x", ("192.0.2.1",)), "out.platform.example") == "out.platform.example"
+
+
+def test_sender_blocked_by_its_sync_and_an_unsupported_provider() -> None:
+    expired = initial_state(Sync("google", synced=-100 * DAY))
+    assert decide_sender(sender_world(u2=expired), ("b1",), 0, PASS) == SenderDecision(
+        address="north@acme.example", source="region:north", user="u2", path="blocked", provider="google",
+        helo="out.platform.example", reason="sync-token-expired",
+        evidence="token lifetime passed since the last refresh")
+    changed = change_password(initial_state(Sync("google", synced=-10 * DAY)), -DAY)
+    assert decide_sender(sender_world(u2=changed), ("b1",), 0, PASS).reason == "sync-password-changed"
+    zoho = initial_state(Sync("zoho", synced=-10 * DAY))
+    assert decide_sender(sender_world(u2=zoho), ("b1",), 0, PASS) == SenderDecision(
+        address="north@acme.example", source="region:north", user="u2", path="smtp",
+        client_ips=PLATFORM.sending_ips, helo="out.platform.example", notes=("sync-provider-unsupported",),
+        evidence="provider 'zoho' is not Microsoft 365 or Google: SMTP path",
+        spf=(("198.51.100.10", "pass", "198.51.100.10 for north@acme.example"),
+             ("198.51.100.11", "pass", "198.51.100.11 for north@acme.example")))
+    assert sending_path(initial_state(Sync("google", synced=0)), 0, LIFE) == SendingPath(
+        "sync", None, (), "sync valid", 90 * DAY)
