@@ -6,7 +6,12 @@ until the trace holds ``k`` events. The unit a person steps through is one
 trace event; the model advances one SimPy event at a time, so when one SimPy
 event emits many trace events (a poll sending a thousand emails) the state
 shown is the state after that SimPy event, and the trace events are revealed
-one by one.
+one by one. The timeline player steps by model step instead (``advance``).
+
+Layers above the engine read a session only through its public members: the
+records, ``result()``, ``world``/``initial_world``, ``applied_events()``,
+``queues()``, ``captions`` and the moves; SimPy's internals are touched here
+alone (``_move_clock``, ``upcoming_kind``).
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from simulator.trace.writer import TraceWriter
 Record = dict[str, Any]
 
 #: What the model runs next, by the SimPy priority the engine schedules it with.
-STEP_KINDS = {0: "timeline", 1: "fault/token marker", 2: "queue poll", 3: "MTA delivery attempt",
-              4: "marker", 5: "checkpoint"}
+STEP_KINDS = {Engine.PRIO_TIMELINE: "timeline", Engine.PRIO_FAULT: "fault/token marker", Engine.PRIO_POLL: "queue poll",
+              Engine.PRIO_MTA: "MTA delivery attempt", Engine.PRIO_MARK: "marker", Engine.PRIO_CHECK: "checkpoint"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,8 @@ class WaitingQueue:
 
 
 class Session:
+    """One scenario's run, stepped on demand; ``goto`` re-runs it to go back (see the module's text)."""
+
     """A run that can be stepped, rewound and changed (what-if injections), for the stepper and the timeline."""
 
     def __init__(self, scn: Scenario, injections: tuple[Injection, ...] = ()) -> None:
