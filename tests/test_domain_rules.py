@@ -32,6 +32,7 @@ from simulator.domain.entities import (
     Sync,
     User,
 )
+from simulator.domain.faults import Fault, shareable, stage_of, targets_domain
 from simulator.domain.recipients import RecipientPlan, plan_recipients
 from simulator.domain.sender import (
     SenderAddress,
@@ -434,3 +435,47 @@ def test_sender_blocked_by_its_sync_and_an_unsupported_provider() -> None:
              ("198.51.100.11", "pass", "198.51.100.11 for north@acme.example")))
     assert sending_path(initial_state(Sync("google", synced=0)), 0, LIFE) == SendingPath(
         "sync", None, (), "sync valid", 90 * DAY)
+
+
+# -- faults: windows, targets, stages, the first that fires ------------------------------------------
+
+
+def test_fault_windows_are_half_open() -> None:
+    f = Fault(0, "outage", at=100, for_=50)
+    assert [f.active_at(t) for t in (99, 100, 149, 150)] == [False, True, True, False]
+    assert f.bounds() == (100, 150)
+    assert Fault(0, "outage", at=100).bounds() == (100,) and Fault(0, "outage", at=100).active_at(10**9)
+    assert Fault(0, "outage", for_=50).bounds() == (0, 50)
+    assert [Fault(0, "outage", for_=50).active_at(t) for t in (0, 49, 50)] == [True, True, False]
+    assert Fault(0, "outage").bounds() == () and Fault(0, "outage").active_at(0)
+
+
+def test_fault_targets_a_domain_and_its_subdomains() -> None:
+    f = Fault(0, "outage", target="Client.Example.")
+    assert [targets_domain(f, d) for d in ("client.example", "MX.client.example", "otherclient.example",
+                                           "example", None)] == [True, True, False, False, False]
+    assert targets_domain(Fault(0, "outage"), None)
+
+
+def test_fault_stages_and_sharing() -> None:
+    assert [stage_of(Fault(0, k)) for k in ("outage", "tempfail", "permfail", "disconnect", "slow")] == [
+        "connect", "rcpt", "rcpt", "data", "data"]
+    assert stage_of(Fault(0, "tempfail", stage="mail")) == "mail"
+    assert stage_of(Fault(0, "dns_timeout")) == "connect"
+    assert shareable([Fault(0, "outage"), Fault(1, "tempfail")])
+    assert not shareable([Fault(0, "outage"), Fault(1, "tempfail", probability=0.99)])
+    with pytest.raises(KeyError, match=r"fault kind 'flood' has no entry in FAULT_SPECS"):
+        faults.spec_of("flood")
+
+
+def test_the_first_fault_that_fires(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faults, "_PREFIX", {})
+    key = dict(seed=3, stage="rcpt", message_id="<INV-1@mailsim.invalid>", rcpt="jane@client.example", attempt=1)
+    p0 = reference_draw(3, 0, "<INV-1@mailsim.invalid>", "jane@client.example", 1, "rcpt")
+    p1 = reference_draw(3, 1, "<INV-1@mailsim.invalid>", "jane@client.example", 1, "rcpt")
+    below, above = Fault(0, "tempfail", probability=p0 + 1e-9), Fault(0, "tempfail", probability=p0)
+    sure = Fault(1, "permfail")
+    assert faults.first_firing([below, sure], **key) is below  # draw < probability fires
+    assert faults.first_firing([above, sure], **key) is sure  # draw == probability does not
+    assert faults.first_firing([above], **key) is None
+    assert faults.first_firing([Fault(1, "permfail", probability=p1)], **key) is None
