@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.util
 from importlib import resources
 from pathlib import Path
 
@@ -98,7 +99,8 @@ def render_html(tl: Timeline, max_lanes: int = MAX_DETAIL_LANES, *, static_pictu
                      for k in ("inbox", "junk", "bounced", "deferred", "skipped") if acc.get(k))
     desc = f'<div class="desc">{e(tl.description)}</div>' if tl.description else ""
     noscript = ""
-    if static_picture:
+    # the picture needs matplotlib (the png extra): without it the page simply has no <noscript> picture
+    if static_picture and importlib.util.find_spec("matplotlib") is not None:
         from simulator.replay.timeline_png import png_bytes
 
         picture = base64.b64encode(png_bytes(tl)).decode()
