@@ -202,7 +202,7 @@ def _transport(name: str, maildir: Path | None = None) -> Any:
             raise typer.Exit(2) from None
         if maildir is None:
             return wire_transport
-        return lambda engine: WireTransport(engine, maildir=maildir)
+        return lambda port: WireTransport(port, maildir=maildir)
     raise fail(f"--transport must be 'memory' or 'wire', got {name!r}")
 
 
