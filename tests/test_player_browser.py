@@ -318,3 +318,29 @@ def test_the_legend_gives_the_three_reds_a_second_cue(browser: Browser, tour_pag
         r => r.dataset.kind + '=' + r.getAttribute('fill')))])"""))
     assert sorted(fills) == ["bounced=url(#pat-bounced)", "queue-stuck=url(#pat-queue-stuck)",
                              "token-expired=url(#pat-token-expired)"]
+
+
+def test_a_large_run_plays_by_groups_that_match_the_frames(browser: Browser, tmp_path: Path) -> None:
+    from test_timeline import BIG
+
+    from simulator.replay.playhead import state_at
+    from simulator.scenario.loader import load_scenario_text
+
+    tl = timeline_of(load_scenario_text(BIG, "timeline-10k.yaml"), detail_limit=300)
+    page = write_html(tl, tmp_path / "big.html", static_picture=False)
+    assert tl.playback is not None
+    t = 30 * 3600 - 60  # a minute before nora's re-sync: batch C waits, stuck, behind her expired token
+    browser.open(page.as_uri() + f"#t={t}")
+    groups = json.loads(browser.eval("""JSON.stringify([...document.querySelectorAll(
+        '#playhead-state tr[data-group]')].map(r => [r.dataset.status, r.dataset.reason, r.dataset.stuck,
+        Number(r.dataset.count)]))"""))
+    want = state_at(tl.playback, t)
+    assert sorted(groups) == sorted([key[1], key[2], "1" if key[3] else "0", n] for key, n in want.counts.items())
+    assert sum(n for *_k, n in groups) == 10_000
+    assert ["In Queue", "sync-token-expired", "1", 2000] in groups
+    st = browser.state()
+    assert (st["queue"], st["stuck"]) == (2000, 2000) and st["senders"]["nora"][0] == "token-expired"
+    browser.key("ArrowRight")  # the re-sync, then the poll that drains the queue
+    browser.key("ArrowRight")
+    assert browser.state()["queue"] == 0
+    assert browser.problems() == []
