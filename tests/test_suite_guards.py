@@ -109,7 +109,6 @@ ALLOWED_SKIPS = {
     "test_rfc7208_suite.py": 1,  # fetched from PyPI once; fails instead under CI=true
     "test_schema.py": 2,  # Node.js and ajv: on the machine kind, not installed by the project
     "test_sweep_orphans.py": 1,  # PR_SET_PDEATHSIG is Linux's
-    "test_sweep.py": 1,  # the sweep finished before the interrupt (pragma: no cover there)
     "test_wire_transport.py": 1,  # a scenario too big for the wire comparison
 }
 SKIP_SITE = re.compile(r"pytest\.(skip|mark\.skipif|importorskip)\(")

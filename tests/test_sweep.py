@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -406,13 +408,21 @@ def test_ctrl_c_keeps_finished_rows_and_resume_completes(demo: Path, tmp_path: P
             if (out.exists() and out.read_text().count("\n") >= 5) or proc.poll() is not None:
                 break
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        # no race with a sweep that finishes first: freeze the workers, check, interrupt, let them go
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        for w in workers:
+            w.suspend()
+        try:
+            assert proc.poll() is None and out.read_text().count("\n") < 300, "the sweep finished first"
+            proc.send_signal(signal.SIGINT)
+        finally:
+            for w in workers:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    w.resume()
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    if proc.returncode == 0:  # pragma: no cover - the whole sweep beat the signal on a fast machine
-        pytest.skip("the sweep finished before the interrupt")
     assert proc.returncode == 130, err
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
     kept = [json.loads(line) for line in out.read_text().splitlines()]
