@@ -175,7 +175,7 @@ def check_transitions(result: RunResult, records: Sequence[Record]) -> list[Viol
         elif ev == "email.sent":
             if cur != EmailStatus.IN_QUEUE:
                 out.add(f"{cur} → Sent (seq {r['seq']}); only In Queue may be sent", inv)
-            status[inv] = EmailStatus.SENT
+            status[inv] = EmailStatus.SENT.value
         elif ev in ("smtp.reply", "email.deferred", "email.delivered", "email.bounced"):
             rcpt = str(r["recipient"]).lower()
             if cur != EmailStatus.SENT:

@@ -325,9 +325,9 @@ class Engine:
                                      if billing_contact_warnings(self.properties[pid], self._roles()) else ())
             rs = RcptSet((Rcpt(p, t) for p in plans), 0)
             if draft == EmailStatus.NA:
-                per_prop[pid] = (Origin(bid, pid, t, None, plans, None), EmailStatus.NA, why, warn, rs)
+                per_prop[pid] = (Origin(bid, pid, t, None, plans, None), EmailStatus.NA.value, why, warn, rs)
             else:
-                per_prop[pid] = (Origin(bid, pid, t, t, plans, group), EmailStatus.IN_QUEUE, None, warn, rs)
+                per_prop[pid] = (Origin(bid, pid, t, t, plans, group), EmailStatus.IN_QUEUE.value, None, warn, rs)
         emails, slots = build_emails(b, per_prop, self._id_tails)
         if tracing:
             for e in emails:
@@ -433,7 +433,7 @@ class Engine:
                 deliverable = deliverable_plans[key] = any(p.skip_reason is None for p in plans)
             reason = None if deliverable else "no-deliverable-recipient"
             for e in members:
-                e.status = EmailStatus.SENT
+                e.status = EmailStatus.SENT.value
                 e.send = send
                 e.reason = reason
             if notes:
@@ -461,7 +461,7 @@ class Engine:
         merged_notes: dict[tuple[str, ...], tuple[str, ...]] = {}
         out: list[Email] = []
         for e in q:
-            e.status = EmailStatus.SENT
+            e.status = EmailStatus.SENT.value
             e.send = sends[mta.client_ip(e, d)]
             if d.notes:
                 e.notes = _merge_notes(merged_notes, e.notes, d.notes)

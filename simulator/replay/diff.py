@@ -128,7 +128,7 @@ def outcomes_from_result(result: RunResult) -> dict[str, Outcome]:
 @dataclass
 class _Acc:
     batch: str
-    batch_status: str = BatchStatus.DRAFT
+    batch_status: str = BatchStatus.DRAFT.value
     email_status: str | None = None
     reason: str | None = None
     since: str | None = None
@@ -163,7 +163,7 @@ def outcomes_from_records(records: Iterable[dict[str, Any]]) -> dict[str, Outcom
         elif ev == "invoice.status":
             a = acc(rec)
             a.batch = str(rec.get("batch") or a.batch)
-            a.batch_status = BatchStatus.SENT if a.batch in completed else BatchStatus.DRAFT
+            a.batch_status = BatchStatus.SENT.value if a.batch in completed else BatchStatus.DRAFT.value
             a.email_status, a.reason, a.since = rec.get("email_status"), rec.get("reason"), at
         elif ev == "email.blocked":
             a = acc(rec)
@@ -174,7 +174,7 @@ def outcomes_from_records(records: Iterable[dict[str, Any]]) -> dict[str, Outcom
             acc(rec).stuck_at = at
         elif ev == "email.sent":
             a = acc(rec)
-            a.email_status, a.reason, a.since = EmailStatus.SENT, rec.get("reason"), at
+            a.email_status, a.reason, a.since = EmailStatus.SENT.value, rec.get("reason"), at
         elif ev == "smtp.reply":
             r = acc(rec).rcpt(str(rec.get("recipient")))
             r[3] = at
@@ -405,7 +405,7 @@ def _compare(a: Outcome | None, b: Outcome | None, a_complete: bool, b_complete:
             return [("exists", a is not None, b is not None)]  # a run that lists every invoice lacks this one
         if known.batch_status == BatchStatus.DRAFT:
             return []  # a trace never mentions a Draft invoice whose status never changed
-        draft = BatchStatus.DRAFT
+        draft = BatchStatus.DRAFT.value
         return [("batch_status", a.batch_status if a else draft, b.batch_status if b else draft)]
     out: list[tuple[str, Any, Any]] = []
     for f in ("batch_status", "email_status", "reason"):
