@@ -326,3 +326,14 @@ def test_a_caption_is_printed_when_its_event_is_reached_and_not_again() -> None:
     assert st.sess.caption_at(st.sess.cursor) is None
     again = [str(line) for line in st.execute("next 1").lines]
     assert len([line for line in again if line.startswith("caption:")]) == 2
+
+
+def test_a_fault_on_all_the_run_shows_its_caption_at_the_start(tmp_path: Path) -> None:
+    f = tmp_path / "noted.yaml"
+    f.write_text(TOUR.read_text(encoding="utf-8") + "faults:\n  - {kind: tempfail, stage: rcpt, probability: 0.0,"
+                 " target: oak.example, note: \"oak.example's server is flaky all day\"}\n", encoding="utf-8")
+    p = _mailsim("step", str(f), stdin="next 1\n")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[1] == "caption: oak.example's server is flaky all day"
+    assert lines.count("caption: oak.example's server is flaky all day") == 1  # once, not at every move

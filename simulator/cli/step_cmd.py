@@ -74,6 +74,8 @@ def run_script(st: object, lines: Iterable[str], out: TextIO) -> int:
         out.write((text.plain if isinstance(text, Text) else text) + "\n")
 
     write(f"mailsim step {st.path}: {st.scn.name} (type help for commands)")
+    for caption in st.sess.captions_between(-1, 0):  # a fault on all the run: its caption from the start
+        write(f"caption: {caption.text}")
     for t in st.render_state():
         write(t)
     hints = 0
@@ -104,6 +106,8 @@ def run_interactive(st: object, console: Console) -> None:
         import readline  # noqa: F401
     reply = Reply(state=True).add(Text(f"{st.scn.name}: type help for commands, quit to leave; Enter redraws",
                                        style="dim"))
+    for caption in st.sess.captions_between(-1, 0):
+        reply.add(f"caption: {caption.text}", "bold yellow")
     while True:
         width, height = console.size
         st.width, st.height = max(40, width), max(12, height)
