@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -20,9 +20,12 @@ from simulator.domain import events as ev
 from simulator.domain.contacts import address_problem, domain_of, envelope_address
 from simulator.domain.entities import (
     DAY,
+    Batch,
     Branch,
+    CompactInvoices,
     Configuration,
     Contact,
+    Invoice,
     Organization,
     Platform,
     Property,
@@ -31,6 +34,7 @@ from simulator.domain.entities import (
     Region,
     Sync,
     User,
+    format_time,
 )
 from simulator.domain.faults import Fault, shareable, stage_of, targets_domain
 from simulator.domain.recipients import RecipientPlan, plan_recipients
@@ -479,3 +483,31 @@ def test_the_first_fault_that_fires(monkeypatch: pytest.MonkeyPatch) -> None:
     assert faults.first_firing([above, sure], **key) is sure  # draw == probability does not
     assert faults.first_firing([above], **key) is None
     assert faults.first_firing([Fault(1, "permfail", probability=p1)], **key) is None
+
+
+# -- batches, times, events ---------------------------------------------------------------------------
+
+
+def test_compact_batches_number_and_assign_round_robin() -> None:
+    b = Batch("B2", compact=CompactInvoices(10, ("p1", "p2", "p3")))
+    assert list(b.iter_invoices()) == [(f"B2-{i:02d}", ("p1", "p2", "p3")[(i - 1) % 3]) for i in range(1, 11)]
+    assert [b.invoice_id(i) for i in (0, 9)] == ["B2-01", "B2-10"]
+    assert [b.count_for(p) for p in ("p1", "p2", "p3", "p4")] == [4, 3, 3, 0]
+    assert [b.index_of(x) for x in ("B2-01", "B2-10", "B2-11", "B1-01", "B2-x")] == [0, 9, None, None, None]
+    e = Batch("B1", invoices=(Invoice("I-1", "p1"), Invoice("I-2", "p2"), Invoice("I-3", "p1")))
+    assert list(e.iter_invoices()) == [("I-1", "p1"), ("I-2", "p2"), ("I-3", "p1")]
+    assert e.invoice_id(1) == "I-2" and e.count_for("p1") == 2 and e.index_of("I-3") == 2
+
+
+def test_times_are_written_in_utc_with_a_z() -> None:
+    start = datetime(2026, 11, 2, 9, tzinfo=timezone(timedelta(hours=-5)))
+    assert format_time(start, 0) == "2026-11-02T14:00:00Z"
+    assert format_time(start, -95 * DAY + 61) == "2026-07-30T14:01:01Z"
+
+
+def test_make_event_builds_each_kind_with_its_arguments() -> None:
+    e = ev.make_event("set_contact_email", at=60, index=3, loc="s.yaml:9:5", note="a caption",
+                      contact="c1", email="j@client.example")
+    assert e == ev.SetContactEmail(at=60, index=3, loc="s.yaml:9:5", note="a caption", contact="c1",
+                                   email="j@client.example")
+    assert ev.make_event("login", at=0, user="u1") == ev.Login(at=0, index=-1, loc="", note=None, user="u1")
