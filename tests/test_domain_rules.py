@@ -48,7 +48,16 @@ from simulator.domain.sender import (
     resolve_sender_address,
     sending_path,
 )
-from simulator.domain.sync import SyncState, change_password, expires_at, initial_state, login, resync, verdict
+from simulator.domain.sync import (
+    SyncState,
+    SyncVerdict,
+    change_password,
+    expires_at,
+    initial_state,
+    login,
+    resync,
+    verdict,
+)
 from simulator.domain.world import Applied, DnsChange, World, apply
 
 LIFE = 90 * DAY
@@ -511,3 +520,19 @@ def test_make_event_builds_each_kind_with_its_arguments() -> None:
     assert e == ev.SetContactEmail(at=60, index=3, loc="s.yaml:9:5", note="a caption", contact="c1",
                                    email="j@client.example")
     assert ev.make_event("login", at=0, user="u1") == ev.Login(at=0, index=-1, loc="", note=None, user="u1")
+
+
+def test_sync_verdicts_in_full() -> None:
+    alive = initial_state(Sync("google", synced=0))
+    assert verdict(alive, 90 * DAY - 1, LIFE) == SyncVerdict(True, None, 90 * DAY, "sync valid")
+    assert verdict(alive, 90 * DAY, LIFE) == SyncVerdict(
+        False, "sync-token-expired", 90 * DAY, "token lifetime passed since the last refresh")
+    assert verdict(change_password(alive, DAY), DAY, LIFE) == SyncVerdict(
+        False, "sync-password-changed", 90 * DAY, "password changed after the last sync")
+    # a password change outranks an expired token (the guide's order of causes)
+    assert verdict(change_password(alive, DAY), 100 * DAY, LIFE).reason == "sync-password-changed"
+    assert verdict(initial_state(Sync("zoho", synced=0)), 0, LIFE) == SyncVerdict(
+        False, "sync-provider-unsupported", None, "provider 'zoho' is not Microsoft 365 or Google: SMTP path")
+    # §8: a password change at the very second of the initial sync came before it (the sync absorbed it)
+    assert not initial_state(Sync("google", synced=0, password_changed=0)).password_pending
+    assert initial_state(Sync("google", synced=0, password_changed=1)).password_pending
