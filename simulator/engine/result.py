@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from simulator.engine.state import Email
 
 
+# plain strings for the per-email loops (an enum member is a slow attribute lookup there)
+_NA, _IN_QUEUE, _SENT = EmailStatus.NA.value, EmailStatus.IN_QUEUE.value, EmailStatus.SENT.value
+_INBOX = Outcome.INBOX.value
+
 @dataclass(frozen=True, slots=True)
 class RecipientView:
     """One recipient of an invoice email as the report shows it: outcome, reason, SMTP codes, folder, when."""
@@ -276,12 +280,12 @@ def run_statistics(eng: Engine) -> RunStatistics:
             status[e.status] += 1
             if e.stuck_at is not None:
                 out.stuck += 1
-            if e.status == EmailStatus.IN_QUEUE:
+            if e.status == _IN_QUEUE:
                 reasons[e.reason or "waiting-for-poll"] += 1
             done = e.completed_at
             for r in e.recipients:
                 outcome[r.outcome] += 1
-                if r.outcome == Outcome.INBOX and r.at is not None and done is not None:
+                if r.outcome == _INBOX and r.at is not None and done is not None:
                     latency.append(r.at - done)
     latency.sort()
     return out
@@ -470,15 +474,15 @@ class RunResult:
                 continue
             for e in es:
                 c["invoices"] += 1
-                if e.status == EmailStatus.NA:
+                if e.status == _NA:
                     c["not_emailed"] += 1
-                elif e.status == EmailStatus.IN_QUEUE:
+                elif e.status == _IN_QUEUE:
                     c["in_queue"] += 1
                     # without a blocking reason an email may only be waiting for the next poll
                     poll = self.engine.settings.queue_poll
                     if e.reason is None and (e.queued_at is None or self.end - e.queued_at >= poll):
                         c["lost"] += 1
-                elif e.status == EmailStatus.SENT:
+                elif e.status == _SENT:
                     c["sent"] += 1
                     for r in e.recipients:
                         if r.outcome == "none":

@@ -48,6 +48,7 @@ from simulator.transport.memory import MemoryTransport
 
 TransportFactory = Callable[[EnginePort], Transport]
 MAX_DEFAULT_RUN = 30 * DAY
+_SENT = EmailStatus.SENT.value  # a plain string for the per-email loops
 # the events that write the user's sync history (explanations read it)
 _SYNC_LOGGED = (Resync, SetSync, ChangePassword, RemoveSync)
 def _merge_notes(memo: dict[tuple[str, ...], tuple[str, ...]], notes: tuple[str, ...],
@@ -433,7 +434,7 @@ class Engine:
                 deliverable = deliverable_plans[key] = any(p.skip_reason is None for p in plans)
             reason = None if deliverable else "no-deliverable-recipient"
             for e in members:
-                e.status = EmailStatus.SENT.value
+                e.status = _SENT
                 e.send = send
                 e.reason = reason
             if notes:
@@ -461,7 +462,7 @@ class Engine:
         merged_notes: dict[tuple[str, ...], tuple[str, ...]] = {}
         out: list[Email] = []
         for e in q:
-            e.status = EmailStatus.SENT.value
+            e.status = _SENT
             e.send = sends[mta.client_ip(e, d)]
             if d.notes:
                 e.notes = _merge_notes(merged_notes, e.notes, d.notes)
