@@ -176,3 +176,17 @@ def test_sender_address_is_used_trimmed_and_lower_case() -> None:
                                                           invoice_email_from=" Ar@Acme.example "))
     view = next(simulate(replace(scn, organization=org)).invoices())
     assert (view.email_status, view.sender) == ("Sent", "ar@acme.example")
+
+
+def test_initial_password_change_after_the_sync_breaks_it_even_with_a_later_login() -> None:
+    """The pending change survives the login-refreshed branch of the initial state (a mutation survivor)."""
+    st = initial_state(Sync("google", -10 * DAY, -5 * DAY, -3 * DAY))
+    assert (st.refreshed, st.refreshed_by, st.password_pending) == (-5 * DAY, "login", True)
+    assert verdict(st, 0, LIFE).reason == "sync-password-changed"
+
+
+def test_an_initial_login_at_the_sync_instant_counts_as_the_sync() -> None:
+    st = initial_state(Sync("google", -10 * DAY, -10 * DAY))
+    assert (st.refreshed, st.refreshed_by) == (-10 * DAY, "sync")
+    later = initial_state(Sync("google", -10 * DAY, -10 * DAY + 1))
+    assert (later.refreshed, later.refreshed_by) == (-10 * DAY + 1, "login")
