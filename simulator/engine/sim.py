@@ -144,7 +144,7 @@ class Engine:
         # invoices named by ``never`` expectations: every state they pass through is recorded
         self.watch: dict[tuple[str, str | None], set[str]] = {}  # (invoice, recipient) -> states seen
         self.watcher: Callable[[], None] | None = None  # records ``watch`` after each model step
-        self.batches = {b.id: b for b in scn.batches}
+        self.batches = self.directory.batches
         self._id_tails: dict[int, list[str]] = {}  # compact batch size -> "-0001@mailsim.invalid>", …
 
     # -- the world, by the names the engine's readers use (read-only views of ``self.world``) --

@@ -203,6 +203,7 @@ class _Envelope:
         plan = server.plan(att.domain, att.now)
         stages = plan.stages
         self.early = [(st, stages[st]) for st in ("connect", "helo", "mail") if st in stages]
+        self.mail_staged = "mail" in stages
         self.rcpt_faults = stages.get("rcpt")
         self.data_faults = stages.get("data")
         limit = plan.policy.size_limit
@@ -298,8 +299,8 @@ class _Envelope:
                 else:
                     fail = reply
                     break
-        else:
-            fail = self._mail_refusal()
+        else:  # no break: MAIL was answered above when it has faults of its own
+            fail = None if self.mail_staged else self._mail_refusal()
         if fail is not None:
             return self._result(("fail", fail, delay), (fail,) * n, None, None, delay)
         replies: list[Reply | None] = []
