@@ -55,6 +55,10 @@ class RecipientView:
     evidence: str | None
     address: str | None = None  # the envelope recipient SMTP used (A-label domain), None when skipped
 
+    def named(self, key: str) -> bool:
+        """Is this the recipient ``key`` (trimmed, lower case) names, by its address as typed or as sent?"""
+        return key in (self.email.strip().lower(), self.address)
+
 
 @dataclass(frozen=True, slots=True)
 class InvoiceView:
@@ -135,7 +139,7 @@ def record_watched(eng: Engine) -> None:
             seen.add(f"reason={v.reason}")
         key = rcpt.strip().lower() if rcpt else None
         for r in v.recipients:
-            if key is not None and key not in (r.email.strip().lower(), r.address):
+            if key is not None and not r.named(key):
                 continue
             seen.add(f"outcome={r.outcome}")
             if r.reason:
@@ -145,7 +149,7 @@ def record_watched(eng: Engine) -> None:
 def _find_rcpt(v: InvoiceView, address: str) -> RecipientView | None:
     key = address.strip().lower()
     for r in v.recipients:
-        if key in (r.email.strip().lower(), r.address):
+        if r.named(key):
             return r
     return None
 
