@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from simulator.domain.display import visible
@@ -32,7 +33,7 @@ from simulator.scenario.model import Expectation, Scenario
 
 if TYPE_CHECKING:
     from simulator.engine.sim import Engine
-    from simulator.engine.state import Email
+    from simulator.engine.state import Email, RcptSet
 
 
 # plain strings for the per-email loops (an enum member is a slow attribute lookup there)
@@ -309,6 +310,9 @@ class RunResult:
     end: int
     expectations: list[ExpectationResult] = field(default_factory=list)
     _worlds: list[World] = field(default_factory=list, repr=False, compare=False)  # see world_after
+    # True when the engine will not move again (simulate's result): per-batch tallies are then kept
+    final: bool = field(default=False, repr=False, compare=False)
+    _tallied: dict[str, list[Tally]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def scenario(self) -> str:
@@ -425,7 +429,8 @@ class RunResult:
     def summary_groups(self) -> Counter[tuple[str, str, str, str]]:
         """Invoices per (batch status, email status, reason, recipient outcomes), straight off the state.
 
-        What the CLI shows for large runs; shared recipient sets are summarised once.
+        What the CLI shows for large runs: counted per distinct (status, reason, recipient set) of a
+        batch (:func:`_tally`), so a shared recipient set is summarised once, not once per email.
         """
         eng = self.engine
         out: Counter[tuple[str, str, str, str]] = Counter()
@@ -444,14 +449,11 @@ class RunResult:
                     out[(bs, st, why or "", outs)] += b.count_for(pid)
                 continue
             seen: dict[int, str] = {}
-            for e in es:
-                key = id(e.recipients)
-                cached = seen.get(key) if e.recipients.sharers > 1 else None
+            for (status, reason, rs), n in self._tally(b.id, es):
+                cached = seen.get(id(rs))
                 if cached is None:
-                    cached = outcomes((r.outcome, r.reason) for r in e.recipients)
-                    if e.recipients.sharers > 1:
-                        seen[key] = cached
-                out[(bs, e.status, e.reason or "", cached)] += 1
+                    cached = seen[id(rs)] = outcomes((r.outcome, r.reason) for r in rs)
+                out[(bs, status, reason or "", cached)] += n
         return out
 
     def mailboxes(self) -> dict[str, dict[str, int]]:
@@ -468,33 +470,44 @@ class RunResult:
             for message_id, folder, at in box.messages:
                 yield addr, folder, message_id, at
 
+    def _tally(self, batch: str, emails: list[Email]) -> list[Tally]:
+        """:func:`tally` of one batch's emails; kept for a final result (the summary reads it twice)."""
+        if not self.final:
+            return tally(emails)
+        got = self._tallied.get(batch)
+        if got is None:
+            got = self._tallied[batch] = tally(emails)
+        return got
+
     def accounting(self) -> dict[str, int]:
         """Where every invoice email ended up; ``lost`` must be 0 (nothing is lost)."""
         c: Counter[str] = Counter()
+        poll = self.engine.settings.queue_poll
         for b in self.engine.scn.batches:
             es = self.engine.emails.get(b.id)
             if es is None:
                 c["draft"] += b.count
                 continue
-            for e in es:
-                c["invoices"] += 1
-                if e.status == _NA:
-                    c["not_emailed"] += 1
-                elif e.status == _IN_QUEUE:
-                    c["in_queue"] += 1
-                    # without a blocking reason an email may only be waiting for the next poll
-                    poll = self.engine.settings.queue_poll
-                    if e.reason is None and (e.queued_at is None or self.end - e.queued_at >= poll):
-                        c["lost"] += 1
-                elif e.status == _SENT:
-                    c["sent"] += 1
-                    for r in e.recipients:
+            for (status, reason, rs), n in self._tally(b.id, es):
+                c["invoices"] += n
+                if status == _NA:
+                    c["not_emailed"] += n
+                elif status == _IN_QUEUE:
+                    c["in_queue"] += n
+                    if reason is None:
+                        # without a blocking reason an email may only be waiting for the next poll
+                        c["lost"] += sum(1 for e in es if e.status == _IN_QUEUE and e.reason is None
+                                         and e.recipients is rs
+                                         and (e.queued_at is None or self.end - e.queued_at >= poll))
+                elif status == _SENT:
+                    c["sent"] += n
+                    for r in rs:
                         if r.outcome == "none":
-                            c["in_flight"] += 1
+                            c["in_flight"] += n
                         else:
-                            c[r.outcome] += 1
+                            c[r.outcome] += n
                 else:
-                    c["lost"] += 1
+                    c["lost"] += n
         c["invoices"] += c["draft"]
         c.setdefault("lost", 0)
         return dict(sorted(c.items()))
@@ -529,3 +542,23 @@ class RunResult:
             "expectations": [{"ok": x.ok, "text": x.text, "detail": x.detail} for x in self.expectations],
             "accounting": self.accounting(),
         }
+
+
+Tally = tuple[tuple[str, str | None, "RcptSet"], int]  # ((email status, reason, recipients), emails)
+_status_of = attrgetter("status")
+_reason_of = attrgetter("reason")
+_recipients_of = attrgetter("recipients")
+
+
+def tally(emails: list[Email]) -> list[Tally]:
+    """The emails of one batch counted per distinct (status, reason, recipient set), in first-seen order.
+
+    The outputs of a million-email run depend on the emails only through these three, and the emails
+    of a batch share a handful of each: counting them with C-level iteration (no Python code per
+    email) is what keeps the printed summary and the accounting O(distinct states), ≈0.1 s at 1M.
+    The recipient sets are keyed by identity (they are mutable lists) and kept alive by ``emails``.
+    """
+    sets = list(map(_recipients_of, emails))
+    counts = Counter(zip(map(_status_of, emails), map(_reason_of, emails), map(id, sets), strict=True))
+    by_id = dict(zip(map(id, sets), sets, strict=True))
+    return [((status, reason, by_id[rid]), n) for (status, reason, rid), n in counts.items()]

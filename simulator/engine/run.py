@@ -54,7 +54,7 @@ def simulate(
             if x.index not in results:
                 results[x.index] = evaluate(eng, x, end)
         eng.transport.close()
-        out = RunResult(eng, end, [results[x.index] for x in scn.expect])
+        out = RunResult(eng, end, [results[x.index] for x in scn.expect], final=True)
         if writer is not None:
             acc = out.accounting()
             writer.emit(end, "run.end", {"accounting": acc, "expectations_ok": out.ok})
