@@ -12,10 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simulator.trace.writer import package_version
-
-__version__ = package_version()
-
 if TYPE_CHECKING:
     from simulator.engine.result import RunResult
     from simulator.scenario.model import Scenario
@@ -34,6 +30,15 @@ def run(scenario: Scenario | str | Path, **kwargs: Any) -> RunResult:
 
     scn = load(scenario) if isinstance(scenario, (str, Path)) else scenario
     return simulate(scn, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    """``simulator.__version__``, read from the installed metadata only when asked (start-up time)."""
+    if name == "__version__":
+        from simulator.trace.writer import package_version
+
+        return package_version()
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")
 
 
 __all__ = ["__version__", "load", "run"]

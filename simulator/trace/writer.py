@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from datetime import datetime
-from importlib import metadata
 from typing import Any, BinaryIO
 
 import orjson
-import structlog
 
 from simulator.domain.entities import format_time
 from simulator.scenario.model import Scenario
@@ -28,6 +26,8 @@ Processor = Callable[[Any, str, Any], Any]
 
 def package_version() -> str:
     """The installed distribution's version: pyproject.toml is its one source (the top package reads it here too)."""
+    from importlib import metadata  # here, not at the top: most commands never ask (≈30 ms of start-up)
+
     try:
         return metadata.version("mailsim")
     except metadata.PackageNotFoundError:  # imported from a checkout that was never installed
@@ -44,6 +44,8 @@ class TraceWriter:
         self._seq = 0
         self._iso_t = -1
         self._iso = ""
+        import structlog  # only a run with a trace needs it (≈0.1 s of every process's start-up otherwise)
+
         self._processors: list[Processor] = [
             *(extra_processors or ()),
             structlog.processors.JSONRenderer(serializer=orjson.dumps),
