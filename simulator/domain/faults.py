@@ -126,6 +126,27 @@ def draw(seed: int, fault_index: int, message_id: str, rcpt: str, attempt: int, 
     return int.from_bytes(h.digest(), "big") / 2.0**64
 
 
+def draw_threshold(probability: float) -> bytes:
+    """The 8 digest bytes below which :func:`draw` is under ``probability``, for comparing digests as bytes.
+
+    ``draw(...) < p`` is ``int.from_bytes(digest) / 2.0**64 < p``: monotone in the digest, so it holds
+    exactly for the digests below the smallest value ``t`` where it fails — found by bisection with that
+    very expression, float rounding included — and big-endian bytes of one length compare as their
+    integers do. A hot loop then skips the integer and the float per draw; the values are the same.
+    Above 1 every digest is below (``b"\xff" * 9`` sorts after any 8 bytes).
+    """
+    lo, hi = 0, 2**64  # the predicate fails at hi for p <= 1 (2**64 / 2**64 == 1.0)
+    if probability > 1.0:
+        return b"\xff" * 9
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if mid / 2.0**64 < probability:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo.to_bytes(8, "big")
+
+
 def stage_of(fault: Fault) -> str:
     return fault.stage or NATURAL_STAGE.get(fault.kind, "connect")
 

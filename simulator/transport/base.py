@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Protocol, overload
 
-from simulator.domain.faults import Fault, draw_head, draw_tail, first_firing
+from simulator.domain.faults import Fault, draw_head, draw_tail, draw_threshold, first_firing
 from simulator.net.dnsview import DnsView
 from simulator.net.receiver import DROPPED, FAULT_REPLY, TOO_BIG, Mailbox, MailStore, ReceivingServer, Reply
 from simulator.net.zone import Zone
@@ -225,7 +225,7 @@ class _Envelope:
         draws += [(f, low, "rcpt") for _r, low, *_ in self.rcpts for f in self.rcpt_faults or ()]
         draws += [(f, "", "data") for f in self.data_faults or ()]
         self.always = any(f.probability >= 1.0 for f, _low, _st in draws)
-        self.draws = [(draw_head(self.seed, f.index), draw_tail("", low, attempt, st), f.probability)
+        self.draws = [(draw_head(self.seed, f.index), draw_tail("", low, attempt, st), draw_threshold(f.probability))
                       for f, low, st in draws]
         # a quota counts per message; greylisting does not: one envelope at one instant is one triplet,
         # answered alike for every message once the first one that reaches RCPT has recorded it
@@ -239,10 +239,10 @@ class _Envelope:
 
         The same values as ``faults.draw`` for each candidate fault and stage, inlined.
         """
-        for head, tail, p in self.draws:
+        for head, tail, below in self.draws:
             h = head.copy()
             h.update((mid + tail).encode())
-            if int.from_bytes(h.digest(), "big") / 2.0**64 < p:
+            if h.digest() < below:
                 return False
         return True
 
