@@ -16,6 +16,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from hashlib import blake2b
 from typing import Any, Literal
 
@@ -126,6 +127,7 @@ def draw(seed: int, fault_index: int, message_id: str, rcpt: str, attempt: int, 
     return int.from_bytes(h.digest(), "big") / 2.0**64
 
 
+@lru_cache(maxsize=256)
 def draw_threshold(probability: float) -> bytes:
     """The 8 digest bytes below which :func:`draw` is under ``probability``, for comparing digests as bytes.
 
