@@ -161,24 +161,36 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
     env = _Envelope(server, att, size)
     if not env.batchable:
         return [env.one(mid) for mid in message_ids]
+    loud = env.loud(message_ids)
     out: list[AttemptResult] = []
+    n = len(message_ids)
+    i = 0
     default: AttemptResult | None = None
-    pending: list[str] = []
-    quiet = env.quiet
-    for mid in message_ids:
-        if default is not None and quiet(mid):
-            out.append(default)
-            pending.append(mid)
-            continue
-        if pending:
-            env.file(default, pending)  # type: ignore[arg-type]  # pending implies a default
-            pending = []
-        res = env.one(mid)
-        if default is None and quiet(mid):
+    while i < n and default is None:  # up to the first quiet message, whose result is the default
+        res = env.one(message_ids[i])
+        if not loud or i != loud[0]:
             default = res
+        else:
+            loud = loud[1:]
         out.append(res)
+        i += 1
+    if default is None:
+        return out
+    pending: list[str] = []
+    for j in loud:  # a run of quiet messages, then one a fault fires for (its copies filed in order)
+        if j > i:
+            out.extend([default] * (j - i))
+            pending.extend(message_ids[i:j])
+        if pending:
+            env.file(default, pending)
+            pending = []
+        out.append(env.one(message_ids[j]))
+        i = j + 1
+    if n > i:
+        out.extend([default] * (n - i))
+        pending.extend(message_ids[i:])
     if pending:
-        env.file(default, pending)  # type: ignore[arg-type]
+        env.file(default, pending)
     return out
 
 
@@ -234,17 +246,32 @@ class _Envelope:
         self.batchable = (not self.too_big and not self.always and not self.rated
                           and not any(pol.quota for _r, _l, pol, *_ in self.rcpts))
 
-    def quiet(self, mid: str) -> bool:
-        """Does no fault fire for this message at any stage (so its result is the envelope's default)?
+    def loud(self, mids: Sequence[str]) -> list[int]:
+        """The positions of the messages some fault fires for at some stage (the others are "quiet").
 
-        The same values as ``faults.draw`` for each candidate fault and stage, inlined.
+        A quiet message's result is the envelope's default. The same values as ``faults.draw`` for
+        each candidate fault and stage, inlined, the digest compared as bytes (``draw_threshold``):
+        this loop runs once per message and attempt, so it is kept tight.
         """
-        for head, tail, below in self.draws:
-            h = head.copy()
-            h.update((mid + tail).encode())
-            if h.digest() < below:
-                return False
-        return True
+        draws = self.draws
+        out: list[int] = []
+        if len(draws) == 1:
+            ((head, tail, below),) = draws
+            copy = head.copy
+            for i, mid in enumerate(mids):
+                h = copy()
+                h.update((mid + tail).encode())
+                if h.digest() < below:
+                    out.append(i)
+            return out
+        for i, mid in enumerate(mids):
+            for head, tail, below in draws:
+                h = head.copy()
+                h.update((mid + tail).encode())
+                if h.digest() < below:
+                    out.append(i)
+                    break
+        return out
 
     def file(self, result: AttemptResult, mids: Sequence[str]) -> None:
         """File the copies of ``mids``, which all got ``result`` (filed now unless delayed: settle does)."""
