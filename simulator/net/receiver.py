@@ -185,6 +185,8 @@ class ReceivingServer:
         self.store = store if store is not None else MailStore()
         self.hostname = hostname
         self._greylist: dict[tuple[str, str, str], int] = {}
+        # a policy's known users as a set, by the identity of its users tuple (kept to prove it is the same)
+        self._user_sets: dict[int, tuple[tuple[str, ...], frozenset[str]]] = {}
         self._accepted: dict[tuple[str, str], deque[int]] = {}  # (domain, client ip) -> acceptance times
         self._default = MailboxDomain(domain="*")
 
@@ -298,9 +300,13 @@ class ReceivingServer:
         """The recipient domain's policy, and its refusal when it depends on the address alone (unknown user)."""
         local, _, domain = rcpt.rpartition("@")
         pol = self.policy(domain)
-        if pol.users is not None and local.lower() not in pol.users:
-            return pol, UNKNOWN_USER
-        return pol, None
+        users = pol.users
+        if users is None:
+            return pol, None
+        known = self._user_sets.get(id(users))
+        if known is None or known[0] is not users:  # a tuple is searched item by item: hundreds of users
+            known = self._user_sets[id(users)] = (users, frozenset(users))
+        return (pol, None) if local.lower() in known[1] else (pol, UNKNOWN_USER)
 
     def rcpt_counters(self, pol: MailboxDomain, client_ip: str, mail_from: str, rcpt: str, now: int) -> Reply | None:
         """The parts of RCPT's answer that keep state: the mailbox quota, then greylisting.
