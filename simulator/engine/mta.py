@@ -68,6 +68,7 @@ def reason_for(reply: Reply, spf_result: str | None) -> str:
 
 OK, DEFER, BOUNCE = 0, 1, 2
 _message_id = attrgetter("message_id")
+_delay_of = attrgetter("delay")
 # Rendered invoice messages are far smaller than this: below it a size limit can matter.
 SIZE_CHECK_BOUND = 1_000_000
 
@@ -222,7 +223,7 @@ class Mta:
         else:
             results = [self.transport.attempt(replace(att, message_id=e.message_id, render=render_for(e)))
                        for e in unit.emails]
-        delays = {results.result.delay} if isinstance(results, Repeated) else {r.delay for r in results}
+        delays = {results.result.delay} if isinstance(results, Repeated) else set(map(_delay_of, results))
         if delays == {0}:
             self._apply(unit, results, now, route.detail)
             return

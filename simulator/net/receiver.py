@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from simulator.domain.entities import MailboxDomain
 from simulator.domain.faults import (
@@ -223,7 +224,7 @@ class ReceivingServer:
                 box.junk += len(message_ids)
             else:
                 box.inbox += len(message_ids)
-            box.messages.extend((mid, folder, now) for mid in message_ids)
+            box.messages.extend(zip(message_ids, repeat(folder), repeat(now)))  # the tuples made in C
 
     def policy(self, domain: str | None) -> MailboxDomain:
         if domain is None:
