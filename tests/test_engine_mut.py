@@ -1,0 +1,94 @@
+"""The engine's retry, expiry and stuck rules as whole invoice views, and the MTA's reply-to-reason table.
+
+For mutation testing of engine/sim.py and engine/mta.py (docs/testing.md): each run is a
+one-invoice scenario whose whole ``InvoiceView`` is compared, so a retry one interval off,
+a lifetime counted from the wrong attempt or a stuck mark one poll late all fail here.
+"""
+
+from __future__ import annotations
+
+import pytest
+from helpers import run
+
+from simulator.engine.mta import reason_for
+from simulator.engine.result import InvoiceView, RecipientView
+from simulator.net.receiver import (
+    DROPPED,
+    GREYLISTED,
+    OUTAGE,
+    PERMFAIL,
+    QUOTA,
+    RATE_LIMITED,
+    SPF_DEFER,
+    SPF_REJECT,
+    TEMPFAIL,
+    TOO_BIG,
+    UNKNOWN_USER,
+    Reply,
+)
+
+M = 60
+OUTAGE_EVIDENCE = "last reply: 421 4.3.2 Service not available, closing transmission channel (remote-outage)"
+
+
+def sent(recipient: RecipientView, *, completed: int = 0) -> InvoiceView:
+    return InvoiceView("INV-1", "B1", "p1", "Sent", "Sent", None, (), completed, completed, completed, None,
+                       "ar@acme.example", "sync", "203.0.113.20", (recipient,))
+
+
+def jane(outcome: str, reason: str | None, code: int, enhanced: str, folder: str | None, at: int, attempts: int,
+         evidence: str | None = None) -> RecipientView:
+    return RecipientView("jane@client.example", outcome, reason, code, enhanced, folder, at, attempts, "c1", evidence,
+                         "jane@client.example")
+
+
+@pytest.mark.parametrize(("completed", "bounced_at"), [(0, 60 * M), (10 * M, 70 * M)])
+def test_the_queue_lifetime_ends_with_an_attempt_at_its_very_instant(completed: int, bounced_at: int) -> None:
+    """Retries at +5m, +15m, +35m; the next (+75m) is pulled in to the lifetime's end, where it bounces."""
+    r = run(extra="settings: {max_queue_lifetime: 1h}\nfaults:\n  - {kind: outage, target: client.example}",
+            timeline=f"  - {{at: +{completed}s, complete_batch: B1}}")
+    assert r.invoice("INV-1") == sent(
+        jane("bounced", "retries-exhausted", 421, "4.3.2", None, bounced_at, 5, OUTAGE_EVIDENCE), completed=completed)
+
+
+def test_the_last_retry_interval_repeats() -> None:
+    r = run(extra="settings: {retry_schedule: [5m, 10m]}\n"
+                  "faults:\n  - {at: +0s, for: 40m, kind: outage, target: client.example}",
+            timeline="  - {at: +0s, complete_batch: B1}")
+    # attempts at 0, 5m, 15m, 25m, 35m (the outage ends at 40m), 45m
+    assert r.invoice("INV-1") == sent(jane("inbox", None, 250, "2.0.0", "inbox", 45 * M, 6))
+
+
+def test_an_email_is_stuck_exactly_stuck_after_it_was_queued() -> None:
+    r = run(extra="settings: {stuck_after: 30m}\nuntil: +2h", users="  - {id: u1, email: other@acme.example}")
+    assert r.invoice("INV-1") == InvoiceView(
+        "INV-1", "B1", "p1", "Sent", "In Queue", "sender-not-a-user", (), 60 * M, 60 * M, None, 90 * M, None, None,
+        None, (RecipientView("jane@client.example", "none", None, None, None, None, None, 0, "c1", None,
+                             "jane@client.example"),))
+
+
+@pytest.mark.parametrize(("reply", "spf", "reason"), [
+    (DROPPED, None, "remote-disconnect"),
+    (UNKNOWN_USER, None, "unknown-recipient"),
+    (QUOTA, None, "mailbox-full"),
+    (GREYLISTED, None, "greylisted"),
+    (RATE_LIMITED, None, "rate-limited"),
+    (OUTAGE, None, "remote-outage"),
+    (Reply(421, "4.4.2", "bye"), None, "remote-outage"),  # any 421 is the server going away
+    (SPF_REJECT, "fail", "spf-fail-rejected"),
+    (SPF_REJECT, None, "spf-fail-rejected"),
+    (SPF_REJECT, "softfail", "spf-softfail-rejected"),
+    (SPF_DEFER, "temperror", "spf-temperror-deferred"),
+    (SPF_DEFER, None, "spf-temperror-deferred"),
+    (SPF_DEFER, "permerror", "spf-permerror-deferred"),
+    (TOO_BIG, None, "message-too-big"),
+    (Reply(451, "4.4.3", "no MX"), None, "mx-lookup-failed"),
+    (Reply(550, "5.1.2", "no such domain"), None, "mx-lookup-failed"),
+    (Reply(554, "5.4.4", "unroutable"), None, "mx-lookup-failed"),
+    (TEMPFAIL, None, "remote-tempfail"),
+    (Reply(499, "4.0.0", "x"), None, "remote-tempfail"),
+    (Reply(500, "5.0.0", "x"), None, "remote-permfail"),
+    (PERMFAIL, None, "remote-permfail"),
+])
+def test_each_reply_maps_to_its_reason(reply: Reply, spf: str | None, reason: str) -> None:
+    assert reason_for(reply, spf) == reason

@@ -1,0 +1,245 @@
+"""The receiving server's rules at their boundaries (net/receiver.py), for mutation testing.
+
+The engine and sink tests reach the receiver only through whole runs, where a quota, a
+greylist or a rate limit one second or one message off often ends the same way. These call
+its stages directly, with the virtual time passed in, and compare whole replies and verdicts.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.domain.entities import MailboxDomain, RateLimit, SpfPolicy
+from simulator.domain.faults import Fault
+from simulator.net.receiver import (
+    DATA_GO,
+    DROPPED,
+    GREYLISTED,
+    OK_GREETING,
+    OK_RCPT,
+    OK_SENDER,
+    OUTAGE,
+    PERMFAIL,
+    QUOTA,
+    RATE_LIMITED,
+    SPF_DEFER,
+    SPF_REJECT,
+    TEMPFAIL,
+    TOO_BIG,
+    UNKNOWN_USER,
+    DataVerdict,
+    Mailbox,
+    MailStore,
+    ReceivingServer,
+    Reply,
+    Transaction,
+)
+
+IP = "198.51.100.10"
+
+
+def spf_pass(now: int, ip: str, mail_from: str, helo: str) -> tuple[str, str]:
+    return "pass", f"{ip} is allowed for {mail_from} at {now}"
+
+
+def server(*boxes: MailboxDomain, faults: tuple[Fault, ...] = (), spf: object = spf_pass) -> ReceivingServer:
+    return ReceivingServer(boxes, faults, seed=3, spf=spf, hostname="mx.client.example")  # type: ignore[arg-type]
+
+
+# -- replies ------------------------------------------------------------------------------------------
+
+
+def test_reply_classes_at_their_bounds() -> None:
+    codes = (0, 199, 200, 399, 400, 499, 500)
+    assert [Reply(c, "", "").ok for c in codes] == [False, False, True, True, False, False, False]
+    assert [Reply(c, "", "").transient for c in codes] == [True, False, False, False, True, True, False]
+    assert [Reply(c, "", "").permanent for c in codes] == [False, False, False, False, False, False, True]
+    assert OK_GREETING.line() == "220 mailsim ESMTP ready"
+    assert QUOTA.line() == "452 4.2.2 Mailbox full, try again later"
+    assert DROPPED.line() == "(connection dropped)"
+    assert (
+        Reply(421, "4.3.2", "Service not available, closing transmission channel"),
+        Reply(451, "4.3.0", "Requested action aborted: local error in processing"),
+        Reply(550, "5.3.0", "Requested action not taken: mail system failure")) == (OUTAGE, TEMPFAIL, PERMFAIL)
+
+
+def test_the_store_files_each_folder_once_per_address_any_case() -> None:
+    store = MailStore()
+    store.file("Jane@Client.example", "inbox", "<1@x>", 5)
+    store.file("jane@client.example", "junk", "<2@x>", 6)
+    store.file("JANE@client.example", "bounce", "<3@x>", 7)
+    store.file("jane@client.example", "inbox", "<4@x>", 8)
+    assert store.boxes == {"jane@client.example": Mailbox(2, 1, 1, [("<1@x>", "inbox", 5), ("<2@x>", "junk", 6),
+                                                                    ("<3@x>", "bounce", 7), ("<4@x>", "inbox", 8)])}
+    assert store.box("jane@client.example").stored == 3
+
+
+# -- stages -------------------------------------------------------------------------------------------
+
+
+def test_a_size_limit_refuses_one_octet_over_at_mail_from() -> None:
+    s = server(MailboxDomain("client.example", size_limit=1000), MailboxDomain("free.example", size_limit=0))
+    tx = Transaction(0, IP, "Client.Example")
+    tx.rcpts.append("stale@client.example")
+    assert [s.mail(tx, "a@acme.example", n) for n in (None, 999, 1000, 1001)] == [OK_SENDER, OK_SENDER, OK_SENDER,
+                                                                                     TOO_BIG]
+    assert (tx.mail_from, tx.rcpts) == ("a@acme.example", [])
+    assert s.mail(Transaction(0, IP, "free.example"), "a@acme.example", 10**9) == OK_SENDER  # 0: no limit
+    assert s.mail(Transaction(0, IP, None), "a@acme.example", 10 * 1024 * 1024 + 1) == TOO_BIG  # the default
+
+
+def test_a_rate_limit_counts_accepted_messages_in_a_sliding_window() -> None:
+    s = server(MailboxDomain("client.example", rate_limit=RateLimit(messages=2, per=60)))
+    assert s.rate_limited("client.example", IP, 0) is None
+    s.count_accepted("client.example", IP, 0)
+    assert s.rate_limited("client.example", IP, 1) is None  # one of two
+    s.count_accepted("Client.Example", IP, 10)
+    assert [s.rate_limited("CLIENT.example", IP, t) for t in (10, 59)] == [RATE_LIMITED, RATE_LIMITED]
+    assert s.rate_limited("client.example", "198.51.100.11", 59) is None  # per sending IP
+    assert s.rate_limited("client.example", IP, 60) is None  # the first fell out of [t-60, t]: per seconds
+    assert s.rate_limited("client.example", IP, 69) is None
+    s.count_accepted("client.example", IP, 69)
+    assert s.rate_limited("client.example", IP, 69) == RATE_LIMITED
+    assert s.rate_limited("client.example", IP, 70) is None
+    tx = Transaction(70, IP, "client.example")
+    s.count_accepted("client.example", IP, 70)
+    assert s.mail(tx, "a@acme.example") == RATE_LIMITED
+
+
+def test_no_rate_limit_keeps_no_count() -> None:
+    s = server(MailboxDomain("client.example"))
+    for t in range(5):
+        s.count_accepted("client.example", IP, t)
+    assert s.rate_limited("client.example", IP, 5) is None
+    assert s._accepted == {}
+
+
+def test_unknown_users_and_any_user() -> None:
+    s = server(MailboxDomain("client.example", users=("jane", "bob")))
+    pol = s.policy("client.example")
+    assert s.rcpt_known("Jane@Client.Example") == (pol, None)
+    assert s.rcpt_known("ann@client.example") == (pol, UNKNOWN_USER)
+    assert s.rcpt_known("ann@other.example") == (MailboxDomain(domain="*"), None)
+    tx = Transaction(0, IP, "client.example")
+    assert (s.rcpt(tx, "ann@client.example"), s.rcpt(tx, "Jane@client.example"), tx.rcpts) == (
+        UNKNOWN_USER, OK_RCPT, ["Jane@client.example"])
+
+
+def test_a_quota_refuses_the_message_that_would_go_over() -> None:
+    s = server(MailboxDomain("client.example", quota=2))
+    pol = s.policy("client.example")
+    got = []
+    for i in range(3):
+        got.append(s.rcpt_counters(pol, IP, "a@acme.example", "Jane@client.example", i))
+        s.store.file("jane@client.example", "junk" if i else "inbox", f"<{i}@x>", i)
+    assert got == [None, None, QUOTA]
+    assert s.rcpt_counters(pol, IP, "a@acme.example", "bob@client.example", 3) is None  # per mailbox
+
+
+def test_greylisting_defers_a_triplet_for_exactly_its_period() -> None:
+    s = server(MailboxDomain("client.example", greylist=300))
+    pol = s.policy("client.example")
+
+    def at(t: int, mail_from: str = "A@acme.example", rcpt: str = "jane@client.example", ip: str = IP) -> Reply | None:
+        return s.rcpt_counters(pol, ip, mail_from, rcpt, t)
+
+    assert [at(100), at(399), at(400), at(10**6)] == [GREYLISTED, GREYLISTED, None, None]
+    assert at(400, "a@ACME.example", "JANE@client.example") is None  # the triplet compares case-insensitively
+    assert at(400, rcpt="bob@client.example") == GREYLISTED  # a new triplet starts its own period
+    assert at(400, ip="198.51.100.11") == GREYLISTED
+    assert s._greylist == {(IP, "a@acme.example", "jane@client.example"): 100,
+                           (IP, "a@acme.example", "bob@client.example"): 400,
+                           ("198.51.100.11", "a@acme.example", "jane@client.example"): 400}
+
+
+def test_quota_is_checked_before_greylisting() -> None:
+    s = server(MailboxDomain("client.example", quota=1, greylist=60))
+    s.store.file("jane@client.example", "inbox", "<0@x>", 0)
+    pol = s.policy("client.example")
+    assert s.rcpt_counters(pol, IP, "a@acme.example", "jane@client.example", 0) == QUOTA
+    assert s._greylist == {}  # a refused RCPT never starts a greylist period
+
+
+# -- end of DATA ------------------------------------------------------------------------------------------
+
+
+def transaction(s: ReceivingServer, now: int = 50, domain: str | None = "client.example",
+                rcpts: tuple[str, ...] = ("Jane@client.example", "bob@client.example")) -> Transaction:
+    tx = Transaction(now, IP, domain, message_id="<INV-1@mailsim.invalid>", attempt=2)
+    assert s.connect(tx) == OK_GREETING
+    assert s.helo(tx, "out.platform.example") == Reply(250, "", "mx.client.example")
+    assert s.mail(tx, "ar@acme.example") == OK_SENDER
+    for r in rcpts:
+        assert s.rcpt(tx, r) == OK_RCPT
+    assert s.data_start(tx) == DATA_GO
+    return tx
+
+
+HEADER = ('pass (mx.client.example: 198.51.100.10 is allowed for ar@acme.example at 50) client-ip=198.51.100.10;'
+          ' envelope-from="ar@acme.example"; helo=out.platform.example;')
+
+
+def test_data_end_files_every_recipient_and_counts_the_message() -> None:
+    s = server(MailboxDomain("client.example", rate_limit=RateLimit(1, 3600)))
+    tx = transaction(s)
+    assert s.data_end(tx) == DataVerdict(Reply(250, "2.0.0", "OK queued as <INV-1@mailsim.invalid>"), "inbox",
+                                         "pass", "198.51.100.10 is allowed for ar@acme.example at 50", HEADER)
+    assert {a: (b.inbox, b.junk, b.messages) for a, b in s.store.boxes.items()} == {
+        "jane@client.example": (1, 0, [("<INV-1@mailsim.invalid>", "inbox", 50)]),
+        "bob@client.example": (1, 0, [("<INV-1@mailsim.invalid>", "inbox", 50)])}
+    assert s.rate_limited("client.example", IP, 51) == RATE_LIMITED
+
+
+@pytest.mark.parametrize(("result", "reply", "folder"), [
+    ("fail", SPF_REJECT, None), ("temperror", SPF_DEFER, None), ("softfail", None, "junk"),
+    ("permerror", None, "junk"), ("neutral", None, "inbox"), ("none", None, "inbox"),
+])
+def test_the_spf_policy_of_the_first_recipients_domain_decides(result: str, reply: Reply | None,
+                                                               folder: str | None) -> None:
+    s = server(MailboxDomain("client.example"), MailboxDomain("other.example", spf_policy=SpfPolicy(fail="junk")),
+               spf=lambda now, ip, mf, helo: (result, "why"))
+    tx = transaction(s, domain="other.example")  # the connection's domain is not the first recipient's
+    v = s.data_end(tx)
+    accepted = Reply(250, "2.0.0", "OK queued as <INV-1@mailsim.invalid>")
+    assert (v.reply, v.folder) == (reply or accepted, folder)
+    assert sum(b.stored for b in s.store.boxes.values()) == (0 if folder is None else 2)
+    assert s.spf_action(None, "other.example", "fail") == (None, "junk")  # no recipient: the connection's domain
+    assert s.spf_action("x@Client.example", "other.example", "fail") == (SPF_REJECT, "")
+
+
+def test_a_slow_fault_delays_the_reply_and_leaves_the_filing_to_the_caller() -> None:
+    slow = Fault(0, "slow", delay=30)
+    late = Fault(1, "slow", delay=7, stage="rcpt")
+    s = server(MailboxDomain("client.example"), faults=(slow, late))
+    tx = transaction(s, rcpts=("jane@client.example",))
+    assert tx.delay == 7
+    v = s.data_end(tx)
+    assert (v.reply.code, v.folder, tx.delay, s.store.boxes) == (250, "inbox", 37, {})
+    s.file_copies(["Jane@client.example"], "junk", ["<a@x>", "<b@x>"], 87)
+    assert s.store.boxes == {"jane@client.example": Mailbox(0, 2, 0, [("<a@x>", "junk", 87), ("<b@x>", "junk", 87)])}
+
+
+def test_a_data_fault_refuses_and_stores_nothing() -> None:
+    s = server(MailboxDomain("client.example"), faults=(Fault(0, "disconnect", at=40, for_=20),))
+    v = s.data_end(transaction(s))
+    assert v == DataVerdict(DROPPED, None, "pass", "198.51.100.10 is allowed for ar@acme.example at 50", HEADER)
+    assert s.store.boxes == {}
+    assert s.data_end(transaction(s, now=60)).reply.code == 250  # the window is over
+
+
+# -- plans: what may be shared across an envelope ------------------------------------------------------
+
+
+def test_what_makes_a_domain_unshareable() -> None:
+    half = Fault(2, "tempfail", probability=0.5, target="risky.example")
+    s = server(MailboxDomain("client.example"), MailboxDomain("full.example", quota=5),
+               MailboxDomain("busy.example", rate_limit=RateLimit(10, 60)),
+               faults=(Fault(5, "outage", target="client.example", at=100), half,
+                       Fault(1, "dns_timeout", target="client.example")))
+    assert [f.index for f in s.faults] == [5, 2]  # DNS faults are not the receiver's
+    assert [s.shareable(d, 0) for d in ("client.example", "full.example", "busy.example", "risky.example")] == [
+        True, False, False, False]
+    plan = s.plan("client.example", 100)
+    assert (plan.stages, plan.shareable, plan.faults) == ({"connect": (s.faults[0],)}, True, (5,))
+    assert s.plan("client.example", 0).faults == ()
+    assert s.plan("risky.example", 0).faults == (2,)
