@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 TARGET_VARIED_NAIVE = 4.0  # whole process incl. load, vs the naive model
+TARGET_SIZE = 1_000_000  # the size that target is set at
 TARGET_RSS_MB = 1536.0
 TARGET_LINEAR = 0.15
 
@@ -100,9 +101,13 @@ def targets(varied: dict[str, Any], naive: dict[int, dict[str, Any]], lin: dict[
         naive_cpu = nv.get("cpu_seconds", nv["seconds"])
         ratio_cpu = naive_cpu / m["cpu_s"]
         ratio = nv["seconds"] / m["wall_s"]
-        row(f"varied {n:,}: whole `mailsim run` vs naive", f"{ratio_cpu:.2f}× CPU ({m['cpu_s']:.2f} s vs "
-            f"{naive_cpu:.2f} s); {ratio:.2f}× wall ({m['wall_s']:.2f} s vs {nv['seconds']:.2f} s)",
-            f"≥ {TARGET_VARIED_NAIVE:.0f}×", ratio_cpu >= TARGET_VARIED_NAIVE and m["ok"])
+        measured = (f"{ratio_cpu:.2f}× CPU ({m['cpu_s']:.2f} s vs {naive_cpu:.2f} s); {ratio:.2f}× wall "
+                    f"({m['wall_s']:.2f} s vs {nv['seconds']:.2f} s)")
+        if n != TARGET_SIZE:  # the target is set at 1M (issue 12); smaller runs are mostly start-up and load
+            row(f"varied {n:,}: whole `mailsim run` vs naive", measured, "diagnostic (target at 1M)", None, "info")
+            continue
+        row(f"varied {n:,}: whole `mailsim run` vs naive", measured, f"≥ {TARGET_VARIED_NAIVE:.0f}×",
+            ratio_cpu >= TARGET_VARIED_NAIVE and m["ok"])
     big = varied.get("1000000")
     row("varied 1M: peak RSS", f"{big['peak_rss_mb']:.0f} MB" if big else "not run", f"≤ {TARGET_RSS_MB:.0f} MB",
         None if not big else big["peak_rss_mb"] <= TARGET_RSS_MB)
