@@ -122,6 +122,14 @@ def test_a_byte_escape_over_255_names_its_place() -> None:
 # -- names: the root, and what a record value may be ---------------------------------------------------
 
 
+def test_a_star_label_is_a_wildcard_only_in_an_owner_name() -> None:
+    assert canonical_name("A.*.Example") == "a.*.example"  # a target: '*' is just a label
+    with pytest.raises(DnsTextError) as e:
+        canonical_name("A.*.Example", wildcard=True)
+    assert str(e.value) == "a '*' label is a wildcard only as the leftmost label of a record name: 'A.*.Example'"
+    assert check_record("CNAME", "x.*.example") is None
+
+
 def test_the_root_is_a_name_only_where_allowed() -> None:
     for text in (".", "", " ", ".."):
         with pytest.raises(DnsTextError) as e:

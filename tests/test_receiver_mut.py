@@ -7,10 +7,12 @@ its stages directly, with the virtual time passed in, and compare whole replies 
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from simulator.domain.entities import MailboxDomain, RateLimit, SpfPolicy
-from simulator.domain.faults import Fault
+from simulator.domain.faults import FAULT_SPECS, Fault, FaultSpec
 from simulator.net.receiver import (
     DATA_GO,
     DROPPED,
@@ -243,3 +245,112 @@ def test_what_makes_a_domain_unshareable() -> None:
     assert (plan.stages, plan.shareable, plan.faults) == ({"connect": (s.faults[0],)}, True, (5,))
     assert s.plan("client.example", 0).faults == ()
     assert s.plan("risky.example", 0).faults == (2,)
+
+
+# -- what the first receiver run left alive (docs/testing.md) -------------------------------------------
+
+
+def test_every_folder_counts_each_copy() -> None:
+    s = server(MailboxDomain("client.example"))
+    for i in range(2):
+        s.store.file("a@client.example", "junk", f"<j{i}@x>", i)
+        s.store.file("a@client.example", "bounce", f"<b{i}@x>", i)
+    s.file_copies(["b@client.example"], "junk", ["<1@x>"], 5)
+    s.file_copies(["b@client.example"], "junk", ["<2@x>", "<3@x>"], 6)
+    s.file_copies(["b@client.example"], "inbox", ["<4@x>"], 7)
+    assert [(a, b.inbox, b.junk, b.bounces) for a, b in s.store.boxes.items()] == [
+        ("a@client.example", 0, 2, 2), ("b@client.example", 1, 3, 0)]
+
+
+def reference_draw(seed: int, index: int, message: str, rcpt: str, attempt: int, stage: str) -> float:
+    h = hashlib.blake2b(f"{seed}|{index}|{message}|{rcpt}|{attempt}|{stage}".encode(), digest_size=8)
+    return int.from_bytes(h.digest(), "big") / 2.0**64
+
+
+@pytest.mark.parametrize("stage", ["connect", "helo", "mail", "rcpt", "data"])
+def test_a_probabilistic_fault_fires_by_the_draw_of_its_whole_key_at_each_stage(stage: str) -> None:
+    f = Fault(4, "tempfail", stage=stage, probability=0.5, target="client.example")
+    keys = [(m, r, a) for m in ("<A@x>", "<B@x>", "<C@x>") for r in ("Jane@Client.example", "bob@client.example")
+            for a in (1, 2)]
+    got = []
+    for m, r, a in keys:
+        s = server(MailboxDomain("client.example"), faults=(f,))
+        tx = Transaction(0, IP, "client.example", message_id=m, attempt=a)
+        replies = [s.connect(tx), s.helo(tx, "h.example"), s.mail(tx, "a@acme.example"), s.rcpt(tx, r),
+                   s.data_end(tx).reply]
+        got.append(TEMPFAIL in replies)
+        assert replies.count(TEMPFAIL) <= 1 and (stage == "data" or TEMPFAIL not in replies[4:])
+    # the recipient is part of the key at RCPT only (lower-cased); the other stages draw with ""
+    want = [reference_draw(3, 4, m, r.lower() if stage == "rcpt" else "", a, stage) < 0.5 for m, r, a in keys]
+    assert got == want
+    assert 0 < sum(want) < len(keys)  # both outcomes occur, so a lost key part changes the list
+
+
+def test_a_fault_fires_only_for_its_target_domain() -> None:
+    s = server(MailboxDomain("client.example"), faults=(Fault(0, "outage", target="client.example"),))
+    assert s.connect(Transaction(0, IP, "mx.Client.example")) == OUTAGE
+    assert s.connect(Transaction(0, IP, "other.example")) == OK_GREETING
+    assert s.connect(Transaction(0, IP, None)) == OK_GREETING
+
+
+def test_the_default_hostname_greets() -> None:
+    s = ReceivingServer((), (), seed=0, spf=spf_pass)
+    assert s.helo(Transaction(0, IP, None), "h.example") == Reply(250, "", "mx.mailsim.test")
+    assert (s.hostname, s.seed) == ("mx.mailsim.test", 0)
+
+
+def test_a_fault_kind_without_a_behaviour_here_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(FAULT_SPECS, "flood", FaultSpec("flood", "smtp", "data", "dns", dns_answer="timeout"))
+    monkeypatch.setitem(FAULT_SPECS, "bounce", FaultSpec("bounce", "smtp", "rcpt", "reply", (550, "5.0.0", "no")))
+    for kind in ("flood", "bounce"):
+        with pytest.raises(ValueError) as e:
+            server(faults=(Fault(0, kind),))
+        assert str(e.value) == f"the receiver has no behaviour for fault kind '{kind}'"
+    known = (Fault(0, "slow"), Fault(1, "disconnect"))
+    assert server(faults=known).faults == known
+
+
+def test_rcpt_checks_the_policy_with_its_own_transaction() -> None:
+    s = server(MailboxDomain("client.example", greylist=300))
+    first = Transaction(100, IP, "client.example")
+    first.mail_from = "A@acme.example"
+    assert s.rcpt(first, "Jane@client.example") == GREYLISTED
+    again = Transaction(400, IP, "client.example")
+    again.mail_from = "a@acme.example"
+    assert (s.rcpt(again, "jane@client.example"), again.rcpts) == (OK_RCPT, ["jane@client.example"])
+    assert s._greylist == {(IP, "a@acme.example", "jane@client.example"): 100}
+    assert s.rcpt_policy(IP, "a@acme.example", "jane@client.example", 399) == GREYLISTED
+
+
+def test_an_at_sign_in_the_local_part_leaves_the_domain_after_the_last_one() -> None:
+    s = server(MailboxDomain("client.example", users=("jane",), spf_policy=SpfPolicy(fail="junk")))
+    pol = s.policy("client.example")
+    assert s.rcpt_known('"jane@x"@client.example') == (pol, UNKNOWN_USER)
+    assert s.spf_action('"x@y"@client.example', None, "fail") == (None, "junk")
+
+
+def test_a_stale_user_set_under_a_reused_id_is_not_trusted() -> None:
+    users = ("jane",)
+    s = server(MailboxDomain("client.example", users=users))
+    s._user_sets[id(users)] = (("bob",), frozenset({"bob"}))  # what an id reused by another tuple would leave
+    assert s.rcpt_known("jane@client.example")[1] is None
+    assert s._user_sets[id(users)] == (users, frozenset(users))
+
+
+def test_whole_verdicts_when_spf_refuses() -> None:
+    def spf(now: int, ip: str, mail_from: str, helo: str) -> tuple[str, str]:
+        return "fail", f"{ip} not allowed for {mail_from} from {helo}"
+
+    s = server(MailboxDomain("client.example"), MailboxDomain("lax.example", spf_policy=SpfPolicy(fail="junk")),
+               spf=spf)
+    tx = transaction(s)
+    header = ('fail (mx.client.example: 198.51.100.10 not allowed for ar@acme.example from out.platform.example)'
+              ' client-ip=198.51.100.10; envelope-from="ar@acme.example"; helo=out.platform.example;')
+    assert s.data_end(tx) == DataVerdict(SPF_REJECT, None, "fail",
+                                         "198.51.100.10 not allowed for ar@acme.example from out.platform.example",
+                                         header)
+    lax = transaction(s, domain="lax.example", rcpts=())  # no recipient accepted: the connection's domain decides
+    assert s.data_end(lax).folder == "junk"
+    assert s.data_end(transaction(s, rcpts=("x@lax.example",))).folder == "junk"  # the first recipient's domain
+    assert s.spf_action(None, "client.example", "temperror") == (SPF_DEFER, "")
+    assert s.spf_action(None, "client.example", "fail") == (SPF_REJECT, "")

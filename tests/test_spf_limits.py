@@ -88,3 +88,38 @@ def test_the_p_macro_reads_the_first_ten_names_and_counts_no_term(valid: str, ex
                R(valid, "A", IP), R(target, "A", "127.0.0.2")]
     assert spf(records) == SpfResult("pass", "192.0.2.3 matched 'exists:%{p}.x.example.com' in example.com",
                                      "exists:%{p}.x.example.com", 10, 0, E)
+
+
+# -- the lookups behind the limits: each way they end, whole (docs/testing.md: the first SPF run) ----------
+
+LOOP = [R("l1.example.com", "CNAME", "l2.example.com"), R("l2.example.com", "CNAME", "l1.example.com")]
+
+
+@pytest.mark.parametrize(("term", "result"), [
+    ("a:l1.example.com", perm("CNAME loop looking up A l1.example.com", "a:l1.example.com", 1)),
+    ("mx:l1.example.com", perm("CNAME loop looking up MX l1.example.com", "mx:l1.example.com", 1)),
+    ("mx:m.slow.example", SpfResult("temperror", "DNS timeout looking up MX m.slow.example", "mx:m.slow.example", 1,
+                                    0, E)),
+])
+def test_a_lookup_that_cannot_end_says_which(term: str, result: SpfResult) -> None:
+    zone = Zone([R(E, "TXT", f"v=spf1 {term} -all"), *LOOP], unreachable=["slow.example"])
+    assert check_host(IP, E, "user@example.com", "helo.example", MemoryResolver(zone)) == result
+
+
+def test_an_mx_void_lookup_is_named_as_one() -> None:
+    assert spf([R(E, "TXT", "v=spf1 a:nx1.example.com a:nx2.example.com mx:nx3.example.com -all")]) == perm(
+        "more than 2 void DNS lookups (the last: MX nx3.example.com)", "mx:nx3.example.com", 3, 3)
+
+
+def test_a_null_mx_host_is_skipped_not_the_end() -> None:
+    records = [R(E, "TXT", "v=spf1 mx -all"), R(E, "MX", "0 ."), R(E, "MX", "10 mx.example.com"),
+               R("mx.example.com", "A", IP)]
+    assert spf(records) == SpfResult("pass", "192.0.2.3 matched 'mx' in example.com", "mx", 1, 0, E)
+
+
+def test_the_p_macro_is_worked_out_once_per_domain_and_reused() -> None:
+    records = [R(E, "TXT", "v=spf1 exists:%{p}.a.example.com exists:%{p}.b.example.com -all"),
+               R(REV, "PTR", "host.example.com"), R("host.example.com", "A", IP),
+               R("host.example.com.b.example.com", "A", "127.0.0.2")]
+    assert spf(records) == SpfResult("pass", "192.0.2.3 matched 'exists:%{p}.b.example.com' in example.com",
+                                     "exists:%{p}.b.example.com", 2, 1, E)
