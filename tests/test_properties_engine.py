@@ -232,3 +232,37 @@ def test_batched_transactions_equal_one_at_a_time(case: Any) -> None:
                 [(r.code, r.enhanced, r.text if not r.ok else "") for r in w.replies]
         assert {a: (b.inbox, b.junk, b.messages) for a, b in batched.store.boxes.items()} == \
             {a: (b.inbox, b.junk, b.messages) for a, b in single.store.boxes.items()}
+
+
+@st.composite
+def quota_envelopes(draw: st.DrawFn) -> tuple[list[Any], list[Any], list[tuple[int, list[str], tuple[str, ...]]]]:
+    """One recipient, a mailbox quota and no greylisting: the envelopes ``_quota_runs`` takes."""
+    from simulator.domain.entities import MailboxDomain, SpfPolicy
+    from simulator.domain.faults import FAULT_KINDS, SMTP_FAULT_KINDS, SMTP_STAGES, Fault
+
+    faults = []
+    for i in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from([k for k in FAULT_KINDS if k in SMTP_FAULT_KINDS]))
+        faults.append(Fault(i, kind, at=draw(st.one_of(st.none(), st.integers(0, 600))),
+                            for_=draw(st.one_of(st.none(), st.integers(1, 600))),
+                            stage=draw(st.one_of(st.none(), st.sampled_from(SMTP_STAGES))),
+                            probability=draw(st.sampled_from([0.0, 0.1, 0.3, 0.9])),
+                            target=draw(st.sampled_from([None, "a.example"])),
+                            delay=draw(st.sampled_from([0, 30]))))
+    softfail = draw(st.sampled_from(["inbox", "junk", "reject", "defer"]))
+    boxes = [MailboxDomain("a.example", users=("x", "y"), quota=draw(st.integers(1, 12)),
+                           spf_policy=SpfPolicy(softfail=softfail))]
+    sends = []
+    for _ in range(draw(st.integers(1, 6))):
+        rcpt = draw(st.sampled_from(["x@a.example", "y@a.example", "zz@a.example"]))
+        mids = [f"<m{draw(st.integers(0, 60))}@x>" for _ in range(draw(st.integers(1, 30)))]
+        sends.append((draw(st.integers(0, 900)), mids, (rcpt,)))
+    return faults, boxes, sends
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(quota_envelopes())
+def test_quota_envelopes_equal_one_at_a_time(case: Any) -> None:
+    """The quota shortcut (quiet runs answered from the mailbox's room) changes no reply or copy."""
+    test_batched_transactions_equal_one_at_a_time.hypothesis.inner_test(case)  # type: ignore[attr-defined]
+

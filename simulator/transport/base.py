@@ -160,6 +160,8 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
     """
     env = _Envelope(server, att, size)
     if not env.batchable:
+        if env.quota_only:
+            return _quota_runs(env, message_ids)
         return [env.one(mid) for mid in message_ids]
     loud = env.loud(message_ids)
     out: list[AttemptResult] = []
@@ -191,6 +193,44 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
         pending.extend(message_ids[i:])
     if pending:
         env.file(default, pending)
+    return out
+
+
+def _quota_runs(env: _Envelope, message_ids: Sequence[str]) -> list[AttemptResult]:
+    """:func:`run_transactions` for one recipient whose mailbox has a quota (``env.quota_only``).
+
+    A message no fault fires for ("quiet") is accepted while the mailbox has room and refused
+    (452 4.2.2) once it is full; nothing else about it depends on the message. So within a run
+    of quiet messages the first one takes the whole transaction (:meth:`_Envelope.one`: filed,
+    counted) and tells the answer: accepted — the next ones are accepted alike as long as the
+    mailbox has room, filed in one go; refused (full, unknown user, refused by SPF) — the rest
+    of the run is refused alike and changes nothing. A message some fault fires for takes the
+    whole transaction in its place, so every mailbox holds its copies in send order.
+    """
+    loud = env.loud(message_ids)
+    out: list[AttemptResult] = []
+    n = len(message_ids)
+    rcpt, _low, pol, _known, _counting = env.rcpts[0]
+    boxes, key = env.server.store.boxes, rcpt.lower()  # a mailbox exists once it holds mail: not made here
+    i = 0
+    for j in [*loud, n]:
+        while i < j:  # the quiet run [i, j)
+            res = env.one(message_ids[i])
+            out.append(res)
+            i += 1
+            if res.folder is None or res.delay or not res.replies[0].ok:
+                out.extend([res] * (j - i))  # refused: the mailbox is as it was, so are the answers
+                i = j
+                break
+            box = boxes.get(key)
+            take = min(pol.quota - (box.stored if box is not None else 0), j - i)
+            if take > 0:
+                out.extend([res] * take)
+                env.file(res, message_ids[i:i + take])
+                i += take
+        if j < n:
+            out.append(env.one(message_ids[j]))
+            i = j + 1
     return out
 
 
@@ -245,6 +285,10 @@ class _Envelope:
         self.rated = plan.policy.rate_limit is not None
         self.batchable = (not self.too_big and not self.always and not self.rated
                           and not any(pol.quota for _r, _l, pol, *_ in self.rcpts))
+        # one recipient whose only counter is a quota (no greylisting) and nothing else per message: the
+        # quiet messages' answers follow from the mailbox's room alone (see _quota_runs)
+        self.quota_only = (not self.batchable and not self.too_big and not self.always and not self.rated
+                           and self.n == 1 and not self.rcpts[0][2].greylist)
 
     def loud(self, mids: Sequence[str]) -> list[int]:
         """The positions of the messages some fault fires for at some stage (the others are "quiet").
