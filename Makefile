@@ -33,7 +33,7 @@ bench: $(STAMP)
 MUTANTS ?=
 mutate: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,mutate]'
-	nice -n 10 $(BIN)/mutmut run --max-children 1 $(foreach m,$(MUTANTS),'$(m)') || true
+	ulimit -v 6291456 && nice -n 10 $(BIN)/mutmut run --max-children 1 $(foreach m,$(MUTANTS),'$(m)') || true
 	{ $(BIN)/mutmut export-cicd-stats >/dev/null && cat mutants/mutmut-cicd-stats.json && echo && \
 	  $(BIN)/mutmut results; } > mutants/report.txt
 	@head -c 400 mutants/report.txt; echo; echo "survivors: mutants/report.txt (mutmut show NAME for the diff)"

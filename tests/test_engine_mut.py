@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import run
+from helpers import run, scenario
 
 from simulator.engine.mta import reason_for
 from simulator.engine.result import InvoiceView, RecipientView
@@ -73,6 +73,36 @@ def test_an_email_is_stuck_exactly_stuck_after_it_was_queued() -> None:
                              "jane@client.example"),))
 
 
+def traced(tmp_path: Path, **kw: str) -> list[dict[str, object]]:
+    out = tmp_path / "t.jsonl"
+    simulate(scenario(**kw), trace=out)
+    return [json.loads(line) for line in out.read_text().splitlines()[1:]]
+
+
+def test_an_email_queued_at_the_start_is_stuck_on_time(tmp_path: Path) -> None:
+    recs = traced(tmp_path, extra="settings: {stuck_after: 30m}\nuntil: +1h",
+                  users="  - {id: u1, email: other@acme.example}", timeline="  - {at: +0s, complete_batch: B1}")
+    assert [r for r in recs if r["event"] == "email.stuck"] == [
+        {"seq": 5, "t": 1800, "at": "2026-11-02T09:30:00Z", "event": "email.stuck", "invoice": "INV-1",
+         "reason": "sender-not-a-user", "queued_at": "2026-11-02T09:00:00Z"}]
+
+
+SYNCED_89D = "  - {id: u1, email: ar@acme.example, sync: {provider: microsoft365, synced: -89d}}"
+
+
+def test_a_token_expiring_at_the_end_of_the_run_is_traced(tmp_path: Path) -> None:
+    recs = traced(tmp_path, users=SYNCED_89D, extra="until: +1d", timeline="  - {at: +0s, complete_batch: B1}")
+    assert [(r["t"], r["event"], r.get("user")) for r in recs[-2:]] == [(86400, "sync.expired", "u1"),
+                                                                       (86400, "run.end", None)]
+
+
+def test_a_lifetime_cut_to_the_very_instant_expires_the_token_then(tmp_path: Path) -> None:
+    recs = traced(tmp_path, users=SYNCED_89D, extra="until: +2d",
+                  timeline="  - {at: +10h, set_token_lifetime: {lifetime: 89d10h}}\n  - {at: +11h, complete_batch: B1}")
+    assert [(r["t"], r["event"]) for r in recs if r["event"] in ("sync.expired", "settings.token_lifetime")] == [
+        (36000, "settings.token_lifetime"), (36000, "sync.expired")]
+
+
 @pytest.mark.parametrize(("reply", "spf", "reason"), [
     (DROPPED, None, "remote-disconnect"),
     (UNKNOWN_USER, None, "unknown-recipient"),
@@ -81,6 +111,7 @@ def test_an_email_is_stuck_exactly_stuck_after_it_was_queued() -> None:
     (RATE_LIMITED, None, "rate-limited"),
     (OUTAGE, None, "remote-outage"),
     (Reply(421, "4.4.2", "bye"), None, "remote-outage"),  # any 421 is the server going away
+    (Reply(451, "4.3.2", "going down"), None, "remote-outage"),  # and so is 4.3.2 with any code
     (SPF_REJECT, "fail", "spf-fail-rejected"),
     (SPF_REJECT, None, "spf-fail-rejected"),
     (SPF_REJECT, "softfail", "spf-softfail-rejected"),
