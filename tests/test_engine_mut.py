@@ -165,3 +165,61 @@ def test_corpus_outputs_are_the_recorded_ones(rel: str, tmp_path: Path, monkeypa
     assert {"trace": sha(body), "json": sha(json.dumps(result.to_json(), sort_keys=True).encode()),
             "mailboxes": sha(json.dumps(boxes, sort_keys=True).encode())} == {
         k: GOLDEN[rel][k] for k in ("trace", "json", "mailboxes")}
+
+
+DSN_2 = """\
+From: Mail Delivery System <MAILER-DAEMON@out.platform.example>
+To: ar@acme.example
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <dsn-2-INV-2@out.platform.example>
+Date: Mon, 02 Nov 2026 10:00:00 +0000
+Auto-Submitted: auto-replied
+Content-Type: multipart/report; report-type="delivery-status";
+ boundary="BOUNDARY"
+
+--BOUNDARY
+Content-Type: text/plain; charset="utf-8"
+Content-Transfer-Encoding: 7bit
+MIME-Version: 1.0
+
+This is the mail system at host out.platform.example.
+
+Your message could not be delivered to one or more recipients.
+
+<jane@client.example>: 550 5.1.1 Recipient address rejected: user unknown
+
+--BOUNDARY
+MIME-Version: 1.0
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; out.platform.example
+Original-Envelope-Id: INV-2@mailsim.invalid
+Arrival-Date: Mon, 02 Nov 2026 10:00:00 +0000
+
+Final-Recipient: rfc822; jane@client.example
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 Recipient address rejected: user unknown
+
+--BOUNDARY
+MIME-Version: 1.0
+Content-Type: text/rfc822-headers
+
+Message-ID: <INV-2@mailsim.invalid>
+Subject: Invoice INV-2
+
+--BOUNDARY--
+"""
+
+
+def test_each_bounce_gets_its_own_whole_dsn() -> None:
+    r = run(mailboxes="  - {domain: client.example, users: [someone]}",
+            batches="  - {id: B1, invoices: [{id: INV-1, property: p1}, {id: INV-2, property: p1}]}")
+    dsns = r.engine.transport.dsns  # type: ignore[attr-defined]
+    row = ("jane@client.example", "failed", "5.1.1", "550 5.1.1 Recipient address rejected: user unknown")
+    assert [(d.message_id, d.original_id, d.to, d.subject, d.recipients, d.now) for d in dsns] == [
+        (f"<dsn-{i}-INV-{i}@out.platform.example>", f"<INV-{i}@mailsim.invalid>", "ar@acme.example",
+         "Undelivered Mail Returned to Sender", (row,), 3600) for i in (1, 2)]
+    raw = dsns[1].render().decode()
+    boundary = raw.split('boundary="', 1)[1].split('"', 1)[0]
+    assert raw.replace(boundary, "BOUNDARY") == DSN_2
