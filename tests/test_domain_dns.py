@@ -131,11 +131,26 @@ def test_a_star_label_is_a_wildcard_only_in_an_owner_name() -> None:
 
 
 def test_the_root_is_a_name_only_where_allowed() -> None:
-    for text in (".", "", " ", ".."):
+    for text in (".", "", " "):
         with pytest.raises(DnsTextError) as e:
             canonical_name(text)
         assert str(e.value) == "an empty name"
         assert canonical_name(text, root=True) == "."
+
+
+@pytest.mark.parametrize("text", ["..", "a..", "a...", "a..b", ".a", "a\\..."])
+def test_an_empty_label_is_refused_even_at_the_end(text: str) -> None:
+    """One trailing dot makes a name absolute; a second one is an empty label (dnspython: EmptyLabel)."""
+    for root in (False, True):
+        with pytest.raises(DnsTextError) as e:
+            canonical_name(text, root=root)
+        assert str(e.value) == f"empty label in '{text}'"
+
+
+def test_one_trailing_dot_is_absolute_and_an_escaped_dot_is_not_one() -> None:
+    assert canonical_name("A.Example.") == canonical_name("a.example") == "a.example"
+    assert canonical_name("a\\.") == "a\\."  # one label "a." (an escaped dot), relative
+    assert canonical_name("a\\..") == "a\\."  # the same label, then the one trailing dot
 
 
 @pytest.mark.parametrize(("rtype", "value", "problem"), [

@@ -219,8 +219,6 @@ def canonical_name(text: str, *, wildcard: bool = False, root: bool = False) -> 
     ``*`` label is just a label.
     """
     s = text.strip()
-    if s.endswith(".") and not s.endswith("\\.") and s != ".":
-        s = s[:-1]
     if s in ("", "."):
         if root:
             return "."

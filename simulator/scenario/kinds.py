@@ -68,17 +68,17 @@ _STAR_LABEL = f"(?:\\*|\\\\\\*|\\\\042)(?:\\.|{SPACE}*{times.END})"
 # strip() comes first: a name neither starts nor ends with a space (nor with an escaped one)
 _STRIPPED, _STRIPPED_END = f"(?=[^{times.SPACE_CLASS}])", f"(?<=[^{times.SPACE_CLASS}])"
 OWNER_NAME_PATTERN = whole(
-    f"{_STRIPPED}{_ZONE_LABEL}(?:\\.(?!{_STAR_LABEL}){_ZONE_LABEL})*(?:\\.\\.?)?{_STRIPPED_END}"
+    f"{_STRIPPED}{_ZONE_LABEL}(?:\\.(?!{_STAR_LABEL}){_ZONE_LABEL})*\\.?{_STRIPPED_END}"
 )
 #: A name a record points at: any labels, or the root ('.', or nothing at all).
-TARGET_NAME_BODY = f"(?:{_STRIPPED}(?:{_ZONE_LABEL}(?:\\.{_ZONE_LABEL})*(?:\\.\\.?)?|\\.\\.?){_STRIPPED_END})?"
+TARGET_NAME_BODY = f"(?:{_STRIPPED}(?:{_ZONE_LABEL}(?:\\.{_ZONE_LABEL})*\\.?|\\.){_STRIPPED_END})?"
 TARGET_NAME_PATTERN = whole(TARGET_NAME_BODY)
 #: A TXT character-string as written: any characters, backslashes only in escapes.
 TXT_PATTERN = f"^(?:[^\\\\]|{_ESCAPE})*{times.END}"
 #: An MX host: as a target, but split on spaces first (so no unescaped or escaped space in it).
 _MX_ESCAPE = f"\\\\(?:[01][0-9]{{2}}|2[0-4][0-9]|25[0-5]|[^0-9{times.SPACE_CLASS}])"
 _MX_LABEL = f"(?:[^.\\\\{times.SPACE_CLASS}]|{_MX_ESCAPE})+"
-MX_HOST_BODY = f"{_MX_LABEL}(?:\\.{_MX_LABEL})*(?:\\.\\.?)?|\\.\\.?"
+MX_HOST_BODY = f"{_MX_LABEL}(?:\\.{_MX_LABEL})*\\.?|\\."
 
 
 def _string(pattern: str, **extra: Any) -> dict[str, Any]:
