@@ -64,8 +64,8 @@ def _table_or_none(console: Console, headers: tuple[str, ...], rows: list[tuple[
     stacked layout instead.
     """
     columns = range(len(headers))
-    least = [max(_longest_word(headers[i]), *(_longest_word(r[i]) for r in rows)) for i in columns]
-    most = [max(_longest_line(headers[i]), *(_longest_line(r[i]) for r in rows)) for i in columns]
+    least = [max((_longest_word(headers[i]), *(_longest_word(r[i]) for r in rows))) for i in columns]
+    most = [max((_longest_line(headers[i]), *(_longest_line(r[i]) for r in rows))) for i in columns]
     room = console.width - (3 * len(headers) + 1)  # borders and one space of padding each side
     if sum(least) > room:
         return None

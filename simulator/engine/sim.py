@@ -297,9 +297,10 @@ class Engine:
             return
 
         def fire() -> None:
+            # still the same token dying now: not refreshed since, and its expiry not moved by a new
+            # lifetime (set_token_lifetime changes the World, not the sync state: identity is no proof)
             cur = self.world.sync.get(uid)
-            if cur is st or (cur is not None and expires_at(cur, self.world.token_lifetime) == exp
-                             and cur.refreshed == st.refreshed):
+            if cur is not None and cur.refreshed == st.refreshed and expires_at(cur, self.world.token_lifetime) == exp:
                 self.version += 1
                 self._trace_expiry(uid, st, exp)
 
