@@ -7,13 +7,14 @@ a lifetime counted from the wrong attempt or a stuck mark one poll late all fail
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from helpers import run, scenario
 
+import simulator
 from simulator.engine.mta import reason_for
 from simulator.engine.result import InvoiceView, RecipientView
 from simulator.engine.run import simulate
@@ -31,7 +32,6 @@ from simulator.net.receiver import (
     UNKNOWN_USER,
     Reply,
 )
-from simulator.scenario.loader import load_scenario
 
 M = 60
 OUTAGE_EVIDENCE = "last reply: 421 4.3.2 Service not available, closing transmission channel (remote-outage)"
@@ -137,13 +137,12 @@ def test_each_reply_maps_to_its_reason(reply: Reply, spf: str | None, reason: st
 # that reach it and stops at the first that differs (the whole corpus takes ~1.5 s).
 
 ROOT = Path(__file__).resolve().parent.parent
-GOLDEN = json.loads((ROOT / "tests" / "data" / "golden.json").read_text())
-CORPUS = sorted(str(p.relative_to(ROOT)) for p in [*ROOT.glob("scenarios/*.yaml"), *ROOT.glob("tests/data/*.yaml"),
-                                                    *ROOT.glob("tests/data/chaos/*.yaml")])
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+_spec = importlib.util.spec_from_file_location("golden", ROOT / "tools" / "golden.py")
+assert _spec is not None and _spec.loader is not None
+golden = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(golden)
+GOLDEN = json.loads(golden.GOLDEN.read_text())
+CORPUS = sorted(str(p.relative_to(ROOT)) for p in golden.corpus(ROOT))
 
 
 def test_the_corpus_is_the_golden_one() -> None:
@@ -153,18 +152,8 @@ def test_the_corpus_is_the_golden_one() -> None:
 @pytest.mark.parametrize("rel", CORPUS)
 def test_corpus_outputs_are_the_recorded_ones(rel: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)  # loaded by the relative path, as tools/golden.py does
-    trace = tmp_path / "trace.jsonl"
-    result = simulate(load_scenario(rel), trace=trace)
-    lines = trace.read_bytes().splitlines(keepends=True)
-    header = json.loads(lines[0])
-    header.pop("version", None)
-    header.pop("scenario_path", None)
-    body = json.dumps(header, sort_keys=True).encode() + b"\n" + b"".join(lines[1:])
-    boxes = {addr: [box.inbox, box.junk, box.bounces, [list(m) for m in box.messages]]
-             for addr, box in sorted(result.engine.store.boxes.items())}
-    assert {"trace": sha(body), "json": sha(json.dumps(result.to_json(), sort_keys=True).encode()),
-            "mailboxes": sha(json.dumps(boxes, sort_keys=True).encode())} == {
-        k: GOLDEN[rel][k] for k in ("trace", "json", "mailboxes")}
+    _result, got = golden.run_digests(simulator, rel, tmp_path / "trace.jsonl")
+    assert got == {k: GOLDEN[rel][k] for k in ("trace", "json", "mailboxes")}
 
 
 DSN_2 = """\

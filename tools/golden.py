@@ -59,6 +59,16 @@ def digests(root: Path) -> dict[str, dict[str, str]]:
 
 def _digest(simulator: Any, explain_run: Any, rel: str, trace: Path) -> dict[str, str]:
     """The four digests of one corpus file (``rel`` relative to the working directory)."""
+    result, out = run_digests(simulator, rel, trace)
+    expl = [e.to_json() for e in explain_run(result)]
+    return {**out, "explain": _sha(json.dumps(expl, sort_keys=True).encode())}
+
+
+def run_digests(simulator: Any, rel: str, trace: Path) -> tuple[Any, dict[str, str]]:
+    """The run of one corpus file and the digests of its trace, ``--json`` result and mailboxes.
+
+    Without the explanations: the engine's mutation oracle (tests/test_engine_mut.py) runs this per file.
+    """
     scn = simulator.load(rel)
     result = simulator.run(scn, trace=trace)
     lines = trace.read_bytes().splitlines(keepends=True)
@@ -69,15 +79,11 @@ def _digest(simulator: Any, explain_run: Any, rel: str, trace: Path) -> dict[str
     body = json.dumps(header, sort_keys=True).encode() + b"\n" + b"".join(lines[1:])
     boxes = {addr: [box.inbox, box.junk, box.bounces, [list(m) for m in box.messages]]
              for addr, box in sorted(_boxes(result).items())}
-    expl = [e.to_json() for e in explain_run(result)]
-    return {
+    return result, {
         "trace": _sha(body),
         "json": _sha(json.dumps(result.to_json(), sort_keys=True).encode()),
         "mailboxes": _sha(json.dumps(boxes, sort_keys=True).encode()),
-        "explain": _sha(json.dumps(expl, sort_keys=True).encode()),
     }
-
-
 
 
 def _boxes(result: object) -> dict[str, object]:
