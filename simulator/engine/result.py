@@ -119,13 +119,19 @@ def invoice_view(eng: Engine, b: Batch, inv: str, pid: str, e: Email | None) -> 
                        e.queued_at, e.sent_at, e.stuck_at, e.sender, e.sender_path, e.client_ip, rcpts)
 
 
-def view_of(eng: Engine, invoice: str) -> InvoiceView | None:
+def _located(eng: Engine, invoice: str) -> tuple[Batch, str, Email | None] | None:
+    """``invoice``'s batch, property and email (None before its batch completes); None: no such invoice."""
     loc = eng.locate(invoice)
     if loc is None:
         return None
     b, i = loc
     es = eng.emails.get(b.id)
-    return invoice_view(eng, b, invoice, b.property_of(i), es[i] if es is not None else None)
+    return b, b.property_of(i), es[i] if es is not None else None
+
+
+def view_of(eng: Engine, invoice: str) -> InvoiceView | None:
+    found = _located(eng, invoice)
+    return invoice_view(eng, found[0], invoice, found[1], found[2]) if found is not None else None
 
 
 def record_watched(eng: Engine) -> None:
@@ -401,13 +407,8 @@ class RunResult:
 
     def invoice_status(self, invoice: str) -> InvoiceStatus | None:
         """Where ``invoice`` stands, without the full view (the timeline player reads it after every step)."""
-        eng = self.engine
-        loc = eng.locate(invoice)
-        if loc is None:
-            return None
-        b, i = loc
-        es = eng.emails.get(b.id)
-        return status_of(eng, b, invoice, b.property_of(i), es[i] if es is not None else None)
+        found = _located(self.engine, invoice)
+        return status_of(self.engine, found[0], invoice, found[1], found[2]) if found is not None else None
 
     def invoice_statuses(self) -> Iterator[InvoiceStatus]:
         """Every invoice's :class:`InvoiceStatus`, in the order of :meth:`invoices`."""

@@ -283,12 +283,12 @@ class _Envelope:
         # answered alike for every message once the first one that reaches RCPT has recorded it
         # a rate limit counts accepted messages: each one may change the next one's answer at MAIL
         self.rated = plan.policy.rate_limit is not None
-        self.batchable = (not self.too_big and not self.always and not self.rated
-                          and not any(pol.quota for _r, _l, pol, *_ in self.rcpts))
+        plain = not self.too_big and not self.always and not self.rated
+        quota = any(pol.quota for _r, _l, pol, *_ in self.rcpts)
+        self.batchable = plain and not quota
         # one recipient whose only counter is a quota (no greylisting) and nothing else per message: the
         # quiet messages' answers follow from the mailbox's room alone (see _quota_runs)
-        self.quota_only = (not self.batchable and not self.too_big and not self.always and not self.rated
-                           and self.n == 1 and not self.rcpts[0][2].greylist)
+        self.quota_only = plain and quota and self.n == 1 and not self.rcpts[0][2].greylist
 
     def loud(self, mids: Sequence[str]) -> list[int]:
         """The positions of the messages some fault fires for at some stage (the others are "quiet").
