@@ -107,3 +107,20 @@ def test_an_email_waiting_past_a_poll_without_a_reason_is_lost() -> None:
         assert result.accounting() == before
     finally:
         victim.status, victim.reason = old
+
+
+def test_recipient_sets_are_counted_apart_even_when_their_contents_are_equal() -> None:
+    """Two emails whose sets hold equal recipients still have two states: a set is shared state, not a value.
+
+    (A later write to one of them must not show in the other's count; list equality would merge them.)
+    """
+    from simulator.engine.result import tally
+    from simulator.engine.state import Email, RcptSet
+
+    a, b = RcptSet(), RcptSet()
+    assert a == a and a != b and len({a, b}) == 2
+    emails = Email.many(["<1@m>", "<2@m>"], None, "Sent", None, (), a)  # type: ignore[arg-type]
+    emails += Email.many(["<3@m>"], None, "Sent", None, (), b)  # type: ignore[arg-type]
+    got = tally(emails)
+    assert [(status, reason, rs is a, n) for (status, reason, rs), n in got] == [
+        ("Sent", None, True, 2), ("Sent", None, False, 1)]

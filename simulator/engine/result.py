@@ -546,9 +546,7 @@ class RunResult:
 
 
 Tally = tuple[tuple[str, str | None, "RcptSet"], int]  # ((email status, reason, recipients), emails)
-_status_of = attrgetter("status")
-_reason_of = attrgetter("reason")
-_recipients_of = attrgetter("recipients")
+_state_of = attrgetter("status", "reason", "recipients")
 
 
 def tally(emails: list[Email]) -> list[Tally]:
@@ -556,10 +554,7 @@ def tally(emails: list[Email]) -> list[Tally]:
 
     The outputs of a million-email run depend on the emails only through these three, and the emails
     of a batch share a handful of each: counting them with C-level iteration (no Python code per
-    email) is what keeps the printed summary and the accounting O(distinct states), ≈0.1 s at 1M.
-    The recipient sets are keyed by identity (they are mutable lists) and kept alive by ``emails``.
+    email: one attrgetter and one Counter pass) is what keeps the printed summary and the accounting
+    O(distinct states), ≈0.2 s at 1M. A recipient set keys by identity (``RcptSet`` is state, not a value).
     """
-    sets = list(map(_recipients_of, emails))
-    counts = Counter(zip(map(_status_of, emails), map(_reason_of, emails), map(id, sets), strict=True))
-    by_id = dict(zip(map(id, sets), sets, strict=True))
-    return [((status, reason, by_id[rid]), n) for (status, reason, rid), n in counts.items()]
+    return list(Counter(map(_state_of, emails)).items())

@@ -55,6 +55,12 @@ class RcptSet(list[Rcpt]):
 
     __slots__ = ("sharers",)
 
+    # one set is one piece of shared, mutable state, not a value: two sets are the same only if they are
+    # one object (so a set can key a dict, e.g. the result's tally, without an ``id()`` per email)
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
     def __init__(self, items: Iterable[Rcpt] = (), sharers: int = 1) -> None:
         super().__init__(items)
         self.sharers = sharers
