@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from hashlib import blake2b
-from operator import attrgetter
+from itertools import repeat
+from operator import attrgetter, is_
 from typing import Any, Protocol
 
 from simulator.domain.sender import SenderDecision
@@ -340,9 +341,10 @@ class Mta:
         exhausted_at = (now if unit.first is None else unit.first) + self.settings.max_queue_lifetime
         exhausted = now >= exhausted_at
         first = results[0]
-        # one result object for several emails counts as uniform only when it is a Repeated (a shared
-        # transaction): the grouped path below keeps the per-email order of replies and bounces
-        uniform = isinstance(results, Repeated) or len(results) == 1
+        # one result for every email: a Repeated (one transaction shared by the cohort) or one transaction
+        # per message that all answered alike (run_transactions hands out one object per distinct result)
+        shared_tx = isinstance(results, Repeated)
+        uniform = shared_tx or len(results) == 1 or all(map(is_, results, repeat(first)))
         sets = unit.sets
         if sets is None and uniform:
             shared = emails[0].recipients
@@ -355,7 +357,8 @@ class Mta:
             prepared = self._prepare(first, now, exhausted)
             outcome = [self._update(rs, positions, prepared, now) for rs, _k in sets]
             deferred = outcome[0][0]
-            if len(sets) == 1:
+            if len(sets) == 1 and (shared_tx or outcome[0][1] is None):
+                # one transaction: its replies, then its bounces (per-message transactions: per email, below)
                 bounced = outcome[0][1]
                 if tracing:
                     for e in emails:
