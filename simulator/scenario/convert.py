@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 from simulator.domain.dns import DnsTextError, canonical_name
 from simulator.domain.entities import DEFAULT_PROVIDERS
@@ -35,9 +35,8 @@ ID_RE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]+")  # no whitespace, no control cha
 DNS_LABEL_RE = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?|\*")
 
 
-@dataclass(frozen=True, slots=True)
-class Pos:
-    """A 1-based line and column in the scenario file."""
+class Pos(NamedTuple):
+    """A 1-based line and column in the scenario file (a tuple: one is made for every value read)."""
 
     line: int
     col: int
