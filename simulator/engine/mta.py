@@ -22,7 +22,7 @@ from simulator.net.dnsview import DnsView
 from simulator.net.messages import render_dsn, render_invoice
 from simulator.net.receiver import ReceivingServer, Reply
 from simulator.scenario.model import Scenario
-from simulator.transport.base import Attempt, AttemptResult, Dsn, Repeated, Transport
+from simulator.transport.base import Attempt, AttemptResult, Dsn, Repeated, Results, Transport
 
 
 class MtaHost(Protocol):
@@ -224,7 +224,13 @@ class Mta:
         else:
             results = [self.transport.attempt(replace(att, message_id=e.message_id, render=render_for(e)))
                        for e in unit.emails]
-        delays = {results.result.delay} if isinstance(results, Repeated) else set(map(_delay_of, results))
+        kind = type(results)
+        if kind is Repeated:
+            delays = {results.result.delay}  # type: ignore[attr-defined]
+        elif kind is Results:
+            delays = {r.delay for r in results.distinct}  # type: ignore[attr-defined]
+        else:
+            delays = set(map(_delay_of, results))
         if delays == {0}:
             self._apply(unit, results, now, route.detail)
             return
@@ -343,8 +349,10 @@ class Mta:
         first = results[0]
         # one result for every email: a Repeated (one transaction shared by the cohort) or one transaction
         # per message that all answered alike (run_transactions hands out one object per distinct result)
-        shared_tx = isinstance(results, Repeated)
-        uniform = shared_tx or len(results) == 1 or all(map(is_, results, repeat(first)))
+        kind = type(results)
+        shared_tx = kind is Repeated
+        uniform = (shared_tx or len(results) == 1 or (len(results.distinct) == 1 if kind is Results  # type: ignore[attr-defined]
+                                                      else all(map(is_, results, repeat(first)))))
         sets = unit.sets
         if sets is None and uniform:
             shared = emails[0].recipients

@@ -9,7 +9,7 @@ attempt.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Protocol, overload
@@ -48,6 +48,21 @@ class AttemptResult:
     spf_result: str | None  # the receiver's SPF verdict, when it got as far as DATA
     spf_explanation: str = ""
     delay: int = 0  # seconds the transaction took in virtual time (slow faults)
+
+
+class Results(list[AttemptResult]):
+    """One envelope's results in message order, and the distinct result objects among them.
+
+    ``run_transactions`` hands out one object per distinct result (``_Envelope.shared``), so the
+    MTA learns from ``distinct`` alone whether every message answered alike and which delays
+    occur, instead of looking at every message's result again.
+    """
+
+    __slots__ = ("distinct",)
+
+    def __init__(self, results: list[AttemptResult], distinct: Iterable[AttemptResult]) -> None:
+        super().__init__(results)
+        self.distinct = tuple(distinct)
 
 
 class Repeated(Sequence[AttemptResult]):
@@ -161,8 +176,8 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
     env = _Envelope(server, att, size)
     if not env.batchable:
         if env.quota_only:
-            return _quota_runs(env, message_ids)
-        return [env.one(mid) for mid in message_ids]
+            return Results(_quota_runs(env, message_ids), env.shared.values())
+        return Results([env.one(mid) for mid in message_ids], env.shared.values())
     loud = env.loud(message_ids)
     out: list[AttemptResult] = []
     n = len(message_ids)
@@ -177,7 +192,7 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
         out.append(res)
         i += 1
     if default is None:
-        return out
+        return Results(out, env.shared.values())
     pending: list[str] = []
     for j in loud:  # a run of quiet messages, then one a fault fires for (its copies filed in order)
         if j > i:
@@ -193,7 +208,7 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
         pending.extend(message_ids[i:])
     if pending:
         env.file(default, pending)
-    return out
+    return Results(out, env.shared.values())
 
 
 def _quota_runs(env: _Envelope, message_ids: Sequence[str]) -> list[AttemptResult]:
