@@ -184,8 +184,9 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
     i = 0
     default: AttemptResult | None = None
     while i < n and default is None:  # up to the first quiet message, whose result is the default
-        res = env.one(message_ids[i])
-        if not loud or i != loud[0]:
+        quiet = not loud or i != loud[0]
+        res = env.one(message_ids[i], quiet)
+        if quiet:
             default = res
         else:
             loud = loud[1:]
@@ -230,7 +231,7 @@ def _quota_runs(env: _Envelope, message_ids: Sequence[str]) -> list[AttemptResul
     i = 0
     for j in [*loud, n]:
         while i < j:  # the quiet run [i, j)
-            res = env.one(message_ids[i])
+            res = env.one(message_ids[i], quiet)
             out.append(res)
             i += 1
             if res.folder is None or res.delay or not res.replies[0].ok:
@@ -366,34 +367,41 @@ class _Envelope:
             return TOO_BIG
         return self.server.rate_limited(self.att.domain, self.att.client_ip, self.att.now) if self.rated else None
 
-    def one(self, mid: str) -> AttemptResult:
-        """The whole transaction for one message, its accepted copies filed (unless delayed)."""
+    def one(self, mid: str, quiet: bool = False) -> AttemptResult:
+        """The whole transaction for one message, its accepted copies filed (unless delayed).
+
+        ``quiet``: :meth:`loud` found that no fault fires for this message, so its draws are not made again.
+        """
         server, att, n, seed = self.server, self.att, self.n, self.seed
         now, attempt = att.now, att.attempt
         delay = 0
         fail: Reply | None = None
-        for stage, candidates in self.early:
-            if stage == "mail":
-                fail = self._mail_refusal()
-                if fail is not None:
-                    break
-            f = first_firing(candidates, seed=seed, stage=stage, message_id=mid, rcpt="", attempt=attempt)
-            if f is not None:
-                reply = FAULT_REPLY.get(f.kind)
-                if reply is None:
-                    delay += f.delay
-                else:
-                    fail = reply
-                    break
-        else:  # no break: MAIL was answered above when it has faults of its own
-            fail = None if self.mail_staged else self._mail_refusal()
+        if quiet:
+            fail = self._mail_refusal()
+        else:
+            for stage, candidates in self.early:
+                if stage == "mail":
+                    fail = self._mail_refusal()
+                    if fail is not None:
+                        break
+                f = first_firing(candidates, seed=seed, stage=stage, message_id=mid, rcpt="", attempt=attempt)
+                if f is not None:
+                    reply = FAULT_REPLY.get(f.kind)
+                    if reply is None:
+                        delay += f.delay
+                    else:
+                        fail = reply
+                        break
+            else:  # no break: MAIL was answered above when it has faults of its own
+                fail = None if self.mail_staged else self._mail_refusal()
         if fail is not None:
             return self._result(("fail", fail, delay), (fail,) * n, None, None, delay)
         replies: list[Reply | None] = []
         accepted: list[str] = []
+        rcpt_faults = None if quiet else self.rcpt_faults
         for rcpt, low, pol, known, counting in self.rcpts:
-            if self.rcpt_faults:
-                f = first_firing(self.rcpt_faults, seed=seed, stage="rcpt", message_id=mid, rcpt=low,
+            if rcpt_faults:
+                f = first_firing(rcpt_faults, seed=seed, stage="rcpt", message_id=mid, rcpt=low,
                                  attempt=attempt)
                 if f is not None:
                     reply = FAULT_REPLY.get(f.kind)
@@ -416,7 +424,7 @@ class _Envelope:
             self.spf = server.spf(now, att.client_ip, att.mail_from, att.helo)
         spf = self.spf
         data_fail: Reply | None = None
-        if self.data_faults:
+        if self.data_faults and not quiet:
             f = first_firing(self.data_faults, seed=seed, stage="data", message_id=mid, rcpt="", attempt=attempt)
             if f is not None:
                 data_fail = FAULT_REPLY.get(f.kind)
