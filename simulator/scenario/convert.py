@@ -159,16 +159,30 @@ class MapView:
         return convert(self.reader, value, self.vpos(key), self.sub(key))
 
 
+#: A (line, column) as the composer stores it: a :class:`Pos` or the plain tuple of a YAML node.
+LineCol = tuple[int, int]
+
+
+def value_pos(node: YMap, key: object) -> LineCol:
+    """:meth:`MapView.vpos` of a composed mapping, as the tuple the composer stored (no Pos made)."""
+    found: LineCol | None = node.valpos.get(key) or node.keypos.get(key)
+    return found if found is not None else node.pos
+
+
 @dataclass(slots=True)
 class Ids:
-    """Where each id of the initial state was defined, by kind (references are checked against it)."""
+    """Where each id of the initial state was defined, by kind (references are checked against it).
 
-    regions: dict[str, Pos] = field(default_factory=dict)
-    branches: dict[str, Pos] = field(default_factory=dict)
-    users: dict[str, Pos] = field(default_factory=dict)
-    contacts: dict[str, Pos] = field(default_factory=dict)
-    properties: dict[str, Pos] = field(default_factory=dict)
-    batches: dict[str, Pos] = field(default_factory=dict)
+    The positions are the composer's own tuples where a section's quick path defines the id (no
+    :class:`Pos` is built per row for a message that is almost never written).
+    """
+
+    regions: dict[str, LineCol] = field(default_factory=dict)
+    branches: dict[str, LineCol] = field(default_factory=dict)
+    users: dict[str, LineCol] = field(default_factory=dict)
+    contacts: dict[str, LineCol] = field(default_factory=dict)
+    properties: dict[str, LineCol] = field(default_factory=dict)
+    batches: dict[str, LineCol] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -262,6 +276,14 @@ class Reader:
         The length is checked before any item, so a huge list (e.g. ``- *e`` repeated) costs nothing
         to reject; ``instead`` says what to write instead.
         """
+        for i, item in enumerate(self.items(value, pos, where, what, limit, instead)):
+            yield item, self.item_pos(value, i, pos), f"{where}[{i}]"
+
+    def items(
+        self, value: object, pos: Pos, where: str, what: str = "a list", limit: int = MAX_LIST_ITEMS, instead: str = ""
+    ) -> list[Any]:
+        """The list itself after :meth:`seq`'s checks, for a quick path that makes an item's position and
+        path (:meth:`item_pos`, ``f"{where}[{i}]"``) only when the item needs the full converter."""
         if not isinstance(value, list):
             self.fail(pos, f"{where}: expected {what}, got {describe(value)}")
         if len(value) > limit:
@@ -270,8 +292,7 @@ class Reader:
                 f"{where}: more than {limit:,} items; at most {limit:,} are allowed here"
                 + (f" ({instead})" if instead else ""),
             )
-        for i, item in enumerate(value):
-            yield item, self.item_pos(value, i, pos), f"{where}[{i}]"
+        return value
 
     # --- scalars ----------------------------------------------------------------------------
 
@@ -463,7 +484,7 @@ class Reader:
 
     # --- ids and references -----------------------------------------------------------------
 
-    def ref(self, value: object, pos: Pos, where: str, kind: str, table: dict[str, Pos]) -> str:
+    def ref(self, value: object, pos: Pos, where: str, kind: str, table: dict[str, LineCol]) -> str:
         ident = self.ident(value, pos, where)
         if ident not in table:
             plural = "branches" if kind == "branch" else "properties" if kind == "property" else f"{kind}s"
@@ -478,10 +499,10 @@ class Reader:
             self.fail(pos, f"{where}: unknown {kind} {ident!r}{hint}")
         return ident
 
-    def define(self, table: dict[str, Pos], ident: str, pos: Pos, kind: str) -> None:
+    def define(self, table: dict[str, LineCol], ident: str, pos: LineCol, kind: str) -> None:
         first = table.get(ident)
         if first is not None:
-            self.fail(pos, f"duplicate {kind} id {ident!r} (first defined at line {first.line})")
+            self.fail(Pos(*pos), f"duplicate {kind} id {ident!r} (first defined at line {first[0]})")
         table[ident] = pos
 
     def region_ref(self, value: object, pos: Pos, where: str) -> str:

@@ -14,12 +14,23 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from simulator.scenario.convert import Converter, MapView, Pos, Reader
+from simulator.scenario.yamltree import YMap
 
 T = TypeVar("T")
 JSON = dict[str, Any]
 
 #: A field's default when the key must be given.
 REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
+
+#: What a :attr:`Kind.quick` returns for a value it does not vouch for: the full converter decides.
+SLOW: Any = type("Slow", (), {"__repr__": lambda self: "SLOW"})()
+
+#: The quick paths are on; tests turn them off to compare every outcome with the general path's.
+QUICK_PATHS = True
+
+#: ``quick(reader, value)``: the converted value when it is plainly valid, else :data:`SLOW`. It never
+#: fails and has no side effect, so a caller may try it first and fall back to the converter.
+Quick = Callable[[Reader, object], Any]
 
 
 def _as_written(value: object) -> object:
@@ -35,11 +46,15 @@ class Kind(Generic[T]):
 
     ``show`` turns a loaded default back into its written form for the schema's ``default``
     (e.g. 3600 seconds → ``"1h"``). A Kind is called like the converter it wraps.
+
+    ``quick`` (optional) converts a plainly valid value without its position or path — those are
+    made only for a message — and must agree with ``convert`` on every value it accepts.
     """
 
     convert: Converter[T]
     schema: Mapping[str, Any]
     show: Callable[[Any], object] = _as_written
+    quick: Quick | None = None
 
     def __call__(self, reader: Reader, value: object, pos: Pos, where: str) -> T:
         return self.convert(reader, value, pos, where)
@@ -67,10 +82,43 @@ class Table:
     description: str = ""
     by_key: Mapping[str, Field] = field(init=False, repr=False, compare=False)
     keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    keyset: frozenset[str] = field(init=False, repr=False, compare=False)
+    # (key, required, default, quick) per field; None when a field's kind has no quick path
+    plan: tuple[tuple[str, bool, Any, Quick], ...] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_key", {f.key: f for f in self.fields})
         object.__setattr__(self, "keys", tuple(f.key for f in self.fields))
+        object.__setattr__(self, "keyset", frozenset(self.keys))
+        plan = tuple((f.key, f.required, f.default, f.kind.quick) for f in self.fields if f.kind.quick is not None)
+        object.__setattr__(self, "plan", plan if len(plan) == len(self.fields) else None)
+
+    def quick_row(self, reader: Reader, value: object) -> list[Any] | None:
+        """Every field's value, in table order, when the row is plainly valid; else None.
+
+        Plainly valid: a composed mapping (positions at hand) of known keys only, each required
+        key given, each value taken by its kind's ``quick``. Then :meth:`read` and ``entry[key]``
+        for each key would give the same values without an error, and nothing was built for a
+        message. None sends the caller to that general path, which finds the problem (if any)
+        and reports the first one exactly as before.
+        """
+        plan = self.plan
+        if plan is None or type(value) is not YMap or not QUICK_PATHS or not value.keys() <= self.keyset:
+            return None
+        out = []
+        get = value.get
+        for key, required, default, quick in plan:
+            raw = get(key)
+            if raw is None:
+                if required:
+                    return None
+                out.append(default)
+                continue
+            converted = quick(reader, raw)
+            if converted is SLOW:
+                return None
+            out.append(converted)
+        return out
 
     def read(
         self, reader: Reader, value: object, pos: Pos, where: str, what: str = "a mapping", keys_what: str = ""

@@ -7,12 +7,12 @@ checks that each accepts exactly the strings its converter accepts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from simulator.scenario import times
-from simulator.scenario.convert import MAX_ID_LENGTH, MAX_SMALL_INT, Pos, Reader
-from simulator.scenario.fields import Kind, enum_schema, list_schema
+from simulator.scenario.convert import ID_RE, MAX_ID_LENGTH, MAX_SMALL_INT, Pos, Reader
+from simulator.scenario.fields import SLOW, Kind, Quick, enum_schema, list_schema
 from simulator.scenario.limits import MAX_SMALL_LIST
 
 SPACE = f"[{times.SPACE_CLASS}]"
@@ -85,11 +85,40 @@ def _string(pattern: str, **extra: Any) -> dict[str, Any]:
     return {"type": "string", "pattern": pattern, **extra}
 
 
-STRING = Kind(Reader.string, {"type": "string"})
+# --- quick paths (fields.Kind.quick): plainly valid values without a position or a path -------
+# Each accepts only values its converter returns unchanged without a message (plain str, bool);
+# anything else is SLOW and goes through the converter. Only the kinds of the tables the sections
+# read row by row on a quick path (contacts, properties, property contacts) have one.
+
+
+def _quick_string(reader: Reader, value: object) -> object:
+    return value if type(value) is str else SLOW
+
+
+def _quick_ident(reader: Reader, value: object) -> object:
+    if type(value) is str and len(value) <= MAX_ID_LENGTH and ID_RE.fullmatch(value):
+        return value
+    return SLOW
+
+
+def _quick_boolean(reader: Reader, value: object) -> object:
+    return value if type(value) is bool else SLOW
+
+
+def _quick_ref(table: Callable[[Reader], dict[str, Any]]) -> Quick:
+    """A reference to an id already defined: every defined id passed :meth:`Reader.ident` (str keys)."""
+
+    def quick(reader: Reader, value: object) -> object:
+        return value if type(value) is str and value in table(reader) else SLOW
+
+    return quick
+
+
+STRING = Kind(Reader.string, {"type": "string"}, quick=_quick_string)
 TEXT = Kind(Reader.text, _string(NON_EMPTY_PATTERN))
 ADDRESS = Kind(Reader.address, _string(NON_EMPTY_PATTERN))
-ID = Kind(Reader.ident, _string(ID_PATTERN, minLength=1, maxLength=MAX_ID_LENGTH))
-BOOLEAN = Kind(Reader.boolean, {"type": "boolean"})
+ID = Kind(Reader.ident, _string(ID_PATTERN, minLength=1, maxLength=MAX_ID_LENGTH), quick=_quick_ident)
+BOOLEAN = Kind(Reader.boolean, {"type": "boolean"}, quick=_quick_boolean)
 COUNT = Kind(Reader.count_int, {"type": "integer", "minimum": 0, "maximum": MAX_SMALL_INT})
 AMOUNT = Kind(Reader.amount, {"type": "number", "minimum": -1e15, "maximum": 1e15})
 PROBABILITY = Kind(Reader.probability, {"type": "number", "minimum": 0, "maximum": 1})
@@ -113,9 +142,9 @@ TARGET_NAME = Kind(Reader.zone_target, _string(TARGET_NAME_PATTERN))
 
 PROVIDER_NAME = Kind(Reader.provider_name, ID.schema)
 REGION_REF = Kind(Reader.region_ref, ID.schema)
-BRANCH_REF = Kind(Reader.branch_ref, ID.schema)
+BRANCH_REF = Kind(Reader.branch_ref, ID.schema, quick=_quick_ref(lambda r: r.ids.branches))
 USER_REF = Kind(Reader.user_ref, ID.schema)
-CONTACT_REF = Kind(Reader.contact_ref, ID.schema)
+CONTACT_REF = Kind(Reader.contact_ref, ID.schema, quick=_quick_ref(lambda r: r.ids.contacts))
 PROPERTY_REF = Kind(Reader.property_ref, ID.schema)
 BATCH_REF = Kind(Reader.batch_ref, ID.schema)
 

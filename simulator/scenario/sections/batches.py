@@ -7,6 +7,7 @@ ids and references to them (from ``expect:``) are checked arithmetically by :cla
 from __future__ import annotations
 
 from simulator.domain.entities import Batch, CompactInvoices, Invoice
+from simulator.scenario import fields
 from simulator.scenario.convert import CompactBatch, Pos, Reader, describe
 from simulator.scenario.errors import did_you_mean
 from simulator.scenario.fields import REQUIRED, Field, Kind, Table, list_schema
@@ -31,9 +32,12 @@ def _add_invoices(reader: Reader, n: int, pos: Pos, where: str) -> None:
 
 
 def _property_list(reader: Reader, value: object, pos: Pos, where: str) -> tuple[str, ...]:
+    items = reader.items(value, pos, where, "a list of property ids", MAX_ENTITIES)
+    # a defined id is returned as is; anything else gets its position and path for the message
+    known = reader.ids.properties if fields.QUICK_PATHS else {}
     return tuple(
-        reader.property_ref(v, p, w)
-        for v, p, w in reader.seq(value, pos, where, "a list of property ids", MAX_ENTITIES)
+        v if type(v) is str and v in known else reader.property_ref(v, reader.item_pos(items, i, pos), f"{where}[{i}]")
+        for i, v in enumerate(items)
     )
 
 

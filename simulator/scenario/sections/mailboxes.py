@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from simulator.domain.entities import MailboxDomain, RateLimit, SpfPolicy
 from simulator.domain.vocabulary import SPF_ACTIONS, SPF_RESULTS
+from simulator.scenario import fields
 from simulator.scenario.convert import Pos, Reader, describe, short
 from simulator.scenario.fields import REQUIRED, Field, Kind, Table, list_schema
 from simulator.scenario.kinds import COUNT, DNS_NAME, DURATION, POSITIVE_DURATION, choice, integer
@@ -19,7 +20,14 @@ _LOCAL_PART_PATTERN = f"^[^@{SPACE_CLASS}]+{END}"
 
 def _local_parts(reader: Reader, value: object, pos: Pos, where: str) -> tuple[str, ...]:
     out = []
-    for v, p, w in reader.seq(value, pos, where, "a list of user names (local parts, e.g. jane)", MAX_ENTITIES):
+    items = reader.items(value, pos, where, "a list of user names (local parts, e.g. jane)", MAX_ENTITIES)
+    quick = fields.QUICK_PATHS
+    for i, v in enumerate(items):
+        # plainly valid: a string of one word (no whitespace, so non-empty after strip) without '@'
+        if quick and type(v) is str and "@" not in v and v.split() == [v]:
+            out.append(v)
+            continue
+        p, w = reader.item_pos(items, i, pos), f"{where}[{i}]"
         s = reader.text(v, p, w)
         if "@" in s or any(c.isspace() for c in s):
             local = short(s.split("@")[0].strip(), 40) or "jane"

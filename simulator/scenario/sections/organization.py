@@ -14,8 +14,8 @@ from simulator.domain.entities import (
     User,
 )
 from simulator.domain.vocabulary import RECIPIENT_ROLES
-from simulator.scenario.convert import Pos, Reader, short
-from simulator.scenario.fields import REQUIRED, Field, Kind, Table, enum_schema, list_schema
+from simulator.scenario.convert import LineCol, Pos, Reader, short, value_pos
+from simulator.scenario.fields import REQUIRED, SLOW, Field, Kind, Table, enum_schema, list_schema
 from simulator.scenario.kinds import (
     ADDRESS,
     BOOLEAN,
@@ -28,6 +28,7 @@ from simulator.scenario.kinds import (
     STRING,
 )
 from simulator.scenario.limits import MAX_ENTITIES, MAX_SMALL_LIST
+from simulator.scenario.yamltree import YMap, YSeq
 
 
 def _roles(reader: Reader, value: object, pos: Pos, where: str) -> tuple[str, ...]:
@@ -193,24 +194,44 @@ CONTACT_TABLE = Table(
 
 def _contacts(reader: Reader, value: object, pos: Pos, where: str) -> tuple[Contact, ...]:
     out = []
-    emails: dict[str, tuple[str, Pos]] = {}
-    for v, p, w in reader.seq(value, pos, where, "a list of contacts", MAX_ENTITIES):
-        entry = CONTACT_TABLE.read(reader, v, p, w)
-        ident = entry["id"]
-        reader.define(reader.ids.contacts, ident, entry.vpos("id"), "contact")
-        email = entry["email"]
+    emails: dict[str, tuple[str, LineCol]] = {}
+    items = reader.items(value, pos, where, "a list of contacts", MAX_ENTITIES)
+    table = reader.ids.contacts
+    path = reader.path
+    for i, v in enumerate(items):
+        row = CONTACT_TABLE.quick_row(reader, v)
+        if row is None or row[0] in table or row[1].strip().lower() in emails:
+            out.append(_contact(reader, v, reader.item_pos(items, i, pos), f"{where}[{i}]", emails))
+            continue
+        # plainly valid, a new id and a new address: what _contact does, without a message to prepare
+        assert isinstance(v, YMap)
+        ident, email, active = row
+        table[ident] = value_pos(v, "id")
         key = email.strip().lower()
         if key:
-            first = emails.get(key)
-            if first is not None:
-                reader.fail(
-                    entry.vpos("email"),
-                    f"{entry.sub('email')}: duplicate contact email {short(email.strip())!r}: contact {first[0]!r} "
-                    f"(line {first[1].line}) already has it (emails are unique, ignoring case and spaces)",
-                )
-            emails[key] = (ident, entry.vpos("email"))
-        out.append(Contact(ident, email, entry["active"], reader.loc(entry.pos)))
+            emails[key] = (ident, value_pos(v, "email"))
+        at = v.pos
+        out.append(Contact(ident, email, active, f"{path}:{at[0]}:{at[1]}"))
     return tuple(out)
+
+
+def _contact(reader: Reader, value: object, pos: Pos, where: str, emails: dict[str, tuple[str, LineCol]]) -> Contact:
+    """One contact through the general path: the first problem in it is the one reported."""
+    entry = CONTACT_TABLE.read(reader, value, pos, where)
+    ident = entry["id"]
+    reader.define(reader.ids.contacts, ident, entry.vpos("id"), "contact")
+    email = entry["email"]
+    key = email.strip().lower()
+    if key:
+        first = emails.get(key)
+        if first is not None:
+            reader.fail(
+                entry.vpos("email"),
+                f"{entry.sub('email')}: duplicate contact email {short(email.strip())!r}: contact {first[0]!r} "
+                f"(line {first[1][0]}) already has it (emails are unique, ignoring case and spaces)",
+            )
+        emails[key] = (ident, entry.vpos("email"))
+    return Contact(ident, email, entry["active"], reader.loc(entry.pos))
 
 
 CONTACTS = Kind(_contacts, list_schema(CONTACT_TABLE.schema(), MAX_ENTITIES))
@@ -223,6 +244,21 @@ PROPERTY_CONTACT_TABLE = Table(
         Field("billing", BOOLEAN, "Billing contact.", False),
     )
 )
+
+
+def _quick_property_contacts(reader: Reader, value: object) -> object:
+    """The whole list when every link is plainly valid and no contact is listed twice, else SLOW."""
+    if type(value) is not YSeq or len(value) > MAX_SMALL_LIST:
+        return SLOW
+    out = []
+    seen = set()
+    for v in value:
+        row = PROPERTY_CONTACT_TABLE.quick_row(reader, v)
+        if row is None or row[0] in seen:
+            return SLOW
+        seen.add(row[0])
+        out.append(PropertyContact(*row))
+    return tuple(out)
 
 
 def _property_contacts(reader: Reader, value: object, pos: Pos, where: str) -> tuple[PropertyContact, ...]:
@@ -250,7 +286,9 @@ def _property_contacts(reader: Reader, value: object, pos: Pos, where: str) -> t
     return tuple(out)
 
 
-PROPERTY_CONTACTS = Kind(_property_contacts, list_schema(PROPERTY_CONTACT_TABLE.schema(), MAX_SMALL_LIST))
+PROPERTY_CONTACTS = Kind(
+    _property_contacts, list_schema(PROPERTY_CONTACT_TABLE.schema(), MAX_SMALL_LIST), quick=_quick_property_contacts
+)
 
 PROPERTY_TABLE = Table(
     (
@@ -263,14 +301,30 @@ PROPERTY_TABLE = Table(
 
 def _properties(reader: Reader, value: object, pos: Pos, where: str) -> tuple[Property, ...]:
     out = []
-    for v, p, w in reader.seq(value, pos, where, "a list of properties", MAX_ENTITIES):
-        entry = PROPERTY_TABLE.read(reader, v, p, w)
-        ident = entry["id"]
-        reader.define(reader.ids.properties, ident, entry.vpos("id"), "property")
-        branch = entry["branch"]
-        contacts = entry["contacts"]
-        out.append(Property(ident, branch, contacts, reader.loc(entry.pos)))
+    items = reader.items(value, pos, where, "a list of properties", MAX_ENTITIES)
+    table = reader.ids.properties
+    path = reader.path
+    for i, v in enumerate(items):
+        row = PROPERTY_TABLE.quick_row(reader, v)
+        if row is None or row[0] in table:
+            out.append(_property(reader, v, reader.item_pos(items, i, pos), f"{where}[{i}]"))
+            continue
+        assert isinstance(v, YMap)
+        ident, branch, contacts = row
+        table[ident] = value_pos(v, "id")
+        at = v.pos
+        out.append(Property(ident, branch, contacts, f"{path}:{at[0]}:{at[1]}"))
     return tuple(out)
+
+
+def _property(reader: Reader, value: object, pos: Pos, where: str) -> Property:
+    """One property through the general path: the first problem in it is the one reported."""
+    entry = PROPERTY_TABLE.read(reader, value, pos, where)
+    ident = entry["id"]
+    reader.define(reader.ids.properties, ident, entry.vpos("id"), "property")
+    branch = entry["branch"]
+    contacts = entry["contacts"]
+    return Property(ident, branch, contacts, reader.loc(entry.pos))
 
 
 PROPERTIES = Kind(_properties, list_schema(PROPERTY_TABLE.schema(), MAX_ENTITIES))
