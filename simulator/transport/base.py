@@ -231,7 +231,7 @@ def _quota_runs(env: _Envelope, message_ids: Sequence[str]) -> list[AttemptResul
     i = 0
     for j in [*loud, n]:
         while i < j:  # the quiet run [i, j)
-            res = env.one(message_ids[i], quiet)
+            res = env.one(message_ids[i], True)
             out.append(res)
             i += 1
             if res.folder is None or res.delay or not res.replies[0].ok:
