@@ -21,9 +21,13 @@ from simulator.net.zone import Zone
 from simulator.scenario.model import Scenario
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attempt:
-    """One SMTP transaction to attempt: the envelope, the client IP and HELO, the MX, and the message."""
+    """One SMTP transaction to attempt: the envelope, the client IP and HELO, the MX, and the message.
+
+    Treated as immutable (``dataclasses.replace`` makes a variant) but not declared frozen: one is made
+    per attempt, and a frozen dataclass's ``__init__`` (``object.__setattr__`` per field) cost 3×.
+    """
 
     now: int
     message_id: str
@@ -39,9 +43,13 @@ class Attempt:
     size: int | None = None  # declared SIZE (RFC 1870); set when the receiver's limit could matter
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AttemptResult:
-    """The replies of one transaction, per stage and per recipient, and where the receiver filed it."""
+    """The replies of one transaction, per stage and per recipient, and where the receiver filed it.
+
+    Treated as immutable and shared by every message that got it (identity tells results apart);
+    not declared frozen for the cost of a frozen ``__init__``, as :class:`Attempt`.
+    """
 
     replies: tuple[Reply, ...]  # one per rcpt, the reply that decided it
     folder: str | None  # where accepted recipients were (delay 0) or are to be (settle) filed: inbox/junk
