@@ -188,6 +188,7 @@ class ReceivingServer:
         self._greylist: dict[tuple[str, str, str], int] = {}
         # a policy's known users as a set, by the identity of its users tuple (kept to prove it is the same)
         self._user_sets: dict[int, tuple[tuple[str, ...], frozenset[str]]] = {}
+        self._known: dict[str, tuple[MailboxDomain, Reply | None]] = {}  # rcpt -> rcpt_known's answer
         self._accepted: dict[tuple[str, str], deque[int]] = {}  # (domain, client ip) -> acceptance times
         self._default = MailboxDomain(domain="*")
 
@@ -298,7 +299,19 @@ class ReceivingServer:
         return refusal if refusal is not None else self.rcpt_counters(pol, client_ip, mail_from, rcpt, now)
 
     def rcpt_known(self, rcpt: str) -> tuple[MailboxDomain, Reply | None]:
-        """The recipient domain's policy, and its refusal when it depends on the address alone (unknown user)."""
+        """The recipient domain's policy, and its refusal when it depends on the address alone (unknown user).
+
+        Asked once per recipient of every envelope, retries included; the policies are fixed for the
+        server's life, so each address's answer is kept.
+        """
+        hit = self._known.get(rcpt)
+        if hit is None:
+            if len(self._known) > 65_536:  # a sink facing hostile clients: distinct addresses stay bounded
+                self._known.clear()
+            hit = self._known[rcpt] = self._rcpt_known(rcpt)
+        return hit
+
+    def _rcpt_known(self, rcpt: str) -> tuple[MailboxDomain, Reply | None]:
         local, _, domain = rcpt.rpartition("@")
         pol = self.policy(domain)
         users = pol.users
