@@ -9,6 +9,7 @@ so one SimPy event serves every unit due at that instant.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from hashlib import blake2b
@@ -491,9 +492,8 @@ class Mta:
                 outcome = self._update(target, positions, prep, now)
                 if isinstance(idx, range):
                     out[idx.start:idx.stop] = [outcome] * len(idx)
-                else:
-                    for i in idx:
-                        out[i] = outcome
+                else:  # scattered indices, set in C (the largest part is most of the envelope)
+                    deque(map(out.__setitem__, idx, repeat(outcome)), maxlen=0)
                 if outcome[0] is not None or outcome[1] is not None:
                     eventful.extend(idx)
         eventful.sort()
