@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import math
 import re
+import string
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -75,8 +76,7 @@ class YMap(dict[Any, Any]):
 
     __slots__ = ("keypos", "pos", "size", "valpos")
 
-    def __init__(self, pos: Pos) -> None:
-        super().__init__()
+    def __init__(self, pos: Pos) -> None:  # no dict.__init__(): with no arguments it does nothing
         self.pos = pos
         self.size = 1
         self.keypos: dict[Any, Pos] = {}
@@ -88,8 +88,7 @@ class YSeq(list[Any]):
 
     __slots__ = ("itempos", "pos", "size")
 
-    def __init__(self, pos: Pos) -> None:
-        super().__init__()
+    def __init__(self, pos: Pos) -> None:  # no list.__init__(): with no arguments it does nothing
         self.pos = pos
         self.size = 1
         self.itempos: list[Pos] = []
@@ -163,7 +162,6 @@ def resolve_plain(text: str) -> object:
 
 # event kinds, so one dict lookup dispatches the events of either parser
 _SKIP, _DOC, _SCALAR, _ALIAS, _MAP, _SEQ, _END, _STOP = range(8)
-_WRITTEN = frozenset((_SCALAR, _MAP, _SEQ))
 _KINDS: dict[type, int] = {}
 for _mod in (_rev, _pyyaml.events if _pyyaml is not None else None):
     if _mod is None:
@@ -182,6 +180,10 @@ for _mod in (_rev, _pyyaml.events if _pyyaml is not None else None):
             _mod.SequenceEndEvent: _END,
         }
     )
+
+# first characters of a plain scalar that resolve_plain returns as it is: no null (~, null), bool
+# (true, false) or number (digits, + - .) starts with one of them
+_TEXT_FIRST = frozenset(string.ascii_letters) - frozenset("nNtTfF")
 
 _SCALAR_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int, TooLarge),
@@ -243,85 +245,53 @@ class _Composer:
     def compose(self, next_event: Callable[[], Any]) -> object:
         """One document from a parser's ``get_event``-like callable; None for an empty stream.
 
-        The hot path (plain scalars into lists and mappings) is inlined: composing costs as much
-        as libyaml's parsing, so every call per event shows in a 1,000,000-node file.
+        The hot path is inlined (composing costs as much as libyaml's parsing, so every call per
+        event shows in a 1,000,000-node file): a scalar without tag (plain, or quoted without a
+        control character) or a finished list or mapping, going into a list or under a new key.
+        Anything else, and every error, goes through :meth:`scalar` / :meth:`add` with the same
+        checks in the same order.
         """
         # stack entries: [container, pending key (maps), key position, merges, anchor]
         stack: list[list[Any]] = []
         root: object = None
         have_root = False
         docs = 0
-        kinds = _KINDS
-        resolve = resolve_plain
+        kinds, resolve, text_first, control = _KINDS, resolve_plain, _TEXT_FIRST, _CONTROL_RE.search
         nokey = _NOKEY
         written = 0  # scalars, lists and mappings written out (aliases have their own budget)
         while True:
             ev = next_event()
             kind = kinds.get(type(ev), _SKIP)
-            if kind == _SKIP:
-                continue
-            if kind == _STOP:
-                break
-            mark = ev.start_mark
-            pos: Pos = (mark.line + 1, mark.column + 1)
-            if kind in _WRITTEN:
+            if kind == _SCALAR:
+                mark = ev.start_mark
+                pos: Pos = (mark.line + 1, mark.column + 1)
                 written += 1
                 if written > MAX_NODES:
-                    raise self.fail(
-                        pos,
-                        f"the document holds more than {MAX_NODES:,} values; describe large runs with compact "
-                        "batches (invoices: {count: N, properties: [...]}) or split the scenario",
-                    )
-            if kind == _SCALAR:
-                value = ev.value
-                if ev.tag is None and not ev.style and ev.anchor is None and len(value) <= MAX_SCALAR_CHARS:
-                    # a plain scalar, by far the most common event: straight into its parent
-                    node: object = resolve(value)
-                    if stack:
-                        top = stack[-1]
-                        parent = top[0]
-                        key = top[1]
-                        if type(parent) is YSeq:
-                            if len(parent) < MAX_LIST_ITEMS:
-                                parent.append(node)
-                                parent.itempos.append(pos)
-                                parent.size += 1
-                                continue
-                        elif key is nokey:
-                            if node != "<<" and node not in parent.keypos and len(parent.keypos) < MAX_MAPPING_KEYS:
-                                top[1] = node
-                                top[2] = pos
-                                continue
-                        elif key is not _MERGE:
-                            top[1] = nokey
-                            parent.size += 2
-                            parent[key] = node
-                            parent.keypos[key] = top[2]
-                            parent.valpos[key] = pos
-                            continue
-                        self.add(top, node, pos, True)  # the general path, which raises the right error
-                        continue
-                    anchor = None
-                    plain = True
+                    raise self.too_many(pos)
+                value, style, anchor = ev.value, ev.style, ev.anchor
+                plain = not style and ev.tag is None
+                size = 1  # 0: not for the inlined path
+                if ev.tag is None and len(value) <= MAX_SCALAR_CHARS:
+                    if plain:  # text unless it starts like a null, bool or number
+                        node = value if value[:1] in text_first else resolve(value)
+                    elif style != '"' or control(value) is None:
+                        node = value
+                    else:
+                        node, size = self.scalar(ev, pos), 0  # raises the control character's error
                 else:
-                    node = self.scalar(ev, pos)
-                    anchor = ev.anchor
-                    plain = not ev.style and ev.tag is None
-            elif kind == _ALIAS:
-                name = ev.anchor
-                if name not in self.anchors:
-                    raise self.fail(pos, f"unknown alias *{_short(name)}")
-                node = self.anchors[name]
-                anchor = None
-                plain = False
-                self.alias_nodes += _size(node)
-                if self.alias_nodes > MAX_ALIAS_NODES:
-                    raise self.fail(
-                        pos,
-                        f"alias *{_short(name)} takes the document past {MAX_ALIAS_NODES:,} values reached through "
-                        "aliases (an alias bomb?); write the values out or alias fewer, smaller nodes",
-                    )
+                    node, size = self.scalar(ev, pos), 0
+            elif kind == _END:
+                entry = stack.pop()
+                node = entry[0]
+                if entry[3]:
+                    self.merge(node, entry[3], entry[2])
+                anchor, pos, plain, size = entry[4], node.pos, False, node.size
             elif kind in (_MAP, _SEQ):
+                mark = ev.start_mark
+                pos = (mark.line + 1, mark.column + 1)
+                written += 1
+                if written > MAX_NODES:
+                    raise self.too_many(pos)
                 tag = ev.tag
                 if tag is not None and tag not in ("!", _TAG + "map", _TAG + "seq"):
                     raise self.fail(pos, f"unsupported tag {_short(tag)!r}")
@@ -330,24 +300,70 @@ class _Composer:
                 container: YMap | YSeq = YMap(pos) if kind == _MAP else YSeq(pos)
                 stack.append([container, nokey, pos, None, ev.anchor])
                 continue
-            elif kind == _END:
-                entry = stack.pop()
-                done: YMap | YSeq = entry[0]
-                if entry[3]:
-                    self.merge(done, entry[3], entry[2])
-                node, anchor, pos, plain = done, entry[4], done.pos, False
-            else:  # _DOC
+            elif kind == _ALIAS:
+                mark = ev.start_mark
+                pos = (mark.line + 1, mark.column + 1)
+                name = ev.anchor
+                if name not in self.anchors:
+                    raise self.fail(pos, f"unknown alias *{_short(name)}")
+                node = self.anchors[name]
+                anchor, plain, size = None, False, 0
+                self.alias_nodes += _size(node)
+                if self.alias_nodes > MAX_ALIAS_NODES:
+                    raise self.fail(
+                        pos,
+                        f"alias *{_short(name)} takes the document past {MAX_ALIAS_NODES:,} values reached through "
+                        "aliases (an alias bomb?); write the values out or alias fewer, smaller nodes",
+                    )
+            elif kind == _DOC:
                 docs += 1
                 if docs > 1:
-                    raise self.fail(pos, "expected one YAML document, found another (remove the '---')")
+                    mark = ev.start_mark
+                    raise self.fail(
+                        (mark.line + 1, mark.column + 1), "expected one YAML document, found another (remove the '---')"
+                    )
+                continue
+            elif kind == _STOP:
+                break
+            else:  # _SKIP
                 continue
             if anchor is not None:
                 self.anchors[anchor] = node
             if not stack:
                 root, have_root = node, True
                 continue
-            self.add(stack[-1], node, pos, plain)
+            top = stack[-1]
+            parent = top[0]
+            if size:  # the inlined add()
+                key = top[1]
+                if type(parent) is YSeq:
+                    if len(parent) < MAX_LIST_ITEMS:
+                        parent.append(node)
+                        parent.itempos.append(pos)
+                        parent.size += size
+                        continue
+                elif key is nokey:
+                    keys = parent.keypos
+                    if kind == _SCALAR and node != "<<" and node not in keys and len(keys) < MAX_MAPPING_KEYS:
+                        top[1] = node
+                        top[2] = pos
+                        continue
+                elif key is not _MERGE:
+                    top[1] = nokey
+                    parent.size += 1 + size
+                    parent[key] = node
+                    parent.keypos[key] = top[2]
+                    parent.valpos[key] = pos
+                    continue
+            self.add(top, node, pos, plain)  # the general path, which raises the right error
         return root if have_root else None
+
+    def too_many(self, pos: Pos) -> ScenarioError:
+        return self.fail(
+            pos,
+            f"the document holds more than {MAX_NODES:,} values; describe large runs with compact "
+            "batches (invoices: {count: N, properties: [...]}) or split the scenario",
+        )
 
     def add(self, top: list[Any], node: object, pos: Pos, plain: bool) -> None:
         parent = top[0]
