@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
-from xml.sax.saxutils import escape, quoteattr
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -194,6 +193,8 @@ def explanations(console: Console, exps: Iterable[Explanation], *, wrap: bool | 
 
 
 def junit_xml(result: RunResult) -> str:
+    from xml.sax.saxutils import escape, quoteattr  # here: it pulls in urllib and http (25 ms per command)
+
     scn = result.spec
     xs = result.expectations
     fails = sum(1 for x in xs if not x.ok)
