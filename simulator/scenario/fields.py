@@ -82,16 +82,18 @@ class Table:
     description: str = ""
     by_key: Mapping[str, Field] = field(init=False, repr=False, compare=False)
     keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
-    keyset: frozenset[str] = field(init=False, repr=False, compare=False)
-    # (key, required, default, quick) per field; None when a field's kind has no quick path
-    plan: tuple[tuple[str, bool, Any, Quick], ...] | None = field(init=False, repr=False, compare=False)
+    # key -> (index, required, quick) when every field's kind has a quick path, else None
+    plan: Mapping[str, tuple[int, bool, Quick]] | None = field(init=False, repr=False, compare=False)
+    defaults: tuple[Any, ...] = field(init=False, repr=False, compare=False)
+    required_count: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_key", {f.key: f for f in self.fields})
         object.__setattr__(self, "keys", tuple(f.key for f in self.fields))
-        object.__setattr__(self, "keyset", frozenset(self.keys))
-        plan = tuple((f.key, f.required, f.default, f.kind.quick) for f in self.fields if f.kind.quick is not None)
+        plan = {f.key: (i, f.required, f.kind.quick) for i, f in enumerate(self.fields) if f.kind.quick is not None}
         object.__setattr__(self, "plan", plan if len(plan) == len(self.fields) else None)
+        object.__setattr__(self, "defaults", tuple(None if f.required else f.default for f in self.fields))
+        object.__setattr__(self, "required_count", sum(f.required for f in self.fields))
 
     def quick_row(self, reader: Reader, value: object) -> list[Any] | None:
         """Every field's value, in table order, when the row is plainly valid; else None.
@@ -100,25 +102,27 @@ class Table:
         key given, each value taken by its kind's ``quick``. Then :meth:`read` and ``entry[key]``
         for each key would give the same values without an error, and nothing was built for a
         message. None sends the caller to that general path, which finds the problem (if any)
-        and reports the first one exactly as before.
+        and reports the first one exactly as before. Only the keys written are visited; the
+        others keep their defaults.
         """
         plan = self.plan
-        if plan is None or type(value) is not YMap or not QUICK_PATHS or not value.keys() <= self.keyset:
+        if plan is None or type(value) is not YMap or not QUICK_PATHS:
             return None
-        out = []
-        get = value.get
-        for key, required, default, quick in plan:
-            raw = get(key)
-            if raw is None:
-                if required:
-                    return None
-                out.append(default)
+        out = list(self.defaults)
+        required = 0
+        for key, raw in value.items():
+            step = plan.get(key)
+            if step is None:  # an unknown key
+                return None
+            index, needed, quick = step
+            if raw is None:  # null: unset, the default (a required key is not counted as given)
                 continue
             converted = quick(reader, raw)
             if converted is SLOW:
                 return None
-            out.append(converted)
-        return out
+            out[index] = converted
+            required += needed
+        return out if required == self.required_count else None
 
     def read(
         self, reader: Reader, value: object, pos: Pos, where: str, what: str = "a mapping", keys_what: str = ""

@@ -7,12 +7,12 @@ checks that each accepts exactly the strings its converter accepts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from simulator.scenario import times
 from simulator.scenario.convert import ID_RE, MAX_ID_LENGTH, MAX_SMALL_INT, Pos, Reader
-from simulator.scenario.fields import SLOW, Kind, Quick, enum_schema, list_schema
+from simulator.scenario.fields import SLOW, Kind, enum_schema, list_schema
 from simulator.scenario.limits import MAX_SMALL_LIST
 
 SPACE = f"[{times.SPACE_CLASS}]"
@@ -105,13 +105,15 @@ def _quick_boolean(reader: Reader, value: object) -> object:
     return value if type(value) is bool else SLOW
 
 
-def _quick_ref(table: Callable[[Reader], dict[str, Any]]) -> Quick:
-    """A reference to an id already defined: every defined id passed :meth:`Reader.ident` (str keys)."""
+# a reference to an id already defined: every defined id passed Reader.ident (the tables' keys are str)
 
-    def quick(reader: Reader, value: object) -> object:
-        return value if type(value) is str and value in table(reader) else SLOW
 
-    return quick
+def _quick_branch_ref(reader: Reader, value: object) -> object:
+    return value if type(value) is str and value in reader.ids.branches else SLOW
+
+
+def _quick_contact_ref(reader: Reader, value: object) -> object:
+    return value if type(value) is str and value in reader.ids.contacts else SLOW
 
 
 STRING = Kind(Reader.string, {"type": "string"}, quick=_quick_string)
@@ -142,9 +144,9 @@ TARGET_NAME = Kind(Reader.zone_target, _string(TARGET_NAME_PATTERN))
 
 PROVIDER_NAME = Kind(Reader.provider_name, ID.schema)
 REGION_REF = Kind(Reader.region_ref, ID.schema)
-BRANCH_REF = Kind(Reader.branch_ref, ID.schema, quick=_quick_ref(lambda r: r.ids.branches))
+BRANCH_REF = Kind(Reader.branch_ref, ID.schema, quick=_quick_branch_ref)
 USER_REF = Kind(Reader.user_ref, ID.schema)
-CONTACT_REF = Kind(Reader.contact_ref, ID.schema, quick=_quick_ref(lambda r: r.ids.contacts))
+CONTACT_REF = Kind(Reader.contact_ref, ID.schema, quick=_quick_contact_ref)
 PROPERTY_REF = Kind(Reader.property_ref, ID.schema)
 BATCH_REF = Kind(Reader.batch_ref, ID.schema)
 
