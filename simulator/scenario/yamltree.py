@@ -268,10 +268,10 @@ class _Composer:
                 written += 1
                 if written > MAX_NODES:
                     raise self.too_many(pos)
-                value, style, anchor = ev.value, ev.style, ev.anchor
-                plain = not style and ev.tag is None
+                value, style, anchor, tag = ev.value, ev.style, ev.anchor, ev.tag
+                plain = not style and tag is None
                 size = 1  # 0: not for the inlined path
-                if ev.tag is None and len(value) <= MAX_SCALAR_CHARS:
+                if tag is None and len(value) <= MAX_SCALAR_CHARS:
                     if plain:  # text unless it starts like a null, bool or number
                         node = value if value[:1] in text_first else resolve(value)
                     elif style != '"' or control(value) is None:
