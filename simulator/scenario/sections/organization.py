@@ -200,18 +200,19 @@ def _contacts(reader: Reader, value: object, pos: Pos, where: str) -> tuple[Cont
     path = reader.path
     for i, v in enumerate(items):
         row = CONTACT_TABLE.quick_row(reader, v)
-        if row is None or row[0] in table or row[1].strip().lower() in emails:
-            out.append(_contact(reader, v, reader.item_pos(items, i, pos), f"{where}[{i}]", emails))
-            continue
-        # plainly valid, a new id and a new address: what _contact does, without a message to prepare
-        assert isinstance(v, YMap)
-        ident, email, active = row
-        table[ident] = value_pos(v, "id")
-        key = email.strip().lower()
-        if key:
-            emails[key] = (ident, value_pos(v, "email"))
-        at = v.pos
-        out.append(Contact(ident, email, active, f"{path}:{at[0]}:{at[1]}"))
+        if row is not None:
+            ident, email, active = row
+            key = email.strip().lower()
+            if ident not in table and key not in emails:
+                # plainly valid, a new id and a new address: what _contact does, with no message to prepare
+                assert isinstance(v, YMap)
+                table[ident] = value_pos(v, "id")
+                if key:
+                    emails[key] = (ident, value_pos(v, "email"))
+                at = v.pos
+                out.append(Contact(ident, email, active, f"{path}:{at[0]}:{at[1]}"))
+                continue
+        out.append(_contact(reader, v, reader.item_pos(items, i, pos), f"{where}[{i}]", emails))
     return tuple(out)
 
 
