@@ -186,11 +186,18 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
         if env.quota_only:
             return Results(_quota_runs(env, message_ids), env.shared.values())
         return Results([env.one(mid) for mid in message_ids], env.shared.values())
-    loud = env.loud(message_ids)
     out: list[AttemptResult] = []
     n = len(message_ids)
-    i = 0
+    i = _lead(env, message_ids, out)
+    if i is None or i == n:  # refused before DATA (see _lead), or every message taken whole
+        return Results(out, env.shared.values())
+    # the message before i got as far as DATA: DATA's draws matter from there on
+    loud = env.loud(message_ids, None, i - 1)
     default: AttemptResult | None = None
+    if not loud or loud[0] != i - 1:
+        default = out[-1]
+    else:
+        loud = loud[1:]
     while i < n and default is None:  # up to the first quiet message, whose result is the default
         quiet = not loud or i != loud[0]
         res = env.one(message_ids[i], quiet)
@@ -220,6 +227,44 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
     return Results(out, env.shared.values())
 
 
+def _lead(env: _Envelope, message_ids: Sequence[str], out: list[AttemptResult]) -> int | None:
+    """Take whole, in order, the messages up to the first one no fault before DATA fires for; then,
+    if that one was refused before DATA, the rest of the envelope. Returns where the caller goes
+    on (``len(message_ids)`` when every message is done that way), or None when this finished it.
+
+    Only the draws of the stages before DATA (connect, HELO, MAIL, RCPT) are made first. A message
+    none of them fires for goes as far as any such message goes: when the first one is refused at
+    or before RCPT (no SPF verdict: DATA never came), every later one is refused alike whatever
+    DATA's faults would draw (they are not drawn: for a full mailbox's retries, greylisted first
+    attempts and unknown users, that was most of an envelope's draws), and a message a fault
+    before DATA fires for still takes its own transaction, in order. The caller's paths (all the
+    draws) take over when it got as far as DATA.
+    """
+    pre = env.loud(message_ids, env.pre_draws)
+    n = len(message_ids)
+    i = 0
+    for j in pre:  # the leading messages a fault before DATA fires for
+        if j != i:
+            break
+        out.append(env.one(message_ids[i]))
+        i += 1
+    if i == n:
+        return n
+    res = env.one(message_ids[i])  # every draw of its own, DATA's too if it gets there
+    out.append(res)
+    i += 1
+    if res.spf_result is not None or res.delay:
+        return i
+    for j in pre:
+        if j < i:
+            continue
+        out.extend([res] * (j - i))
+        out.append(env.one(message_ids[j]))
+        i = j + 1
+    out.extend([res] * (n - i))
+    return None
+
+
 def _quota_runs(env: _Envelope, message_ids: Sequence[str]) -> list[AttemptResult]:
     """:func:`run_transactions` for one recipient whose mailbox has a quota (``env.quota_only``).
 
@@ -231,12 +276,15 @@ def _quota_runs(env: _Envelope, message_ids: Sequence[str]) -> list[AttemptResul
     of the run is refused alike and changes nothing. A message some fault fires for takes the
     whole transaction in its place, so every mailbox holds its copies in send order.
     """
-    loud = env.loud(message_ids)
     out: list[AttemptResult] = []
     n = len(message_ids)
+    start = _lead(env, message_ids, out)
+    if start is None or start == n:  # refused before DATA (see _lead), or every message taken whole
+        return out
+    i = start
+    loud = env.loud(message_ids, None, i)
     rcpt, _low, pol, _known, _counting = env.rcpts[0]
     boxes, key = env.server.store.boxes, rcpt.lower()  # a mailbox exists once it holds mail: not made here
-    i = 0
     for j in [*loud, n]:
         while i < j:  # the quiet run [i, j)
             res = env.one(message_ids[i], True)
@@ -352,14 +400,16 @@ class _Envelope:
         self.spf: tuple[str, str] | None = None
         self.shared: dict[tuple[object, ...], AttemptResult] = {}
         # every draw a message could need, for :meth:`loud` (see _Parts); a fault that always fires: never quiet
+        # ``pre_draws``: those of the stages before DATA (connect, HELO, MAIL, RCPT), see _lead
         if parts.rcpt_faults and self.rcpts:
             attempt = att.attempt
-            self.draws = [*parts.early_draws,
-                          *[(head, draw_tail("", low, attempt, "rcpt"), below)
-                            for _r, low, *_ in self.rcpts for head, below in parts.rcpt_draws],
-                          *parts.data_draws]
+            self.pre_draws = [*parts.early_draws,
+                              *[(head, draw_tail("", low, attempt, "rcpt"), below)
+                                for _r, low, *_ in self.rcpts for head, below in parts.rcpt_draws]]
+            self.draws = [*self.pre_draws, *parts.data_draws]
             self.always = parts.always or parts.rcpt_always
         else:
+            self.pre_draws = list(parts.early_draws)
             self.draws = parts.draws
             self.always = parts.always
         # a quota counts per message; greylisting does not: one envelope at one instant is one triplet,
@@ -373,15 +423,21 @@ class _Envelope:
         # quiet messages' answers follow from the mailbox's room alone (see _quota_runs)
         self.quota_only = plain and quota and self.n == 1 and not self.rcpts[0][2].greylist
 
-    def loud(self, mids: Sequence[str]) -> list[int]:
-        """The positions of the messages some fault fires for at some stage (the others are "quiet").
+    def loud(self, mids: Sequence[str], draws: Sequence[Draw] | None = None, start: int = 0) -> list[int]:
+        """The positions (from ``start``) of the messages some fault fires for at some stage (the others are "quiet").
 
         A quiet message's result is the envelope's default. The same values as ``faults.draw`` for
-        each candidate fault and stage, inlined, the digest compared as bytes (``draw_threshold``):
-        this loop runs once per message and attempt, so it is kept tight.
+        each candidate fault and stage (``draws``: all of them unless given), inlined, the digest
+        compared as bytes (``draw_threshold``): this loop runs once per message and attempt, so it is
+        kept tight.
         """
-        draws = self.draws
+        if draws is None:
+            draws = self.draws
         out: list[int] = []
+        if start:
+            mids = mids[start:]
+        if not draws:
+            return out
         if len(draws) == 1:
             ((head, tail, below),) = draws
             copy = head.copy
@@ -390,7 +446,7 @@ class _Envelope:
                 h.update((mid + tail).encode())
                 if h.digest() < below:
                     out.append(i)
-            return out
+            return [i + start for i in out] if start else out
         for i, mid in enumerate(mids):
             for head, tail, below in draws:
                 h = head.copy()
@@ -398,7 +454,7 @@ class _Envelope:
                 if h.digest() < below:
                     out.append(i)
                     break
-        return out
+        return [i + start for i in out] if start else out
 
     def file(self, result: AttemptResult, mids: Sequence[str]) -> None:
         """File the copies of ``mids``, which all got ``result`` (filed now unless delayed: settle does)."""
