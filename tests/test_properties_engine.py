@@ -269,15 +269,3 @@ def test_quota_envelopes_equal_one_at_a_time(case: Any) -> None:
     test_batched_transactions_equal_one_at_a_time.hypothesis.inner_test(case)  # type: ignore[attr-defined]
 
 
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from([7, 11, 13, 2**40]), min_size=1, max_size=40), st.integers(0, 60))
-def test_results_grouped_in_c_equal_the_per_message_loop(ids: list[int], start: int) -> None:
-    """``_by_result`` gives the per-message ``setdefault`` loop's groups: the same keys in the same order."""
-    from simulator.engine.mta import _by_result
-
-    want: dict[int, list[int]] = {}
-    for i, rid in enumerate(ids, start):
-        want.setdefault(rid, []).append(i)
-    got = _by_result(ids, start)
-    assert list(got.items()) == list(want.items())

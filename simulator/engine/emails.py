@@ -89,7 +89,7 @@ def message_ids(b: Batch, id_tails: dict[int, list[str]]) -> list[str]:
     if tails is None:
         tails = id_tails[n] = numbered_tails(n)
     head = MESSAGE_ID_HEAD + b.id
-    ids = list(map(head.__add__, tails))
+    ids = [head + x for x in tails]
     if n and any(ids[i] != message_id_of(b.invoice_id(i)) for i in (0, n // 2, n - 1)):  # pragma: no cover
         ids = [message_id_of(b.invoice_id(i)) for i in range(n)]
     return ids

@@ -9,11 +9,10 @@ so one SimPy event serves every unit due at that instant.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from hashlib import blake2b
-from itertools import compress, count, repeat
+from itertools import repeat
 from operator import attrgetter, is_
 from typing import Any, Protocol
 
@@ -70,7 +69,6 @@ def reason_for(reply: Reply, spf_result: str | None) -> str:
 
 OK, DEFER, BOUNCE = 0, 1, 2
 _message_id = attrgetter("message_id")
-_recipients_of = attrgetter("recipients")
 _delay_of = attrgetter("delay")
 # Rendered invoice messages are far smaller than this: below it a size limit can matter.
 SIZE_CHECK_BOUND = 1_000_000
@@ -449,23 +447,21 @@ class Mta:
                 if seg.count(seg[0]) == k:
                     groups.append((rs, True, {seg[0]: range(pos, pos + k)}))
                 else:
-                    groups.append((rs, True, _by_result(seg, pos)))
+                    by: dict[int, list[int] | range] = {}
+                    for i, rid in enumerate(seg, pos):
+                        by.setdefault(rid, []).append(i)  # type: ignore[union-attr]
+                    groups.append((rs, True, by))
                 pos += k
         else:
             parts: dict[int, dict[int, list[int] | range]] = {}  # id(set) -> id(result) -> indices into emails
             sets: dict[int, RcptSet] = {}
-            first_rs = emails[0].recipients
-            if all(map(is_, map(_recipients_of, emails), repeat(first_rs))):  # the usual case: one set
-                parts[id(first_rs)] = _by_result(list(map(id, results)), 0)
-                sets[id(first_rs)] = first_rs
-            else:
-                for i, (email, result) in enumerate(zip(emails, results, strict=True)):
-                    rs = email.recipients
-                    held = parts.get(id(rs))
-                    if held is None:
-                        held = parts[id(rs)] = {}
-                        sets[id(rs)] = rs
-                    held.setdefault(id(result), []).append(i)  # type: ignore[union-attr]
+            for i, (email, result) in enumerate(zip(emails, results, strict=True)):
+                rs = email.recipients
+                held = parts.get(id(rs))
+                if held is None:
+                    held = parts[id(rs)] = {}
+                    sets[id(rs)] = rs
+                held.setdefault(id(result), []).append(i)  # type: ignore[union-attr]
             for key, held in parts.items():
                 rs = sets[key]
                 groups.append((rs, sum(map(len, held.values())) == rs.sharers, held))
@@ -492,8 +488,9 @@ class Mta:
                 outcome = self._update(target, positions, prep, now)
                 if isinstance(idx, range):
                     out[idx.start:idx.stop] = [outcome] * len(idx)
-                else:  # scattered indices, set in C (the largest part is most of the envelope)
-                    deque(map(out.__setitem__, idx, repeat(outcome)), maxlen=0)
+                else:
+                    for i in idx:
+                        out[i] = outcome
                 if outcome[0] is not None or outcome[1] is not None:
                     eventful.extend(idx)
         eventful.sort()
@@ -520,16 +517,6 @@ class Mta:
         self.transport.deliver_dsn(dsn)
         for r in bounced:
             eng.on_bounced(email, r, now, dsn_id)
-
-
-def _by_result(ids: list[int], start: int) -> dict[int, list[int] | range]:
-    """The indices ``start``, ``start + 1``, … grouped by result identity, results in order of first appearance.
-
-    What a ``setdefault(rid, []).append(i)`` loop gives, made in C-level passes: an envelope's
-    messages share a handful of result objects (one per distinct result), so one pass per result
-    costs far less than Python code per message.
-    """
-    return {rid: list(compress(count(start), map(rid.__eq__, ids))) for rid in dict.fromkeys(ids)}
 
 
 def _dsn_status(r: Rcpt) -> str:
