@@ -2,11 +2,12 @@
 with the general path on every row: the same Scenario, or the same first error, word for word.
 
 The quick paths convert plainly valid rows of contacts, properties and their contacts, compact
-batches' property lists and mailboxes' user lists without building a position or a path, and hand
-anything else to the general path. Here rows are mostly valid with wrong types, unknown and missing
-keys, nulls, blank strings, long ids, unknown references and duplicates (ids, addresses differing
-by case or spaces, a contact listed twice) mixed in; each document is loaded with the quick paths
-on and off (``fields.QUICK_PATHS``) and the outcomes compared.
+batches and their property lists, and mailboxes' user lists without building a position or a
+path, and hand anything else to the general path. Here rows are mostly valid with wrong types,
+unknown and missing keys, nulls, counts out of range or past the invoice cap, blank strings, long
+ids, unknown references and duplicates (ids, addresses differing by case or spaces, a contact
+listed twice) mixed in; each document is loaded with the quick paths on and off
+(``fields.QUICK_PATHS``) and the outcomes compared.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -98,9 +100,10 @@ def document(draw: st.DrawFn) -> str:
         for _ in range(draw(st.integers(1, n)))
     ]
     refs = st.lists(value(ids("p", n)), min_size=0, max_size=4)
-    batches = [
-        {"id": f"B{k}", "invoices": {"count": 10, "properties": draw(refs)}} for k in range(draw(st.integers(0, 2)))
-    ]
+    counts = st.sampled_from([10, 1, 3_000_000, 10**9, 10**9 + 1, 0, -1])  # 5,000,000 invoices at most in all
+    compact = row({"count": counts, "properties": refs}, ("count", "properties"))
+    invoices = st.one_of(compact, compact, st.just([{"id": "I1", "property": "p0"}]))
+    batches = [draw(row({"id": ids("B", 2), "invoices": invoices}, ("id",))) for _ in range(draw(st.integers(0, 3)))]
     users = st.lists(value(st.sampled_from(["jane", "bob", "x@y", "a b", "é", "j\u2028k"])), max_size=4)
     mailboxes = [{"domain": f"d{k}.example", "users": draw(users)} for k in range(draw(st.integers(0, 2)))]
     lines = [HEADER]
@@ -113,6 +116,52 @@ def document(draw: st.DrawFn) -> str:
         lines.append(f"{name}:\n")
         lines.extend(f"  - {json.dumps(r)}\n" for r in rows)  # JSON is YAML flow style; one row per line
     return "".join(lines)
+
+
+BATCH_HEADER = (
+    HEADER
+    + """\
+contacts: [{id: c0, email: a@x.example}]
+properties: [{id: p0, branch: b1}, {id: p1, branch: b2}, {id: p2, branch: b1}]
+"""
+)
+
+
+@st.composite
+def batch_row(draw: st.DrawFn, i: int) -> object:
+    """A valid compact batch with at most one fault, so each kind of fault decides the outcome."""
+    row: dict[object, Any] = {
+        "id": f"B{i}" if draw(st.integers(0, 7)) else "B0",  # now and then a duplicate id
+        "invoices": {
+            "count": draw(st.sampled_from([10, 1, 10**9, 2_500_000])),  # 5,000,000 invoices at most in all
+            "properties": draw(st.lists(st.sampled_from(["p0", "p1", "p2"]), min_size=1, max_size=3)),
+        },
+    }
+    fault = draw(st.integers(0, 11))
+    if fault == 0:
+        row["invoices"]["count"] = draw(st.sampled_from([0, -1, 10**9 + 1, True, "5", 1.5, None, 10**50]))
+    elif fault == 1:
+        row["invoices"]["properties"] = draw(st.sampled_from([[], ["p3"], ["p0", 5], None, "p0", [None], ["p0", ""]]))
+    elif fault == 2:
+        row["id"] = draw(st.sampled_from(ODD))
+    elif fault == 3:
+        row["invoices"] = draw(st.sampled_from([None, [], [{"id": "I1", "property": "p0"}], "x", 5]))
+    elif fault == 4:
+        row[draw(st.sampled_from(WRONG_KEYS))] = 1
+    elif fault == 5:
+        row["invoices"]["propertys"] = ["p0"]
+    elif fault == 6:
+        del row[draw(st.sampled_from(["id", "invoices"]))]
+    elif fault == 7:
+        del row["invoices"][draw(st.sampled_from(["count", "properties"]))]
+    return row
+
+
+@st.composite
+def batch_document(draw: st.DrawFn) -> str:
+    """Valid contacts and properties, then compact batches with a fault here and there."""
+    rows = [draw(batch_row(i)) for i in range(draw(st.integers(1, 4)))]
+    return BATCH_HEADER + "batches:\n" + "".join(f"  - {json.dumps(r)}\n" for r in rows)
 
 
 @contextmanager
@@ -136,6 +185,12 @@ def outcome(text: str, quick: bool) -> Scenario | str:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document())
 def test_quick_paths_agree_with_the_general_path(text: str) -> None:
+    assert outcome(text, True) == outcome(text, False)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch_document())
+def test_quick_batches_agree_with_the_general_path(text: str) -> None:
     assert outcome(text, True) == outcome(text, False)
 
 

@@ -95,7 +95,8 @@ def _quick_string(reader: Reader, value: object) -> object:
     return value if type(value) is str else SLOW
 
 
-def _quick_ident(reader: Reader, value: object) -> object:
+def quick_ident(reader: Reader, value: object) -> object:
+    """An id as :meth:`Reader.ident` returns it when it is plainly valid, else SLOW."""
     if type(value) is str and len(value) <= MAX_ID_LENGTH and ID_RE.fullmatch(value):
         return value
     return SLOW
@@ -119,7 +120,7 @@ def _quick_contact_ref(reader: Reader, value: object) -> object:
 STRING = Kind(Reader.string, {"type": "string"}, quick=_quick_string)
 TEXT = Kind(Reader.text, _string(NON_EMPTY_PATTERN))
 ADDRESS = Kind(Reader.address, _string(NON_EMPTY_PATTERN))
-ID = Kind(Reader.ident, _string(ID_PATTERN, minLength=1, maxLength=MAX_ID_LENGTH), quick=_quick_ident)
+ID = Kind(Reader.ident, _string(ID_PATTERN, minLength=1, maxLength=MAX_ID_LENGTH), quick=quick_ident)
 BOOLEAN = Kind(Reader.boolean, {"type": "boolean"}, quick=_quick_boolean)
 COUNT = Kind(Reader.count_int, {"type": "integer", "minimum": 0, "maximum": MAX_SMALL_INT})
 AMOUNT = Kind(Reader.amount, {"type": "number", "minimum": -1e15, "maximum": 1e15})
@@ -166,4 +167,7 @@ def integer(lo: int, hi: int = MAX_SMALL_INT) -> Kind[int]:
     def convert(reader: Reader, value: object, pos: Pos, where: str) -> int:
         return reader.integer(value, pos, where, lo, hi)
 
-    return Kind(convert, {"type": "integer", "minimum": lo, "maximum": hi})
+    def quick(reader: Reader, value: object) -> object:
+        return value if type(value) is int and lo <= value <= hi else SLOW  # not a bool, not TooLarge
+
+    return Kind(convert, {"type": "integer", "minimum": lo, "maximum": hi}, quick=quick)

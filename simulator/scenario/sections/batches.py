@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from simulator.domain.entities import Batch, CompactInvoices, Invoice
 from simulator.scenario import fields
-from simulator.scenario.convert import CompactBatch, Pos, Reader, describe
+from simulator.scenario.convert import CompactBatch, Pos, Reader, describe, value_pos
 from simulator.scenario.errors import did_you_mean
-from simulator.scenario.fields import REQUIRED, Field, Kind, Table, list_schema
-from simulator.scenario.kinds import AMOUNT, ID, PROPERTY_REF, integer
+from simulator.scenario.fields import REQUIRED, SLOW, Field, Kind, Table, list_schema
+from simulator.scenario.kinds import AMOUNT, ID, PROPERTY_REF, integer, quick_ident
 from simulator.scenario.limits import MAX_ENTITIES, MAX_EXPLICIT_INVOICES, MAX_LIST_ITEMS, MAX_TOTAL_INVOICES
+from simulator.scenario.yamltree import YMap, YSeq
 
 MAX_COMPACT_COUNT = 1_000_000_000
 _INSTEAD = "use the compact form, invoices: {count: N, properties: [...]}"
@@ -29,6 +30,17 @@ def _add_invoices(reader: Reader, n: int, pos: Pos, where: str) -> None:
             f"{MAX_TOTAL_INVOICES:,} fit in one run (the engine keeps ~420 bytes per email); "
             "split the batches over several scenarios",
         )
+
+
+def _quick_property_list(reader: Reader, value: object) -> object:
+    """The ids when every one is defined already, else SLOW."""
+    if type(value) is not YSeq or len(value) > MAX_ENTITIES:
+        return SLOW
+    known = reader.ids.properties
+    for v in value:
+        if type(v) is not str or v not in known:
+            return SLOW
+    return tuple(value)
 
 
 def _property_list(reader: Reader, value: object, pos: Pos, where: str) -> tuple[str, ...]:
@@ -52,7 +64,11 @@ COMPACT_TABLE = Table(
         ),
         Field(
             "properties",
-            Kind(_property_list, list_schema(PROPERTY_REF.schema, MAX_ENTITIES, min_items=1)),
+            Kind(
+                _property_list,
+                list_schema(PROPERTY_REF.schema, MAX_ENTITIES, min_items=1),
+                quick=_quick_property_list,
+            ),
             "Property ids, assigned to the invoices round-robin in this order.",
             REQUIRED,
         ),
@@ -144,26 +160,52 @@ BATCH_TABLE = Table(
 
 
 def _batches(reader: Reader, value: object, pos: Pos, where: str) -> tuple[Batch, ...]:
+    items = reader.items(value, pos, where, "a list of batches", MAX_ENTITIES)
     out = []
-    for v, p, w in reader.seq(value, pos, where, "a list of batches", MAX_ENTITIES):
-        entry = BATCH_TABLE.read(reader, v, p, w)
-        ident = entry["id"]
-        reader.define(reader.ids.batches, ident, entry.vpos("id"), "batch")
-        raw = entry.raw("invoices")
-        loc = reader.loc(entry.pos)
-        vpos, sub = entry.vpos("invoices"), entry.sub("invoices")
-        if raw is None:
-            out.append(Batch(ident, loc=loc))
-        elif isinstance(raw, dict):
-            out.append(Batch(ident, compact=_compact(reader, ident, raw, vpos, sub), loc=loc))
-        elif isinstance(raw, list):
-            out.append(Batch(ident, invoices=_invoices(reader, ident, raw, vpos, sub), loc=loc))
-        else:
-            reader.fail(
-                vpos, f"{sub}: expected a list of invoices or {{count: N, properties: [...]}}, got {describe(raw)}"
-            )
+    for i, v in enumerate(items):
+        quick = _quick_compact_batch(reader, v)
+        out.append(quick if quick is not None else _batch(reader, v, reader.item_pos(items, i, pos), f"{where}[{i}]"))
     _check_compact_collisions(reader)
     return tuple(out)
+
+
+def _quick_compact_batch(reader: Reader, value: object) -> Batch | None:
+    """A plainly valid compact batch {id, invoices: {count, properties}} with a new id, within the
+    invoice cap, read as :func:`_batch` would; None for any other row (the general path)."""
+    if type(value) is not YMap or len(value) != 2 or "invoices" not in value or not fields.QUICK_PATHS:
+        return None
+    ident = value.get("id")
+    invoices = value["invoices"]
+    ids = reader.invoices
+    if quick_ident(reader, ident) is SLOW or ident in reader.ids.batches or type(invoices) is not YMap:
+        return None
+    row = COMPACT_TABLE.quick_row(reader, invoices)
+    if row is None or not row[1] or ids.total + row[0] > MAX_TOTAL_INVOICES:
+        return None
+    assert isinstance(ident, str)
+    count, properties = row
+    reader.ids.batches[ident] = value_pos(value, "id")
+    ids.total += count
+    ids.compact[ident] = CompactBatch(ident, count, len(str(count)))
+    at = value.pos
+    return Batch(ident, compact=CompactInvoices(count, properties), loc=f"{reader.path}:{at[0]}:{at[1]}")
+
+
+def _batch(reader: Reader, value: object, pos: Pos, where: str) -> Batch:
+    """One batch through the general path: the first problem in it is the one reported."""
+    entry = BATCH_TABLE.read(reader, value, pos, where)
+    ident = entry["id"]
+    reader.define(reader.ids.batches, ident, entry.vpos("id"), "batch")
+    raw = entry.raw("invoices")
+    loc = reader.loc(entry.pos)
+    vpos, sub = entry.vpos("invoices"), entry.sub("invoices")
+    if raw is None:
+        return Batch(ident, loc=loc)
+    if isinstance(raw, dict):
+        return Batch(ident, compact=_compact(reader, ident, raw, vpos, sub), loc=loc)
+    if isinstance(raw, list):
+        return Batch(ident, invoices=_invoices(reader, ident, raw, vpos, sub), loc=loc)
+    reader.fail(vpos, f"{sub}: expected a list of invoices or {{count: N, properties: [...]}}, got {describe(raw)}")
 
 
 BATCHES = Kind(_batches, list_schema(BATCH_TABLE.schema(), MAX_ENTITIES))
