@@ -325,3 +325,17 @@ def test_cli_bad_scenario_exits_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["--scenario", str(bad)])
     assert res.exit_code == 2
     assert "bad.yaml:4:" in (res.stderr if hasattr(res, "stderr") else res.output)
+
+
+@pytest.mark.parametrize("no_uvloop", ["", "1"])
+def test_the_sink_runs_on_uvloop_when_installed_and_on_asyncio_without_it(
+        tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, no_uvloop: str) -> None:
+    """uvloop (the ``fast`` extra) is the sink's loop; MAILSIM_NO_UVLOOP=1 keeps asyncio's, which must work alike."""
+    pytest.importorskip("uvloop")  # `make` installs it (.[dev] includes the fast extra)
+    monkeypatch.setenv("MAILSIM_NO_UVLOOP", no_uvloop)
+    with Sink(scenario(), tmp_path / "mail", clock=clock) as s:
+        assert type(s._loop).__module__.split(".")[0] == ("asyncio" if no_uvloop else "uvloop")
+        replies = send(s, "a@good.example", ["jane@client.example", "nobody@client.example"], "m1")
+        assert [code for code, _ in replies] == [250, 250, 550, 250]
+        (m,) = s.wait_for("jane@client.example", 1, 30)
+        assert m.folder == "inbox" and m.message_id == "<m1@t>"
