@@ -115,8 +115,7 @@ class MapView:
         return Pos(*found) if found is not None else self.pos
 
     def vpos(self, key: object) -> Pos:
-        found = self.data.valpos.get(key) if isinstance(self.data, YMap) else None
-        return Pos(*found) if found is not None else self.kpos(key)
+        return Pos(*value_pos(self.data, key)) if isinstance(self.data, YMap) else self.pos
 
     def has(self, key: str) -> bool:
         """Present and not null (``null`` means unset)."""
@@ -243,8 +242,9 @@ class Reader:
     def warn(self, pos: Pos, message: str) -> None:
         self.warnings.append(f"{self.loc(pos)}: {message}")
 
-    def loc(self, pos: Pos) -> str:
-        return f"{self.path}:{pos.line}:{pos.col}"
+    def loc(self, pos: LineCol) -> str:
+        """``path:line:col`` of a :class:`Pos` or of the composer's own (line, column) tuple."""
+        return f"{self.path}:{pos[0]}:{pos[1]}"
 
     def item_pos(self, seq: object, i: int, default: Pos) -> Pos:
         if isinstance(seq, YSeq) and i < len(seq.itempos):

@@ -187,8 +187,7 @@ def _quick_compact_batch(reader: Reader, value: object) -> Batch | None:
     reader.ids.batches[ident] = value_pos(value, "id")
     ids.total += count
     ids.compact[ident] = CompactBatch(ident, count, len(str(count)))
-    at = value.pos
-    return Batch(ident, compact=CompactInvoices(count, properties), loc=f"{reader.path}:{at[0]}:{at[1]}")
+    return Batch(ident, compact=CompactInvoices(count, properties), loc=reader.loc(value.pos))
 
 
 def _batch(reader: Reader, value: object, pos: Pos, where: str) -> Batch:

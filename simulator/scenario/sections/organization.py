@@ -197,7 +197,6 @@ def _contacts(reader: Reader, value: object, pos: Pos, where: str) -> tuple[Cont
     emails: dict[str, tuple[str, LineCol]] = {}
     items = reader.items(value, pos, where, "a list of contacts", MAX_ENTITIES)
     table = reader.ids.contacts
-    path = reader.path
     for i, v in enumerate(items):
         row = CONTACT_TABLE.quick_row(reader, v)
         if row is not None:
@@ -209,8 +208,7 @@ def _contacts(reader: Reader, value: object, pos: Pos, where: str) -> tuple[Cont
                 table[ident] = value_pos(v, "id")
                 if key:
                     emails[key] = (ident, value_pos(v, "email"))
-                at = v.pos
-                out.append(Contact(ident, email, active, f"{path}:{at[0]}:{at[1]}"))
+                out.append(Contact(ident, email, active, reader.loc(v.pos)))
                 continue
         out.append(_contact(reader, v, reader.item_pos(items, i, pos), f"{where}[{i}]", emails))
     return tuple(out)
@@ -304,7 +302,6 @@ def _properties(reader: Reader, value: object, pos: Pos, where: str) -> tuple[Pr
     out = []
     items = reader.items(value, pos, where, "a list of properties", MAX_ENTITIES)
     table = reader.ids.properties
-    path = reader.path
     for i, v in enumerate(items):
         row = PROPERTY_TABLE.quick_row(reader, v)
         if row is None or row[0] in table:
@@ -313,8 +310,7 @@ def _properties(reader: Reader, value: object, pos: Pos, where: str) -> tuple[Pr
         assert isinstance(v, YMap)
         ident, branch, contacts = row
         table[ident] = value_pos(v, "id")
-        at = v.pos
-        out.append(Property(ident, branch, contacts, f"{path}:{at[0]}:{at[1]}"))
+        out.append(Property(ident, branch, contacts, reader.loc(v.pos)))
     return tuple(out)
 
 
