@@ -224,13 +224,8 @@ class Mta:
         else:
             results = [self.transport.attempt(replace(att, message_id=e.message_id, render=render_for(e)))
                        for e in unit.emails]
-        kind = type(results)
-        if kind is Repeated:
-            delays = {results.result.delay}  # type: ignore[attr-defined]
-        elif kind is Results:
-            delays = {r.delay for r in results.distinct}  # type: ignore[attr-defined]
-        else:
-            delays = set(map(_delay_of, results))
+        distinct = _distinct(results)
+        delays = set(map(_delay_of, results if distinct is None else distinct))
         if delays == {0}:
             self._apply(unit, results, now, route.detail)
             return
@@ -349,10 +344,10 @@ class Mta:
         first = results[0]
         # one result for every email: a Repeated (one transaction shared by the cohort) or one transaction
         # per message that all answered alike (run_transactions hands out one object per distinct result)
-        kind = type(results)
-        shared_tx = kind is Repeated
-        uniform = (shared_tx or len(results) == 1 or (len(results.distinct) == 1 if kind is Results  # type: ignore[attr-defined]
-                                                      else all(map(is_, results, repeat(first)))))
+        shared_tx = type(results) is Repeated
+        distinct = _distinct(results)
+        uniform = len(results) == 1 or (len(distinct) == 1 if distinct is not None
+                                        else all(map(is_, results, repeat(first))))
         sets = unit.sets
         if sets is None and uniform:
             shared = emails[0].recipients
@@ -517,6 +512,11 @@ class Mta:
         self.transport.deliver_dsn(dsn)
         for r in bounced:
             eng.on_bounced(email, r, now, dsn_id)
+
+
+def _distinct(results: Sequence[AttemptResult]) -> tuple[AttemptResult, ...] | None:
+    """The distinct result objects, when the transport said which (a Repeated, or run_transactions' Results)."""
+    return results.distinct if type(results) is Repeated or type(results) is Results else None
 
 
 def _dsn_status(r: Rcpt) -> str:

@@ -138,8 +138,8 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     """The sink's event loop: uvloop's when it is installed (the ``fast`` extra), else asyncio's.
 
     Under Postfix's ``smtp-source -s 10`` (a connection per message) the sink spends its time in
-    the loop's per-connection and per-reply machinery; uvloop's C loop took the sink from 0.70×
-    to about 0.9–1.0× bare aiosmtpd on asyncio's loop (docs/performance.md). Nothing else about
+    the loop's per-connection and per-reply machinery; uvloop's C loop took the sink from 0.61–0.65×
+    to 0.78–0.79× bare aiosmtpd on asyncio's loop (alternating runs, docs/performance.md). Nothing else about
     the sink changes; ``MAILSIM_NO_UVLOOP=1`` keeps asyncio's loop (the tests run the sink both ways).
     """
     if not os.environ.get("MAILSIM_NO_UVLOOP"):

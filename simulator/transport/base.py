@@ -105,6 +105,11 @@ class Repeated(Sequence[AttemptResult]):
     def __iter__(self) -> Iterator[AttemptResult]:
         return repeat(self.result, self.n)
 
+    @property
+    def distinct(self) -> tuple[AttemptResult, ...]:
+        """The one result (as :attr:`Results.distinct` lists an envelope's few)."""
+        return (self.result,)
+
 
 @dataclass(frozen=True, slots=True)
 class Dsn:
@@ -182,15 +187,22 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
     every mailbox holds its messages in the order they were sent).
     """
     env = _Envelope(server, att, size)
-    if not env.batchable:
-        if env.quota_only:
-            return Results(_quota_runs(env, message_ids), env.shared.values())
-        return Results([env.one(mid) for mid in message_ids], env.shared.values())
+    if env.batchable:
+        out = _batched(env, message_ids)
+    elif env.quota_only:
+        out = _quota_runs(env, message_ids)
+    else:
+        out = [env.one(mid) for mid in message_ids]
+    return Results(out, env.shared.values())
+
+
+def _batched(env: _Envelope, message_ids: Sequence[str]) -> list[AttemptResult]:
+    """:func:`run_transactions` when no counter or size limit is in play (``env.batchable``)."""
     out: list[AttemptResult] = []
     n = len(message_ids)
     i = _lead(env, message_ids, out)
     if i is None or i == n:  # refused before DATA (see _lead), or every message taken whole
-        return Results(out, env.shared.values())
+        return out
     # the message before i got as far as DATA: DATA's draws matter from there on
     loud = env.loud(message_ids, None, i - 1)
     default: AttemptResult | None = None
@@ -208,7 +220,7 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
         out.append(res)
         i += 1
     if default is None:
-        return Results(out, env.shared.values())
+        return out
     pending: list[str] = []
     for j in loud:  # a run of quiet messages, then one a fault fires for (its copies filed in order)
         if j > i:
@@ -224,7 +236,7 @@ def run_transactions(server: ReceivingServer, att: Attempt, message_ids: Sequenc
         pending.extend(message_ids[i:])
     if pending:
         env.file(default, pending)
-    return Results(out, env.shared.values())
+    return out
 
 
 def _lead(env: _Envelope, message_ids: Sequence[str], out: list[AttemptResult]) -> int | None:
@@ -434,27 +446,27 @@ class _Envelope:
         if draws is None:
             draws = self.draws
         out: list[int] = []
-        if start:
-            mids = mids[start:]
         if not draws:
             return out
+        if start:
+            mids = mids[start:]
         if len(draws) == 1:
             ((head, tail, below),) = draws
             copy = head.copy
-            for i, mid in enumerate(mids):
+            for i, mid in enumerate(mids, start):
                 h = copy()
                 h.update((mid + tail).encode())
                 if h.digest() < below:
                     out.append(i)
-            return [i + start for i in out] if start else out
-        for i, mid in enumerate(mids):
+            return out
+        for i, mid in enumerate(mids, start):
             for head, tail, below in draws:
                 h = head.copy()
                 h.update((mid + tail).encode())
                 if h.digest() < below:
                     out.append(i)
                     break
-        return [i + start for i in out] if start else out
+        return out
 
     def file(self, result: AttemptResult, mids: Sequence[str]) -> None:
         """File the copies of ``mids``, which all got ``result`` (filed now unless delayed: settle does)."""
