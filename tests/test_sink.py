@@ -341,3 +341,48 @@ def test_the_sink_runs_on_uvloop_when_installed_and_on_asyncio_without_it(
         assert [code for code, _ in replies] == [250, 250, 550, 250]
         (m,) = s.wait_for("jane@client.example", 1, 30)
         assert m.folder == "inbox" and m.message_id == "<m1@t>"
+
+
+def _writer_threads(s: Sink, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Where each message's Maildir write runs (thread names), recorded as the sink writes."""
+    import threading
+
+    seen: list[str] = []
+    deliver = s._maildir.deliver_all
+
+    def recording(*args: object, **kw: object) -> object:
+        seen.append(threading.current_thread().name)
+        return deliver(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(s._maildir, "deliver_all", recording)
+    return seen
+
+
+def test_messages_are_written_on_the_event_loop_while_that_is_cheap(
+        sink: Sink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small message on a quick disk is written on the loop (no thread hand-off), before its 250."""
+    seen = _writer_threads(sink, monkeypatch)
+    for i in range(3):
+        assert send(sink, "a@good.example", ["jane@client.example"], f"m{i}")[-1][0] == 250
+        assert len(sink.messages()) == i + 1  # stored when the 250 came back, nothing waited for
+    assert seen == ["mailsim-sink"] * 3
+    assert (sink.writes_on_loop, sink.writes_on_workers) == (3, 0)
+
+
+def test_after_a_slow_write_and_for_large_messages_writes_go_to_worker_threads(
+        sink: Sink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow disk must not hold up every connection: after one slow write the next ones leave the loop
+    for ``slow_disk_pause`` seconds; a message over 1 MiB is written on a worker thread always."""
+    seen = _writer_threads(sink, monkeypatch)
+    sink.slow_write = 0.0  # every write counts as slow
+    sink.slow_disk_pause = 3600.0
+    for i in range(3):
+        assert send(sink, "a@good.example", ["jane@client.example"], f"m{i}")[-1][0] == 250
+    assert seen[0] == "mailsim-sink" and all(t.startswith("mailsim-sink-write") for t in seen[1:]), seen
+    sink._workers_until = 0.0  # the pause is over: the loop tries again
+    sink.slow_write, sink.slow_disk_pause = 60.0, 0.0
+    assert send(sink, "a@good.example", ["jane@client.example"], "m3")[-1][0] == 250
+    big = MSG.replace(b"{mid}", b"big") + (b"y" * 998 + b"\r\n") * 1100  # ≈1.1 MB
+    assert send(sink, "a@good.example", ["jane@client.example"], "big", big)[-1][0] == 250
+    assert seen[3] == "mailsim-sink" and seen[4].startswith("mailsim-sink-write"), seen
+    assert len(sink.messages()) == 5 and (sink.writes_on_loop, sink.writes_on_workers) == (2, 3)

@@ -366,5 +366,14 @@ def test_remembered_hook_tables_are_what_aiosmtpd_would_build(sink: Sink) -> Non
             assert all(m.method.__self__ is p for m in p._auth_methods.values() if m.is_builtin)
             assert p._ehlo_hook_ver == "new"
             assert p._handle_hooks["DATA"].__self__ is sink.handler
+            # the dir() stand-in: the same smtp_*/handle_* tables as the builtin dir() gives
+            assert p._smtp_methods == {m.replace("smtp_", ""): getattr(p, m) for m in dir(p) if m.startswith("smtp_")}
+            assert p._handle_hooks == {m.replace("handle_", ""): getattr(sink.handler, m)
+                                       for m in dir(sink.handler) if m.startswith("handle_")}
+            assert {"DATA", "EHLO", "QUIT", "RSET"} <= set(p._smtp_methods)
+        assert aiosmtpd_smtp.dir(protos[0]) is aiosmtpd_smtp.dir(protos[1])  # remembered per class
+        protos[0].smtp_XTEST = protos[0].smtp_NOOP  # an instance's own attribute counts, as with dir()
+        assert "smtp_XTEST" in aiosmtpd_smtp.dir(protos[0]) and "smtp_XTEST" not in aiosmtpd_smtp.dir(protos[1])
+        assert aiosmtpd_smtp.dir(loop) == dir(loop)  # anything else: the builtin
     finally:
         loop.close()

@@ -49,9 +49,10 @@ Two listeners (DESIGN §7):
 
 The :class:`Sink` runs both listeners on an event loop in its own thread. The
 receiver's stages run on that thread, so its state (greylist, quotas, store) is
-touched by one thread; the Maildir files are written by worker threads before
-the 250 goes out (or on the loop, ``inline``, or behind the replies,
-``write_behind``).
+touched by one thread; the Maildir files are written before the 250 goes out,
+on the loop while that is cheap and on worker threads when it is not (a large
+message, a slow disk: :meth:`Sink.write_here`), or behind the replies
+(``write_behind``).
 """
 from __future__ import annotations
 
@@ -113,7 +114,10 @@ __all__ = [
 ]
 
 DEFAULT_SIZE_LIMIT = MailboxDomain(domain="*").size_limit
-WRITERS = 2  # threads writing Maildir files for the plain listener
+WRITERS = 2  # threads writing Maildir files when the event loop should not (a large message, a slow disk)
+INLINE_BYTES = 1 << 20  # a larger message is written on a worker thread: it would hold up the loop
+SLOW_WRITE = 0.05  # seconds; a write on the loop that took longer sends the next ones to worker threads ...
+SLOW_DISK_PAUSE = 5.0  # ... for this many seconds, then the loop tries again
 DEFAULT_MAX_RECIPIENTS = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accepted; 452 4.5.3 past it
 PROXY_MAX_RECIPIENTS = 1000  # the scenario loader's cap on a property's contacts
 MAX_RECORDS = 4096  # session records waiting for the wire transport to read them
@@ -216,11 +220,12 @@ class Sink:
     caller (the wire transport) share the engine's :class:`MailStore`. ``clock``
     is the plain listener's time in seconds (default: since :meth:`start`).
     ``maildir`` None: a temporary directory removed on :meth:`stop`.
-    The receiver's stages (and so a custom ``spf``) run on the event loop.
-    ``inline`` writes the Maildir files there too instead of on a worker
-    thread: no thread hand-off for a single client that waits for each reply
-    (the wire transport, on a fast disk), but one slow disk write then holds up
-    every other connection. ``write_behind`` writes
+    The receiver's stages (and so a custom ``spf``) run on the event loop, and
+    by default the Maildir files are written there too, before the 250, while
+    that is cheap (:meth:`write_here`): a message up to 1 MiB, and no write
+    slower than ``slow_write`` seconds in the last ``slow_disk_pause`` seconds;
+    otherwise on worker threads. ``inline`` always writes on the loop (the
+    wire transport: one client that waits for each reply). ``write_behind`` writes
     the Maildir files on a writer thread behind a bounded queue instead of
     before the 250 reply: the receiver's counts (and so a simulator run) are
     unchanged, :meth:`messages`, :meth:`summary` and :meth:`stop` wait for the
@@ -296,6 +301,11 @@ class Sink:
         self.size_limit = max([DEFAULT_SIZE_LIMIT, *(m.size_limit for m in mailboxes)])
         # Maildir writes of the plain listener's connections (several at once: file creation waits on the disk)
         self.executor = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="mailsim-sink-write")
+        self.slow_write = SLOW_WRITE
+        self.slow_disk_pause = SLOW_DISK_PAUSE
+        self._workers_until = 0.0  # time.monotonic() until which writes go to the worker threads
+        self.writes_on_loop = 0
+        self.writes_on_workers = 0
         self._cond = threading.Condition()
         self._index = _Index()
         # read and removed by the wire transport; bounded, so records nobody reads cannot pile up
@@ -452,7 +462,33 @@ class Sink:
                  tb: TracebackType | None) -> None:
         self.stop()
 
-    # -- storing (worker thread) ----------------------------------------------------------------
+    # -- storing ---------------------------------------------------------------------------------
+    def write_here(self, jobs: Sequence[Callable[[], object]], size: int) -> bool:
+        """Run a message's writes on the calling thread (the event loop) when that is cheap; False: it is not.
+
+        Handing each message to a worker thread and back cost more than the write itself:
+        under ``smtp-source -s 10`` (a connection per message) the thread hand-offs (the GIL
+        passed to and fro every message) made the sink 0.61–0.69× bare aiosmtpd, the same
+        writes on the loop 1.12× (a message file is ≈50 µs of system calls; docs/performance.md).
+        But a write on the loop holds up every connection while it lasts, so a large message
+        (over 1 MiB) goes to a worker thread, and so does every message for ``slow_disk_pause``
+        seconds after one write took longer than ``slow_write`` (a slow or stalled disk).
+        The wall clock decides only *where* a write runs, never what is stored or answered.
+        """
+        start = time.monotonic()
+        if size > INLINE_BYTES or start < self._workers_until:
+            self.writes_on_workers += 1
+            return False
+        try:
+            for job in jobs:
+                job()
+        finally:
+            took = time.monotonic() - start
+            if took > self.slow_write:
+                self._workers_until = start + took + self.slow_disk_pause
+            self.writes_on_loop += 1
+        return True
+
     def store_job(self, job: Callable[[], object]) -> None:
         """Run a :meth:`delivery` now, or queue it when writing behind."""
         if self._writer is not None:

@@ -68,6 +68,8 @@ class SinkPort(Protocol):
 
     def store_job(self, job: Callable[[], object]) -> None: ...
 
+    def write_here(self, jobs: Sequence[Callable[[], object]], size: int) -> bool: ...
+
     @property
     def max_recipients(self) -> int: ...
 
@@ -133,13 +135,16 @@ class SinkHandler:
         """A receiver stage: on the event loop thread, the only thread touching the receiver."""
         return fn(*args)
 
-    async def _write(self, jobs: list[Callable[[], object]]) -> None:
-        """Write the accepted copies before the reply: on the worker thread (or inline, or queued)."""
+    async def _write(self, jobs: list[Callable[[], object]], size: int) -> None:
+        """Write the accepted copies (``size`` bytes each) before the reply: on the loop while that is
+        cheap (``Sink.write_here``), else on a worker thread (or always inline, or queued)."""
         if not jobs:
             return
         if self.sink.inline or self.sink.write_behind:
             for job in jobs:
                 self.sink.store_job(job)
+            return
+        if self.sink.write_here(jobs, size):
             return
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self.sink.executor, partial(_run_all, jobs))
@@ -381,23 +386,24 @@ class SinkHandler:
         rcpts = list(tx.rcpts)
         if s.kind == "dsn" or (not s.proxied and _is_dsn(envelope.mail_from or "", content)):
             bounce_line = self._file_bounce(s, content, jobs)
-            if not await self._write_or_unfile(jobs, rcpts, "bounce", tx.message_id):
+            if not await self._write_or_unfile(jobs, rcpts, "bounce", tx.message_id, len(content)):
                 return LOCAL_ERROR
             return bounce_line
         reply, held, folder = self._data(s, content, jobs)
-        if folder is not None and not await self._write_or_unfile(jobs, rcpts, folder, tx.message_id):
+        if folder is not None and not await self._write_or_unfile(jobs, rcpts, folder, tx.message_id,
+                                                                  len(content)):
             return LOCAL_ERROR
         line = await self._after(server, s, reply)  # a plain connection really waits out a slow fault here
         if held is not None and folder is not None:
             # stored as the 250 goes out: after the real wait (plain), or at the virtual end of the
             # transaction for a PROXY session nobody will settle (no token)
             writes = held(tx.now + tx.delay if s.proxied else self.sink.clock())
-            if not await self._write_or_unfile(writes, rcpts, folder, tx.message_id):
+            if not await self._write_or_unfile(writes, rcpts, folder, tx.message_id, len(content)):
                 return "" if line is None else LOCAL_ERROR
         return "" if line is None else line
 
     async def _write_or_unfile(self, jobs: list[Callable[[], object]], rcpts: list[str], folder: str,
-                               message_id: str) -> bool:
+                               message_id: str, size: int) -> bool:
         """Write the copies; when that fails, take the message back out of the receiver's counts.
 
         The Maildir stores a message for all its recipients or for none, so the client is told
@@ -405,7 +411,7 @@ class SinkHandler:
         a reply never shows the sink's paths.
         """
         try:
-            await self._write(jobs)
+            await self._write(jobs, size)
         except OSError as e:
             log.warning("cannot store %s: %s", message_id, e.strerror or type(e).__name__)
             _unfile(self.receiver.store, rcpts, folder, message_id)
