@@ -20,7 +20,6 @@ tags, several documents, the size limits of :mod:`simulator.scenario.limits`) ar
 from __future__ import annotations
 
 import gc
-import math
 import re
 import string
 from collections.abc import Callable, Generator, Iterator
@@ -33,6 +32,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
 from simulator.scenario.errors import ScenarioError
+from simulator.scenario.flowrows import plug, splice
 from simulator.scenario.limits import (
     MAX_ALIAS_NODES,
     MAX_DEPTH,
@@ -42,12 +42,10 @@ from simulator.scenario.limits import (
     MAX_NODES,
     MAX_SCALAR_CHARS,
 )
+from simulator.scenario.ynodes import MAX_INT_DIGITS, Pos, TooLarge, YMap, YSeq, resolve_plain
 
 __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "TooLarge", "YMap", "YSeq", "parse_yaml", "resolve_plain", "too_large"]
 
-Pos = tuple[int, int]  # (line, column), 1-based
-
-MAX_INT_DIGITS = 40
 
 try:  # the C parser of ruamel.yaml.clib, when installed
     from _ruamel_yaml import CParser as _CParser  # noqa: F401
@@ -65,99 +63,14 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 #: "libyaml" or "ruamel"; tests switch it to check that both parsers give the same trees.
 BACKEND = "libyaml" if _LibyamlParser is not None else "ruamel"
+#: read long lists of one-line rows without the parser (:mod:`simulator.scenario.flowrows`); tests switch it off
+FAST_ROWS = True
 
-
-class YMap(dict[Any, Any]):
-    """A mapping with the position of itself, each key and each value.
-
-    ``size`` is the number of nodes the mapping stands for with every alias expanded (the
-    alias-bomb budget); trees built by hand may leave it at 1.
-    """
-
-    __slots__ = ("keypos", "pos", "size", "valpos")
-
-    def __init__(self, pos: Pos) -> None:  # no dict.__init__(): with no arguments it does nothing
-        self.pos = pos
-        self.size = 1
-        self.keypos: dict[Any, Pos] = {}
-        self.valpos: dict[Any, Pos] = {}
-
-
-class YSeq(list[Any]):
-    """A sequence with the position of itself and of each item (``size`` as for :class:`YMap`)."""
-
-    __slots__ = ("itempos", "pos", "size")
-
-    def __init__(self, pos: Pos) -> None:  # no list.__init__(): with no arguments it does nothing
-        self.pos = pos
-        self.size = 1
-        self.itempos: list[Pos] = []
-
-
-class TooLarge:
-    """A number with more digits than any field accepts (kept out of int() on purpose)."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return f"TooLarge({self.text[:20]}...)"
-
-    def __str__(self) -> str:
-        return self.text if len(self.text) <= 40 else self.text[:37] + "..."
-
-
-_NULL = frozenset(("", "~", "null", "Null", "NULL"))
-_TRUE = frozenset(("true", "True", "TRUE"))
-_FALSE = frozenset(("false", "False", "FALSE"))
-_INT_RE = re.compile(r"[-+]?[0-9][0-9_]*")
-_OCT_RE = re.compile(r"0o[0-7_]+")
-_HEX_RE = re.compile(r"0x[0-9a-fA-F_]+")
-_FLOAT_RE = re.compile(r"[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?")
-_INF_RE = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
-_NAN_RE = re.compile(r"\.(?:nan|NaN|NAN)")
 
 _TAG = "tag:yaml.org,2002:"
 # what a double-quoted escape ("\\e", "\\0", "\\x1b") can put in a value: control characters other
 # than tab and line breaks, which would reach terminals and reports (raw ones are already YAML errors)
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")
-
-
-def _int(text: str, base: int) -> int | TooLarge:
-    digits = text.replace("_", "")
-    if len(digits) > MAX_INT_DIGITS:
-        return TooLarge(text)
-    return int(digits, base)
-
-
-def resolve_plain(text: str) -> object:
-    """A plain (unquoted) scalar by the YAML 1.2 core schema."""
-    if text in _NULL:
-        return None
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    first = text[:1]
-    if not first or not (first.isdigit() or first in "+-."):
-        return text
-    if _INT_RE.fullmatch(text):
-        return _int(text, 10)
-    if _OCT_RE.fullmatch(text):
-        return _int(text[2:], 8)
-    if _HEX_RE.fullmatch(text):
-        return _int(text[2:], 16)
-    if _FLOAT_RE.fullmatch(text):
-        if len(text) > 400:
-            return TooLarge(text)
-        return float(text.replace("_", ""))
-    if _INF_RE.fullmatch(text):
-        return -math.inf if text[0] == "-" else math.inf
-    if _NAN_RE.fullmatch(text):
-        return math.nan
-    return text
 
 
 # event kinds, so one dict lookup dispatches the events of either parser
@@ -202,6 +115,7 @@ class _Composer:
         self.path = path
         self.anchors: dict[str, object] = {}
         self.alias_nodes = 0  # nodes added by aliases beyond the written ones
+        self.written = 0  # scalars, lists and mappings of the document composed last
 
     def fail(self, pos: Pos, message: str) -> ScenarioError:
         return ScenarioError(self.path, pos[0], pos[1], message)
@@ -356,6 +270,7 @@ class _Composer:
                     parent.valpos[key] = pos
                     continue
             self.add(top, node, pos, plain)  # the general path, which raises the right error
+        self.written = written
         return root if have_root else None
 
     def too_many(self, pos: Pos) -> ScenarioError:
@@ -561,6 +476,16 @@ def _parse_yaml(text: str, path: str) -> object:
     check_text(text, path)
     backend = BACKEND if BACKEND in _BACKENDS and (BACKEND != "libyaml" or _LibyamlParser is not None) else "ruamel"
     events = _BACKENDS[backend]
+    spliced = splice(text) if FAST_ROWS else None
+    if spliced is not None:  # long lists of one-line rows read by flowrows, the rest by the parser
+        composer = _Composer(path)
+        try:
+            root = composer.compose(events(spliced.text))
+        except Exception:  # the original text gives the parser's own error
+            pass
+        else:
+            if plug(root, spliced, composer.written):
+                return root
     try:
         return _Composer(path).compose(events(text))
     except ScenarioError:
