@@ -26,11 +26,6 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml import events as _rev
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.reader import ReaderError
-
 from simulator.scenario.errors import ScenarioError
 from simulator.scenario.flowrows import plug, splice
 from simulator.scenario.limits import (
@@ -46,13 +41,6 @@ from simulator.scenario.ynodes import MAX_INT_DIGITS, Pos, TooLarge, YMap, YSeq,
 
 __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "TooLarge", "YMap", "YSeq", "parse_yaml", "resolve_plain", "too_large"]
 
-
-try:  # the C parser of ruamel.yaml.clib, when installed
-    from _ruamel_yaml import CParser as _CParser  # noqa: F401
-
-    _PURE = False
-except ImportError:  # pragma: no cover - depends on the environment
-    _PURE = True
 
 try:  # libyaml through PyYAML (a dependency of dask)
     import yaml as _pyyaml
@@ -76,23 +64,40 @@ _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")
 # event kinds, so one dict lookup dispatches the events of either parser
 _SKIP, _DOC, _SCALAR, _ALIAS, _MAP, _SEQ, _END, _STOP = range(8)
 _KINDS: dict[type, int] = {}
-for _mod in (_rev, _pyyaml.events if _pyyaml is not None else None):
-    if _mod is None:
-        continue
+
+
+def _add_kinds(mod: Any) -> None:
+    """Let the composer dispatch the events of one parser's ``events`` module."""
     _KINDS.update(
         {
-            _mod.StreamStartEvent: _SKIP,
-            _mod.StreamEndEvent: _STOP,
-            _mod.DocumentEndEvent: _SKIP,
-            _mod.DocumentStartEvent: _DOC,
-            _mod.ScalarEvent: _SCALAR,
-            _mod.AliasEvent: _ALIAS,
-            _mod.MappingStartEvent: _MAP,
-            _mod.SequenceStartEvent: _SEQ,
-            _mod.MappingEndEvent: _END,
-            _mod.SequenceEndEvent: _END,
+            mod.StreamStartEvent: _SKIP,
+            mod.StreamEndEvent: _STOP,
+            mod.DocumentEndEvent: _SKIP,
+            mod.DocumentStartEvent: _DOC,
+            mod.ScalarEvent: _SCALAR,
+            mod.AliasEvent: _ALIAS,
+            mod.MappingStartEvent: _MAP,
+            mod.SequenceStartEvent: _SEQ,
+            mod.MappingEndEvent: _END,
+            mod.SequenceEndEvent: _END,
         }
     )
+
+
+if _pyyaml is not None:
+    _add_kinds(_pyyaml.events)
+
+
+def _ruamel() -> Any:
+    """ruamel.yaml, imported when first needed (its parser, or its errors): ≈22 ms a command otherwise."""
+    import ruamel.yaml
+    import ruamel.yaml.error
+    import ruamel.yaml.events
+    import ruamel.yaml.reader
+
+    if ruamel.yaml.events.ScalarEvent not in _KINDS:
+        _add_kinds(ruamel.yaml.events)
+    return ruamel.yaml
 
 # first characters of a plain scalar that resolve_plain returns as it is: no null (~, null), bool
 # (true, false) or number (digits, + - .) starts with one of them
@@ -379,17 +384,22 @@ def _char_index(text: str, byte_offset: int) -> int:
     return len(text.encode("utf-8")[:byte_offset].decode("utf-8", errors="ignore"))
 
 
-_MARKED: tuple[type[BaseException], ...] = (MarkedYAMLError,)
-_READER: tuple[type[BaseException], ...] = (ReaderError,)
-_YAML: tuple[type[BaseException], ...] = (YAMLError,)
-if _pyyaml is not None:
-    _MARKED += (_pyyaml.MarkedYAMLError,)
-    _READER += (_pyyaml.reader.ReaderError,)
-    _YAML += (_pyyaml.YAMLError,)
+def _error_types() -> tuple[tuple[type[BaseException], ...], ...]:
+    """Both parsers' (marked, reader, any) YAML error classes."""
+    ry = _ruamel()
+    marked: tuple[type[BaseException], ...] = (ry.error.MarkedYAMLError,)
+    reader: tuple[type[BaseException], ...] = (ry.reader.ReaderError,)
+    anything: tuple[type[BaseException], ...] = (ry.error.YAMLError,)
+    if _pyyaml is not None:
+        marked += (_pyyaml.MarkedYAMLError,)
+        reader += (_pyyaml.reader.ReaderError,)
+        anything += (_pyyaml.YAMLError,)
+    return marked, reader, anything
 
 
 def _error(path: str, text: str, exc: BaseException, byte_positions: bool) -> ScenarioError:
-    if isinstance(exc, _MARKED):
+    marked, reader, anything = _error_types()
+    if isinstance(exc, marked):
         mark = exc.problem_mark or exc.context_mark  # type: ignore[attr-defined]
         problem = str(exc.problem or exc.context or "invalid YAML")  # type: ignore[attr-defined]
         if exc.context and exc.problem:  # type: ignore[attr-defined]
@@ -398,7 +408,7 @@ def _error(path: str, text: str, exc: BaseException, byte_positions: bool) -> Sc
             problem = f"nested more than {MAX_DEPTH} levels deep"
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         return ScenarioError(path, line, col, f"invalid YAML: {problem}")
-    if isinstance(exc, _READER):
+    if isinstance(exc, reader):
         index = exc.position  # type: ignore[attr-defined]
         if byte_positions:
             index = _char_index(text, index)
@@ -408,7 +418,7 @@ def _error(path: str, text: str, exc: BaseException, byte_positions: bool) -> Sc
         return ScenarioError(path, line, col, f"invalid YAML: {reason} (character {char!r})")
     if isinstance(exc, RecursionError):
         return ScenarioError(path, 1, 1, f"invalid YAML: nested more than {MAX_DEPTH} levels deep")
-    if isinstance(exc, _YAML):
+    if isinstance(exc, anything):
         return ScenarioError(path, 1, 1, f"invalid YAML: {_short(exc, 200)}")
     return ScenarioError(path, 1, 1, f"invalid YAML: {type(exc).__name__}: {_short(exc, 200)}")
 
@@ -419,7 +429,14 @@ def _libyaml_events(text: str) -> Callable[[], Any]:
 
 
 def _ruamel_events(text: str) -> Callable[[], Any]:
-    events: Iterator[Any] = YAML(typ="safe", pure=_PURE).parse(text)
+    ry = _ruamel()
+    try:  # the C parser of ruamel.yaml.clib, when installed
+        import _ruamel_yaml  # noqa: F401
+
+        pure = False
+    except ImportError:  # pragma: no cover - depends on the environment
+        pure = True
+    events: Iterator[Any] = ry.YAML(typ="safe", pure=pure).parse(text)
     return events.__next__  # the stream ends with a StreamEndEvent before StopIteration
 
 
