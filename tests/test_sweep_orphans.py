@@ -67,3 +67,16 @@ def test_workers_end_with_the_sweep(sig: signal.Signals) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(DEADLINE)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_whose_parent_died_before_it_started_ends_at_once() -> None:
+    """A forked worker that starts after its parent was killed (re-parented already) must not live on."""
+    code = ("import os; from simulator.sweep.executor import _worker_init; "
+            "_worker_init(os.getppid() + 1); print('still running')")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=DEADLINE)
+    assert res.returncode == 1 and "still running" not in res.stdout
+    ok = subprocess.run([sys.executable, "-c", code.replace("os.getppid() + 1", "os.getppid()")],
+                        capture_output=True, text=True, env=env, timeout=DEADLINE)
+    assert ok.returncode == 0 and "still running" in ok.stdout

@@ -122,7 +122,7 @@ def _is_dsn(mail_from: str, content: bytes) -> bool:
 
 
 class SinkHandler:
-    """The aiosmtpd handler: each hook is one receiver stage, run on the worker thread."""
+    """The aiosmtpd handler: each hook is one receiver stage, run on the sink's event loop thread."""
 
     def __init__(self, sink: SinkPort) -> None:
         self.sink = sink

@@ -38,16 +38,18 @@ def default_workers() -> int:
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _worker_init() -> None:
+def _worker_init(expected_parent: int | None = None) -> None:
     """Run in each pool worker as it starts: it ignores Ctrl-C and ends with its parent.
 
     Ctrl-C reaches the whole process group; only the parent decides what to keep. A parent
     killed outright (SIGKILL, the OOM killer) runs no cleanup, so on Linux the kernel is asked to
     send the worker SIGTERM when its parent dies (``PR_SET_PDEATHSIG``) — without it the workers
     live on, re-parented to init, for good. The parent here is the process that forked the
-    worker: the sweep itself, or the forkserver, which ends with the sweep.
+    worker: the sweep itself (``expected_parent``, given for a forked pool: a parent killed
+    before the worker got this far has already been replaced by init, and the worker must see
+    that, not take init for its parent), or the forkserver, which ends with the sweep.
     """
-    parent = os.getppid()
+    parent = os.getppid() if expected_parent is None else expected_parent
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         try:
@@ -102,7 +104,8 @@ def _pool(fn: Callable[[T], R], tasks: Sequence[T], n: int) -> Iterator[tuple[in
         # the children inherit the parent's heap copy-on-write; a collection in a child would touch
         # (and so copy) every inherited object, so park them in the permanent generation first
         gc.freeze()
-    ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init)
+    ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init,
+                             initargs=(os.getpid() if single else None,))
     pending: dict[Future[R], int] = {}
     it = iter(enumerate(tasks))
 
