@@ -69,7 +69,6 @@ def test_workers_end_with_the_sweep(sig: signal.Signals) -> None:
             proc.wait(DEADLINE)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_worker_whose_parent_died_before_it_started_ends_at_once() -> None:
     """A forked worker that starts after its parent was killed (re-parented already) must not live on."""
     code = ("import os; from simulator.sweep.executor import _worker_init; "
