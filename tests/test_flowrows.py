@@ -109,7 +109,8 @@ def section(draw: st.DrawFn) -> str:
 def document(draw: st.DrawFn) -> str:
     parts = draw(st.lists(section(), min_size=1, max_size=4))
     if draw(st.booleans()):
-        parts.insert(0, draw(st.sampled_from(["name: t", "schema: mailsim/1", "# head", "---", "a: [1,"])))
+        parts.insert(0, draw(st.sampled_from(["name: t", "schema: mailsim/1", "# head", "---", "a: [1,", "{a: 1,",
+                                                 "&r {a: 1,", "!!map {b: 2,", "&r", "a: \"x"])))
     text = "\n".join(parts)
     return text + draw(st.sampled_from(["", "\n", "\n\n", "\n...\n", "\n---\nb: 1\n"]))
 
@@ -179,7 +180,8 @@ def test_errors_in_and_around_fast_rows_are_the_parsers(every_section: None) -> 
     assert agree(syntax_after)[0] == "error"  # type: ignore[index]
     # a block list inside a flow mapping is an error, though blanking it leaves a valid document
     for flow_root in ("{a: 1,\ncontacts:\n  - {id: c0}\n}\n", "--- {a: 1,\ncontacts:\n  - {id: c0}\n}\n",
-                      "x: {a: 1,\ncontacts:\n  - {id: c0}\n}\n"):
+                      "x: {a: 1,\ncontacts:\n  - {id: c0}\n}\n", "&r {a: 1,\ncontacts:\n  - {id: c0}\n}\n",
+                      "!!map {a: 1,\ncontacts:\n  - {id: c0}\n}\n"):
         assert agree(flow_root)[0] == "error", flow_root  # type: ignore[index]
     # a "section" inside a quoted value that goes on at the margin: the text, not a list, and the real key later
     quoted = 'a: "x\ncontacts:\n  - {id: c0}\ny"\ncontacts: 1\n'

@@ -113,10 +113,11 @@ def plug(root: object, spliced: Spliced, written: int) -> bool:
     its keys with an empty value on that line) or the whole would pass the node limit: the
     caller then parses the original text, which gives the parser's own tree or error.
     """
-    if not isinstance(root, YMap) or root.pos[1] != 1:
+    if not isinstance(root, YMap):
         return False
-    line, _sep, _rest = spliced.text.split("\n", root.pos[0])[root.pos[0] - 1].partition("\n")
-    if line[:1] == "{":  # a flow mapping
+    line = spliced.text.split("\n", root.pos[0])[root.pos[0] - 1]
+    # a block mapping's first key at the margin; not a flow mapping (maybe behind "--- ", an anchor or a tag)
+    if not (line[:1].isalnum() or line[:1] in "_\"'"):
         return False
     total = written
     for s in spliced.sections:
@@ -151,7 +152,7 @@ def _rows(lines: list[str], start: int, end: int, indent: int) -> tuple[YSeq, in
             if m is not None:
                 try:
                     row = shape.build(m, k + 1)
-                except _Mismatch:  # a value in a value's place that is not one plain or quoted token
+                except _Mismatch:  # a value longer than any value may be: the token-by-token reading says so
                     continue
                 break
         if row is None:
