@@ -9,7 +9,9 @@ The parser is libyaml through PyYAML's ``CParser`` when it is importable (PyYAML
 dask; libyaml is ~20× faster than the pure-Python parser, which spent ~0.6 ms per line of a
 large scenario), else ruamel.yaml's (its C parser with ``ruamel.yaml.clib``, else pure
 Python). Only the *event stream* comes from the parser, and the two agree on it for every
-scenario; syntax error wording differs slightly between them.
+scenario; syntax error wording differs slightly between them. Long top-level lists of one-line
+rows are read by :mod:`simulator.scenario.flowrows` instead, into the same nodes (the parser
+still reads the rest, and any document the rows cannot be read from exactly as it would).
 
 Supported beyond plain YAML 1.2: anchors and aliases, merge keys (``<<: *base``),
 ``1_000_000`` digit separators. Errors (syntax, duplicate keys, complex keys, unknown
