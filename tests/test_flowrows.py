@@ -164,7 +164,8 @@ def test_a_long_section_is_read_by_shapes_and_equals_the_parsers(monkeypatch: py
 
 def test_a_section_outside_the_subset_is_left_to_the_parser(every_section: None) -> None:
     for odd in ("  # a comment\n", "  - &a {id: x}\n", '  - {id: "a\\tb"}\n', "  - {id: x}  \n", "  - {id: é}\n",
-                "  - {id: a:b}\n", "  - {id: [a,b]}\n", "    - {id: deeper}\n", "  - !!map {id: x}\n"):
+                "  - {id: a:b}\n", "  - {id: [a,b]}\n", "    - {id: deeper}\n", "  - !!map {id: x}\n",
+                "  - {id: {b: c], d: [e}}\n"):  # the last: brackets closed crosswise
         text = f"a: 1\ncontacts:\n  - {{id: c0}}\n{odd}  - {{id: c1}}\nb: 2\n"
         spliced = flowrows.splice(text)
         assert spliced is None or all(s.key != "contacts" for s in spliced.sections), odd

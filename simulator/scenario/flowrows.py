@@ -19,13 +19,12 @@ of printable ASCII without ``"`` or ``\\``, or flow sequences / mappings of the 
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from simulator.scenario.limits import MAX_LIST_ITEMS, MAX_MAPPING_KEYS, MAX_NODES, MAX_SCALAR_CHARS
-from simulator.scenario.ynodes import Pos, YMap, YSeq, resolve_plain
+from simulator.scenario.ynodes import TEXT_FIRST, Pos, YMap, YSeq, node_size, resolve_plain
 
 __all__ = ["MIN_ROWS", "Section", "Spliced", "plug", "splice"]
 
@@ -46,12 +45,11 @@ class _NotFast(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    """A top-level key whose rows were read here: its 1-based line, the rows, and their node count."""
+    """A top-level key whose rows were read here: its 1-based line and the rows (``rows.size`` nodes)."""
 
     key: str
     line: int
     rows: YSeq
-    nodes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +89,11 @@ def splice(text: str) -> Spliced | None:
         ends_well = after == n or lines[after][:1] not in (" ", "\t", "-")
         if indent is not None and rows >= MIN_ROWS and rows <= MAX_LIST_ITEMS and ends_well:
             try:
-                seq, nodes = _rows(lines, start, j, len(indent))
+                seq = _rows(lines, start, j, len(indent))
             except _NotFast:
                 pass
             else:
-                sections.append(Section(key.group(1), i + 1, seq, nodes))
+                sections.append(Section(key.group(1), i + 1, seq))
                 blank.append((start, j))
         i = max(j, i + 1)
     if not sections:
@@ -123,7 +121,7 @@ def plug(root: object, spliced: Spliced, written: int) -> bool:
     for s in spliced.sections:
         if root.keypos.get(s.key) != (s.line, 1) or s.key not in root or root[s.key] is not None:
             return False
-        total += s.nodes - 1  # the empty value the parser saw was one node
+        total += s.rows.size - 1  # the empty value the parser saw was one node
     if total > MAX_NODES:
         return False
     for s in spliced.sections:
@@ -133,8 +131,8 @@ def plug(root: object, spliced: Spliced, written: int) -> bool:
     return True
 
 
-def _rows(lines: list[str], start: int, end: int, indent: int) -> tuple[YSeq, int]:
-    """The block sequence of rows ``lines[start:end]`` (each ``<indent>- {...}``) and its node count.
+def _rows(lines: list[str], start: int, end: int, indent: int) -> YSeq:
+    """The block sequence of rows ``lines[start:end]`` (each ``<indent>- {...}``).
 
     The rows of a section mostly share a shape (the same keys, nesting and list lengths, other
     values): the first row of each shape is read token by token (:func:`_row`), which also makes
@@ -150,10 +148,7 @@ def _rows(lines: list[str], start: int, end: int, indent: int) -> tuple[YSeq, in
         for shape in shapes:
             m = shape.regex.fullmatch(line, at)
             if m is not None:
-                try:
-                    row = shape.build(m, k + 1)
-                except _Mismatch:  # a value longer than any value may be: the token-by-token reading says so
-                    continue
+                row = shape.build(m, k + 1)
                 break
         if row is None:
             row, tokens = _row(line, k + 1, at)
@@ -162,7 +157,7 @@ def _rows(lines: list[str], start: int, end: int, indent: int) -> tuple[YSeq, in
         seq.append(row)
         itempos.append(row.pos)
         seq.size += row.size
-    return seq, seq.size
+    return seq
 
 
 Token = tuple[str | None, str, int]  # (kind, text, 1-based column)
@@ -194,13 +189,24 @@ def _row(line: str, lineno: int, at: int) -> tuple[YMap, list[Token]]:
 
 
 def _scalar(kind: str | None, text: str) -> object:
+    """A plain (resolved) or quoted (its text) token; one over the length limit is the parser's to name."""
     if kind == "plain":
         if len(text) > MAX_SCALAR_CHARS:
-            raise _NotFast  # the parser names the limit
-        return resolve_plain(text)
+            raise _NotFast
+        return text if text[0] in TEXT_FIRST else resolve_plain(text)
     if len(text) > MAX_SCALAR_CHARS + 2:
         raise _NotFast
     return text[1:-1]
+
+
+def _more(tokens: list[Token], i: int, close: str) -> tuple[bool, int]:
+    """After an item of a flow list or mapping: (True, the next item) after ``, ``, (False, past it) at ``close``."""
+    if i < len(tokens):
+        if tokens[i][0] == "comma":
+            return True, i + 1
+        if tokens[i][1] == close:
+            return False, i + 1
+    raise _NotFast
 
 
 def _node(tokens: list[Token], i: int, lineno: int, depth: int) -> tuple[object, int]:
@@ -222,15 +228,12 @@ def _node(tokens: list[Token], i: int, lineno: int, depth: int) -> tuple[object,
             item, i = _node(tokens, i, lineno, depth + 1)
             seq.append(item)
             seq.itempos.append((lineno, item_col))
-            seq.size += item.size if isinstance(item, YMap | YSeq) else 1
+            seq.size += node_size(item)
             if len(seq) > MAX_LIST_ITEMS:
                 raise _NotFast
-            if i < len(tokens) and tokens[i][0] == "comma":
-                i += 1
-                continue
-            if i < len(tokens) and tokens[i][1] == "]":
-                return seq, i + 1
-            raise _NotFast
+            more, i = _more(tokens, i, "]")
+            if not more:
+                return seq, i
     mapping = YMap((lineno, col))
     if i < len(tokens) and tokens[i][1] == "}":
         return mapping, i + 1
@@ -246,33 +249,18 @@ def _node(tokens: list[Token], i: int, lineno: int, depth: int) -> tuple[object,
         mapping[key] = value
         mapping.keypos[key] = key_pos
         mapping.valpos[key] = val_pos
-        mapping.size += 1 + (value.size if isinstance(value, YMap | YSeq) else 1)
-        if i < len(tokens) and tokens[i][0] == "comma":
-            i += 1
-            continue
-        if i < len(tokens) and tokens[i][1] == "}":
-            return mapping, i + 1
-        raise _NotFast
-
-
-class _Mismatch(Exception):
-    """A row matched a shape's regex but a value in it is longer than any value may be."""
+        mapping.size += 1 + node_size(value)
+        more, i = _more(tokens, i, "}")
+        if not more:
+            return mapping, i
 
 
 _SLOT = f"{_QUOTED}|{_PLAIN}"  # a shape's value slot: one quoted or plain token (its length checked by _value)
-_TEXT_FIRST = frozenset(string.ascii_letters) - frozenset("nNtTfF")  # never a null, bool or number
 
 
 def _value(text: str) -> object:
-    """A value slot of a shape: quoted (its text) or plain (resolved), as :func:`_scalar` reads them."""
-    if len(text) > MAX_SCALAR_CHARS + 2:
-        raise _Mismatch
-    first = text[0]
-    if first == '"':
-        return text[1:-1]
-    if len(text) > MAX_SCALAR_CHARS:
-        raise _Mismatch
-    return text if first in _TEXT_FIRST else resolve_plain(text)
+    """A value slot of a shape, read as :func:`_scalar` reads the token."""
+    return _scalar("quoted" if text[0] == '"' else "plain", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +269,7 @@ class _Shape:
     place) and a builder made for it that builds such a row as :func:`_node` would.
 
     The keys and punctuation are the read row's, and the builder checks that each value slot
-    holds one plain or quoted token of allowed length (else :class:`_Mismatch`), so a row it
+    holds one plain or quoted token of allowed length (else the section is the parser's), so a row it
     builds has its tokens in the same order and kinds (a slot's token ends where the punctuation
     after it begins, which neither kind of token can contain), and so the same structure, keys
     and sizes; only the values and the columns differ, and the builder takes both from the match.

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import re
-import string
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -39,7 +38,8 @@ from simulator.scenario.limits import (
     MAX_NODES,
     MAX_SCALAR_CHARS,
 )
-from simulator.scenario.ynodes import MAX_INT_DIGITS, Pos, TooLarge, YMap, YSeq, resolve_plain
+from simulator.scenario.ynodes import MAX_INT_DIGITS, TEXT_FIRST, Pos, TooLarge, YMap, YSeq, resolve_plain
+from simulator.scenario.ynodes import node_size as _size
 
 __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "TooLarge", "YMap", "YSeq", "parse_yaml", "resolve_plain", "too_large"]
 
@@ -101,20 +101,12 @@ def _ruamel() -> Any:
         _add_kinds(ruamel.yaml.events)
     return ruamel.yaml
 
-# first characters of a plain scalar that resolve_plain returns as it is: no null (~, null), bool
-# (true, false) or number (digits, + - .) starts with one of them
-_TEXT_FIRST = frozenset(string.ascii_letters) - frozenset("nNtTfF")
-
 _SCALAR_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int, TooLarge),
     "float": (float, int, TooLarge),
     "bool": (bool,),
     "null": (type(None),),
 }
-
-
-def _size(node: object) -> int:
-    return node.size if isinstance(node, YMap | YSeq) else 1
 
 
 class _Composer:
@@ -177,7 +169,7 @@ class _Composer:
         root: object = None
         have_root = False
         docs = 0
-        kinds, resolve, text_first, control = _KINDS, resolve_plain, _TEXT_FIRST, _CONTROL_RE.search
+        kinds, resolve, text_first, control = _KINDS, resolve_plain, TEXT_FIRST, _CONTROL_RE.search
         nokey = _NOKEY
         written = 0  # scalars, lists and mappings written out (aliases have their own budget)
         while True:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from typing import Any
 
-__all__ = ["MAX_INT_DIGITS", "Pos", "TooLarge", "YMap", "YSeq", "resolve_plain"]
+__all__ = ["MAX_INT_DIGITS", "TEXT_FIRST", "Pos", "TooLarge", "YMap", "YSeq", "node_size", "resolve_plain"]
 
 Pos = tuple[int, int]  # (line, column), 1-based
 
@@ -75,6 +76,16 @@ def _int(text: str, base: int) -> int | TooLarge:
     if len(digits) > MAX_INT_DIGITS:
         return TooLarge(text)
     return int(digits, base)
+
+
+# first characters of a plain scalar that resolve_plain returns as it is: no null (~, null), bool
+# (true, false) or number (digits, + - .) starts with one of them
+TEXT_FIRST = frozenset(string.ascii_letters) - frozenset("nNtTfF")
+
+
+def node_size(node: object) -> int:
+    """The nodes ``node`` stands for (a scalar is one; see :class:`YMap`)."""
+    return node.size if isinstance(node, YMap | YSeq) else 1
 
 
 def resolve_plain(text: str) -> object:
