@@ -4,7 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench mutate clean venv
+.PHONY: run test lint bench mutate clean venv compiled
+
+# The compiled engine (setup.py, docs/performance.md): the package built with MAILSIM_COMPILE=1 as a wheel
+# and unpacked here, used through PYTHONPATH by `make bench` and tests/test_compiled.py. The editable
+# install in .venv stays pure Python, so an edited source is what runs. Rebuilt when any source changes.
+COMPILED := .build/compiled
+SOURCES := $(shell find simulator -type f -not -path '*/__pycache__/*' -not -name '*.so' 2>/dev/null)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,10 +28,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check simulator tests benchmarks
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+$(COMPILED)/.built: $(STAMP) setup.py pyproject.toml $(SOURCES)
+	rm -rf $(COMPILED) .build/wheel
+	MAILSIM_COMPILE=1 $(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w .build/wheel .
+	$(BIN)/python -m pip install -q --no-deps --target $(COMPILED) .build/wheel/mailsim-*.whl
+	touch $@
+
+compiled: $(COMPILED)/.built
+
+test: $(STAMP) lint $(COMPILED)/.built
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) $(COMPILED)/.built
 	$(BIN)/python benchmarks/run.py
 
 # Mutation testing (docs/testing.md): slow, so not part of `make test`. MUTANTS narrows it to names,
@@ -39,4 +53,4 @@ mutate: $(STAMP)
 	@head -c 400 mutants/report.txt; echo; echo "survivors: mutants/report.txt (mutmut show NAME for the diff)"
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts benchmarks/results.json mutants
+	rm -rf $(VENV) .build build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts benchmarks/results.json mutants

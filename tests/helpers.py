@@ -112,6 +112,14 @@ def _libyaml() -> str | None:
     return "yaml.CParser" if yamltree._LibyamlParser is not None else None
 
 
+#: where ``make compiled`` unpacks the package built with its hot modules compiled by mypyc (setup.py)
+COMPILED_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".build", "compiled")
+
+
+def _compiled_build() -> str | None:
+    return COMPILED_BUILD if os.path.exists(os.path.join(COMPILED_BUILD, ".built")) else None
+
+
 def _atheris_wheel_exists() -> bool:
     """PyPI has atheris wheels for Linux x86_64 only; elsewhere it builds from source against a
     libFuzzer-enabled clang, which the Makefile does not attempt (it installs ``--only-binary``)."""
@@ -125,6 +133,7 @@ PROJECT_TOOLS: dict[str, tuple[Callable[[], str | None], str, bool]] = {
     "swaks": (_program("swaks"), "Debian package swaks, by .ci/run", True),
     "dig": (_program("dig"), "Debian package dnsutils, by .ci/run", True),
     "libyaml": (_libyaml, "PyPI wheel of pyyaml (a dependency), which bundles libyaml", True),
+    "mailsim-compiled": (_compiled_build, "the Makefile (`make compiled`, which `make test` runs first)", True),
     "atheris": (_module("atheris"), "the Makefile, from PyPI where a wheel exists", _atheris_wheel_exists()),
 }
 

@@ -139,7 +139,9 @@ def test_ci_run_fails_instead_of_warning() -> None:
 
 
 def test_what_ci_requires() -> None:
-    """Everything .ci/run and the dependencies install; atheris only where PyPI has its wheel."""
+    """Everything .ci/run, the dependencies and the Makefile install (the compiled engine); atheris only
+    where PyPI has its wheel."""
     required = {name for name, (_probe, _source, needed) in PROJECT_TOOLS.items() if needed}
     wheel = sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64")
-    assert required == {"chromium", "tmux", "swaks", "dig", "libyaml"} | ({"atheris"} if wheel else set())
+    assert required == ({"chromium", "tmux", "swaks", "dig", "libyaml", "mailsim-compiled"}
+                        | ({"atheris"} if wheel else set()))

@@ -51,6 +51,11 @@ MAX_DEFAULT_RUN = 30 * DAY
 _SENT = EmailStatus.SENT.value  # a plain string for the per-email loops
 # the events that write the user's sync history (explanations read it)
 _SYNC_LOGGED = (Resync, SetSync, ChangePassword, RemoveSync)
+
+
+def _no_emit(t: int, event: str, fields: dict[str, Any]) -> None:
+    """``Engine.emit`` when not tracing."""
+
 def _merge_notes(memo: dict[tuple[str, ...], tuple[str, ...]], notes: tuple[str, ...],
                  extra: tuple[str, ...]) -> tuple[str, ...]:
     """``notes`` plus ``extra`` without repeats; the emails of one poll share a handful of note sets."""
@@ -83,8 +88,9 @@ class Engine:
         self.env = simpy.Environment()
         self.trace = trace
         self.tracing = trace is not None
-        if trace is not None:
-            self.emit = trace.emit  # type: ignore[method-assign]
+        # the trace writer's own ``emit`` when tracing (one call less per event), else a no-op; an attribute,
+        # not a method replaced on the instance: the compiled engine's classes have no per-instance methods
+        self.emit: Callable[[int, str, dict[str, Any]], None] = trace.emit if trace is not None else _no_emit
         self.progress = progress
         # -- the world: replaced by the domain's apply, never mutated here --
         self.world = World(
@@ -181,10 +187,6 @@ class Engine:
         return self.world.batch_status
 
     # -- plumbing ----------------------------------------------------------------------------
-    def emit(self, t: int, event: str, fields: dict[str, Any]) -> None:
-        """Replaced by the trace writer's own ``emit`` when tracing (one call less per event)."""
-        return None
-
     def _at(self, delay: int, prio: int) -> SimEvent:
         ev = SimEvent(self.env)
         ev._ok = True

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mypy_extensions import mypyc_attr
+
 from simulator.domain.recipients import RecipientPlan
 from simulator.domain.sender import SenderDecision
 
@@ -38,12 +40,14 @@ class Rcpt:
         self.evidence: str | None = None  # the last reply line or cause, for explain
 
     def copy(self) -> Rcpt:
-        c = Rcpt.__new__(Rcpt)
-        for name in Rcpt.__slots__:
-            setattr(c, name, getattr(self, name))
+        c = Rcpt(self.plan, self.at)  # every slot is set below (compiled classes have no __new__ of their own)
+        c.address, c.domain, c.outcome, c.reason, c.at = self.address, self.domain, self.outcome, self.reason, self.at
+        c.code, c.enhanced, c.folder, c.attempts, c.evidence = (self.code, self.enhanced, self.folder, self.attempts,
+                                                                self.evidence)
         return c
 
 
+@mypyc_attr(native_class=False)  # a list subclass: mypyc compiles only classes with a plain base
 class RcptSet(list[Rcpt]):
     """An email's recipients, shared copy-on-write by every email whose fate is identical.
 
@@ -138,9 +142,8 @@ class Email:
         """
         out: list[Email] = []
         append = out.append
-        new = object.__new__
         for mid in message_ids:
-            e = new(cls)
+            e = cls()  # no __init__: the slots are set here
             e.message_id = mid
             e.origin = origin
             e.status = status

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any, Protocol, overload
 
+from mypy_extensions import mypyc_attr
+
 from simulator.domain.faults import Fault, draw_head, draw_tail, draw_threshold, first_firing
 from simulator.net.dnsview import DnsView
 from simulator.net.receiver import DROPPED, FAULT_REPLY, TOO_BIG, DomainPlan, Mailbox, MailStore, ReceivingServer, Reply
@@ -58,6 +60,7 @@ class AttemptResult:
     delay: int = 0  # seconds the transaction took in virtual time (slow faults)
 
 
+@mypyc_attr(native_class=False)  # a list subclass (see RcptSet)
 class Results(list[AttemptResult]):
     """One envelope's results in message order, and the distinct result objects among them.
 

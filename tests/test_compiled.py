@@ -1,0 +1,109 @@
+"""The compiled engine (``MAILSIM_COMPILE=1``, setup.py) shows exactly what the pure one shows.
+
+``make compiled`` builds the package's wheel with the hot modules compiled by mypyc and
+unpacks it in ``.build/compiled``; ``make bench`` measures that build. Here it runs in a
+child process (``-P``, so the checkout's own ``simulator/`` cannot shadow it) over the
+whole golden corpus (every shipped scenario, the test data, the chaos corpus) and a
+varied workload, and every trace, ``--json`` result, mailbox and explanation must be
+byte-identical to the pure Python's. The child first proves that each module setup.py
+lists was loaded as a C extension: otherwise this would compare the pure engine with itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import need_tool
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("golden", ROOT / "tools" / "golden.py")
+assert spec is not None and spec.loader is not None
+golden = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(golden)
+
+pytestmark = pytest.mark.requires_tool("mailsim-compiled")
+
+VARIED_SIZE = 10_000
+
+# run in the child: which module files were loaded, the corpus digests, and a varied run's digests
+CHILD = """
+import importlib, importlib.util, json, sys
+from pathlib import Path
+root, varied = Path(sys.argv[1]), sys.argv[2]
+mods = json.loads(sys.argv[3])
+files = {m: importlib.import_module(m).__file__ for m in mods}
+spec = importlib.util.spec_from_file_location("golden", root / "tools" / "golden.py")
+golden = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(golden)
+import simulator
+_result, digests = golden.run_digests(simulator, varied, Path(varied).with_suffix(".jsonl"))
+print(json.dumps({"files": files, "corpus": golden.digests(root), "varied": digests}))
+"""
+
+
+def hot_modules() -> list[str]:
+    """setup.py's ``HOT_MODULES`` as module names (read, not imported: importing setup.py runs setup())."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "HOT_MODULES"
+                                                for t in node.targets):
+            paths = ast.literal_eval(node.value)
+            return [p.removesuffix(".py").replace("/", ".") for p in paths]
+    raise AssertionError("setup.py has no HOT_MODULES")
+
+
+@pytest.fixture(scope="module")
+def compiled_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    build = need_tool("mailsim-compiled")
+    from benchmarks.varied import scenario_text
+
+    tmp = tmp_path_factory.mktemp("compiled")
+    varied = tmp / "varied.yaml"
+    varied.write_text(scenario_text(VARIED_SIZE))
+    env = {**os.environ, "PYTHONPATH": build}
+    proc = subprocess.run([sys.executable, "-P", "-c", CHILD, str(ROOT), str(varied), json.dumps(hot_modules())],
+                          cwd=tmp, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out: dict[str, object] = json.loads(proc.stdout)
+    out["varied_path"] = str(varied)
+    return out
+
+
+def test_setup_lists_modules_that_exist() -> None:
+    mods = hot_modules()
+    assert len(mods) >= 5
+    for m in mods:
+        assert (ROOT / (m.replace(".", "/") + ".py")).is_file(), m
+
+
+def test_every_hot_module_is_a_c_extension_in_the_build(compiled_run: dict[str, object]) -> None:
+    files = compiled_run["files"]
+    assert isinstance(files, dict) and set(files) == set(hot_modules())
+    build = str(Path(need_tool("mailsim-compiled")).resolve())
+    for mod, path in files.items():
+        assert path.endswith(".so") or path.endswith(".pyd"), f"{mod} was loaded from {path}, not compiled"
+        assert str(Path(path).resolve()).startswith(build), f"{mod} came from {path}, outside the build"
+
+
+def test_corpus_outputs_are_byte_identical_to_the_pure_engine(compiled_run: dict[str, object]) -> None:
+    recorded = json.loads(golden.GOLDEN.read_text())  # what the pure engine shows (tests/test_golden.py)
+    compiled = compiled_run["corpus"]
+    assert isinstance(compiled, dict) and set(compiled) == set(recorded)
+    assert golden.diff(recorded, compiled) == []
+
+
+def test_varied_run_is_byte_identical_to_the_pure_engine(compiled_run: dict[str, object],
+                                                          tmp_path: Path) -> None:
+    """Emails that differ: per-message draws, quota runs, greylisting, bounces — the paths the corpus is small on."""
+    import simulator
+
+    varied = Path(str(compiled_run["varied_path"]))
+    _result, pure = golden.run_digests(simulator, str(varied), tmp_path / "trace.jsonl")
+    assert compiled_run["varied"] == pure
