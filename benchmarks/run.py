@@ -37,7 +37,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+    sys.path.append(str(ROOT))  # after PYTHONPATH: a child given the compiled build must not import the checkout's
 
 HERE = ROOT / "benchmarks"
 FULL_SIZES = (10_000, 100_000, 1_000_000)
@@ -277,16 +277,21 @@ def child_main(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------
 # parent
 # ------------------------------------------------------------------------------------------
-def spawn(argv: list[str], label: str, log: Any) -> dict[str, Any] | None:
+def spawn(argv: list[str], label: str, log: Any, build: str | None = None) -> dict[str, Any] | None:
+    """Run a child of this script; ``build``: "compiled" or "source" (default: the judged one, see varied_bench)."""
+    from benchmarks.varied_bench import build_env, default_build
+
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
     log(f"[dim]… {label}[/dim]")
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False,
+                          env=build_env(build or default_build()))
     wall = time.perf_counter() - t
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             res: dict[str, Any] = json.loads(line[len("RESULT "):])
             res["process_wall_seconds"] = wall
+            res["build"] = build or default_build()
             return res
     log(f"[bold red]{label} failed (exit {proc.returncode})[/bold red]\n{proc.stderr[-3000:]}")
     return None
@@ -437,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     load_at_start = list(os.getloadavg())
     log = console.print
+    from benchmarks.varied_bench import default_build
+
+    build = default_build()
+    log(f"engine build measured: [bold]{build}[/bold]" + (" (mypyc, .build/compiled from `make compiled`; the varied "
+                                                         "section also runs the pure source)" if build == "compiled"
+                                                         else " (no compiled build: `make compiled`)"))
 
     # -- sections: each spawns its own children and returns what it measured --
     ms, nv, nv0 = section_per_size(sizes, rep, not args.no_naive, log)
@@ -452,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "bench_wall_seconds": round(time.time() - started, 1),
         "machine": {**machine_info(), "load_average_at_start": load_at_start},
+        "build": build,
         "workload": {"batch_size": BATCH_SIZE, "batches": {str(n): batches_for(n) for n in sizes},
                      "recipient_domains": 3, "properties": 30, "batch_every": "1m",
                      "token_expiry": "region sender at the middle batch, resync 2h later", "transport": "memory"},
@@ -545,7 +557,7 @@ def section_profile(size: int, log: Log) -> dict[str, Any] | None:
     """cProfile of one run, written to benchmarks/profile-<size>k.txt (ratios only: the profiler inflates)."""
     out = HERE / f"profile-{size // 1000}k.txt"
     return spawn(["--child", "profile", "--size", str(size), "--profile-out", str(out)],
-                 f"cProfile {size:,} emails", log)
+                 f"cProfile {size:,} emails", log, "source")  # cProfile cannot see into compiled functions
 
 
 def section_varied(sizes: list[int], rounds: int, profile: bool, log: Log) -> dict[str, Any]:
@@ -565,7 +577,7 @@ def section_varied(sizes: list[int], rounds: int, profile: bool, log: Log) -> di
     if profile:
         path = HERE / "profile-varied-100k.txt"
         out["profile"] = spawn(["--child", "profile", "--workload", "varied", "--size", "100000", "--profile-out",
-                                str(path)], "cProfile, varied 100,000 emails", log)
+                                str(path)], "cProfile, varied 100,000 emails", log, "source")
     return out
 
 
