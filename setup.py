@@ -19,8 +19,12 @@ from setuptools import setup
 # group of modules together; an import cycle inside the group crashed at import). Tests hold the
 # compiled build to the pure one on every scenario; keep this list and tests/test_compiled.py in step.
 HOT_MODULES = [
+    "simulator/domain/entities.py",
     "simulator/domain/faults.py",
     "simulator/domain/recipients.py",
+    "simulator/domain/sender.py",
+    "simulator/domain/sync.py",
+    "simulator/domain/world.py",
     "simulator/engine/emails.py",
     "simulator/engine/mta.py",
     "simulator/engine/sim.py",

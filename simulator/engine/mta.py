@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from hashlib import blake2b
 from itertools import repeat
 from operator import attrgetter, is_
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from simulator.domain.sender import SenderDecision
 from simulator.engine.state import Email, Rcpt, RcptSet, Slot
@@ -28,7 +28,7 @@ from simulator.transport.base import Attempt, AttemptResult, Dsn, Repeated, Resu
 class MtaHost(Protocol):
     """What the MTA needs of the engine driving it: the clock's scheduler, DNS, the receivers and the trace."""
 
-    PRIO_MTA: int
+    PRIO_MTA: ClassVar[int]
     scn: Scenario
     dns: DnsView
     receiver: ReceivingServer

@@ -13,7 +13,7 @@ scheduled at ``until``" (DESIGN §8).
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import simpy
 from simpy.events import Event as SimEvent
@@ -68,12 +68,13 @@ def _merge_notes(memo: dict[tuple[str, ...], tuple[str, ...]], notes: tuple[str,
 class Engine:
     """The SimPy model of one run: schedules the timeline, polls, retries and expiries; the rules live in the domain."""
 
-    PRIO_TIMELINE = 0
-    PRIO_FAULT = 1
-    PRIO_POLL = 2
-    PRIO_MTA = 3
-    PRIO_MARK = 4
-    PRIO_CHECK = 5
+    # ClassVar: class constants in the compiled engine too (there, an unmarked one is an instance attribute)
+    PRIO_TIMELINE: ClassVar[int] = 0
+    PRIO_FAULT: ClassVar[int] = 1
+    PRIO_POLL: ClassVar[int] = 2
+    PRIO_MTA: ClassVar[int] = 3
+    PRIO_MARK: ClassVar[int] = 4
+    PRIO_CHECK: ClassVar[int] = 5
 
     def __init__(
         self,
