@@ -68,7 +68,6 @@ def reason_for(reply: Reply, spf_result: str | None) -> str:
 
 
 OK, DEFER, BOUNCE = 0, 1, 2
-_message_id = attrgetter("message_id")
 _delay_of = attrgetter("delay")
 # Rendered invoice messages are far smaller than this: below it a size limit can matter.
 SIZE_CHECK_BOUND = 1_000_000
@@ -220,7 +219,7 @@ class Mta:
         elif len(unit.emails) == 1:
             results = [self.transport.attempt(att)]
         elif self._many is not None:
-            results = self._many(att, list(map(_message_id, unit.emails)))
+            results = self._many(att, [e.message_id for e in unit.emails])
         else:
             results = [self.transport.attempt(replace(att, message_id=e.message_id, render=render_for(e)))
                        for e in unit.emails]
@@ -444,7 +443,11 @@ class Mta:
                 else:
                     by: dict[int, list[int] | range] = {}
                     for i, rid in enumerate(seg, pos):
-                        by.setdefault(rid, []).append(i)  # type: ignore[union-attr]
+                        part = by.get(rid)
+                        if part is None:
+                            by[rid] = [i]
+                        else:
+                            part.append(i)  # type: ignore[union-attr]
                     groups.append((rs, True, by))
                 pos += k
         else:

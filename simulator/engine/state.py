@@ -143,7 +143,7 @@ class Email:
         out: list[Email] = []
         append = out.append
         for mid in message_ids:
-            e = cls()  # no __init__: the slots are set here
+            e = Email()  # no __init__: the slots are set here (the class named: compiled, a direct construction)
             e.message_id = mid
             e.origin = origin
             e.status = status

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from hashlib import blake2b
 from itertools import repeat
-from typing import Any, Protocol, overload
+from typing import Any, Final, Protocol, overload
 
 from mypy_extensions import mypyc_attr
 
@@ -23,7 +24,7 @@ from simulator.net.zone import Zone
 from simulator.scenario.model import Scenario
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Attempt:
     """One SMTP transaction to attempt: the envelope, the client IP and HELO, the MX, and the message.
 
@@ -44,8 +45,26 @@ class Attempt:
     render: Callable[[], bytes]  # the message as it goes on the wire (built only if needed)
     size: int | None = None  # declared SIZE (RFC 1870); set when the receiver's limit could matter
 
+    # written out (init=False): the same as the generated one in Python, and compiled (setup.py) a native
+    # constructor instead of the dataclasses module's generated Python function, once per envelope
+    def __init__(self, now: int, message_id: str, attempt: int, client_ip: str, helo: str, mail_from: str,
+                 domain: str, mx_host: str, mx_ip: str, rcpts: tuple[str, ...], render: Callable[[], bytes],
+                 size: int | None = None) -> None:
+        self.now = now
+        self.message_id = message_id
+        self.attempt = attempt
+        self.client_ip = client_ip
+        self.helo = helo
+        self.mail_from = mail_from
+        self.domain = domain
+        self.mx_host = mx_host
+        self.mx_ip = mx_ip
+        self.rcpts = rcpts
+        self.render = render
+        self.size = size
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class AttemptResult:
     """The replies of one transaction, per stage and per recipient, and where the receiver filed it.
 
@@ -58,6 +77,14 @@ class AttemptResult:
     spf_result: str | None  # the receiver's SPF verdict, when it got as far as DATA
     spf_explanation: str = ""
     delay: int = 0  # seconds the transaction took in virtual time (slow faults)
+
+    def __init__(self, replies: tuple[Reply, ...], folder: str | None, spf_result: str | None,
+                 spf_explanation: str = "", delay: int = 0) -> None:  # written out: see Attempt
+        self.replies = replies
+        self.folder = folder
+        self.spf_result = spf_result
+        self.spf_explanation = spf_explanation
+        self.delay = delay
 
 
 @mypyc_attr(native_class=False)  # a list subclass (see RcptSet)
@@ -321,6 +348,8 @@ def _quota_runs(env: _Envelope, message_ids: Sequence[str]) -> list[AttemptResul
     return out
 
 
+_UPDATE: Final = blake2b.update
+_DIGEST: Final = blake2b.digest
 Draw = tuple[Any, str, bytes]  # (hash state after the fault's prefix, the key's tail after the message id, threshold)
 
 
@@ -453,20 +482,21 @@ class _Envelope:
             return out
         if start:
             mids = mids[start:]
+        update, digest = _UPDATE, _DIGEST  # the hash's methods called as functions (compiled: no lookup by name)
         if len(draws) == 1:
             ((head, tail, below),) = draws
             copy = head.copy
             for i, mid in enumerate(mids, start):
                 h = copy()
-                h.update((mid + tail).encode())
-                if h.digest() < below:
+                update(h, (mid + tail).encode())
+                if digest(h) < below:
                     out.append(i)
             return out
         for i, mid in enumerate(mids, start):
             for head, tail, below in draws:
                 h = head.copy()
-                h.update((mid + tail).encode())
-                if h.digest() < below:
+                update(h, (mid + tail).encode())
+                if digest(h) < below:
                     out.append(i)
                     break
         return out
