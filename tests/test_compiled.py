@@ -139,3 +139,16 @@ def test_behaviour_suites_pass_against_the_compiled_build(tmp_path: Path) -> Non
                            *files], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-2000:])
     assert " passed" in proc.stdout.splitlines()[-1]
+
+
+def test_version_names_the_build() -> None:
+    """``mailsim --version`` says "(compiled engine)" exactly when the compiled build runs."""
+    build = need_tool("mailsim-compiled")
+    cmd = [sys.executable, "-P", "-c", "from simulator.cli.main import main; main()", "--version"]
+    pure = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    fast = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "PYTHONPATH": build})
+    assert pure.returncode == 0 and fast.returncode == 0, (pure.stderr, fast.stderr)
+    assert pure.stdout.startswith("mailsim ") and "compiled" not in pure.stdout
+    assert fast.stdout == pure.stdout.rstrip("\n") + " (compiled engine)\n"

@@ -93,9 +93,11 @@ def _mount(first: str | None = None) -> None:
 
 def _print_version(value: bool) -> None:
     if value:
+        from simulator.engine.state import compiled
         from simulator.trace.writer import package_version
 
-        sys.stdout.write(f"mailsim {package_version()}\n")
+        build = " (compiled engine)" if compiled() else ""  # which build runs (setup.py): worth knowing for speed
+        sys.stdout.write(f"mailsim {package_version()}{build}\n")
         raise typer.Exit(0)
 
 

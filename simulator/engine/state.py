@@ -95,6 +95,11 @@ def message_id_of(invoice: str) -> str:
     return MESSAGE_ID_HEAD + invoice + MESSAGE_ID_TAIL
 
 
+def compiled() -> bool:
+    """Whether this module runs as built by mypyc (setup.py's compiled engine): a compiled function has no __code__."""
+    return not hasattr(message_id_of, "__code__")
+
+
 class Origin:
     """What every email of one batch and property shares from the moment the batch completes."""
 
