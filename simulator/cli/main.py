@@ -93,7 +93,7 @@ def _mount(first: str | None = None) -> None:
 
 def _print_version(value: bool) -> None:
     if value:
-        from simulator.engine.state import compiled
+        from simulator.engine.run import compiled
         from simulator.trace.writer import package_version
 
         build = " (compiled engine)" if compiled() else ""  # which build runs (setup.py): worth knowing for speed

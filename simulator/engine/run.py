@@ -8,6 +8,7 @@ from pathlib import Path
 
 from simulator.engine.result import ExpectationResult, RunResult, evaluate, record_watched
 from simulator.engine.sim import Engine, TransportFactory
+from simulator.engine.state import compiled as compiled  # public: which build runs (`mailsim --version`)
 from simulator.scenario.model import Expectation, Scenario
 from simulator.trace.writer import TraceWriter
 
