@@ -56,6 +56,7 @@ _SYNC_LOGGED = (Resync, SetSync, ChangePassword, RemoveSync)
 def _no_emit(t: int, event: str, fields: dict[str, Any]) -> None:
     """``Engine.emit`` when not tracing."""
 
+
 def _merge_notes(memo: dict[tuple[str, ...], tuple[str, ...]], notes: tuple[str, ...],
                  extra: tuple[str, ...]) -> tuple[str, ...]:
     """``notes`` plus ``extra`` without repeats; the emails of one poll share a handful of note sets."""
