@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import platform
@@ -114,6 +115,18 @@ def _libyaml() -> str | None:
 
 #: where ``make compiled`` unpacks the package built with its hot modules compiled by mypyc (setup.py)
 COMPILED_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".build", "compiled")
+
+
+def hot_modules() -> list[str]:
+    """setup.py's ``HOT_MODULES`` (the compiled engine) as module names: read, since importing setup.py runs setup()."""
+    setup_py = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+    with open(setup_py, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "HOT_MODULES"
+                                                for t in node.targets):
+            return [p.removesuffix(".py").replace("/", ".") for p in ast.literal_eval(node.value)]
+    raise AssertionError("setup.py has no HOT_MODULES")
 
 
 def _compiled_build() -> str | None:

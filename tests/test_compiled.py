@@ -16,7 +16,6 @@ constant not marked ``ClassVar`` became an instance attribute there, found this 
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import json
 import os
@@ -25,7 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import need_tool
+from helpers import hot_modules, need_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("golden", ROOT / "tools" / "golden.py")
@@ -67,17 +66,6 @@ import simulator
 _result, digests = golden.run_digests(simulator, varied, Path(varied).with_suffix(".jsonl"))
 print(json.dumps({"files": files, "corpus": golden.digests(root), "varied": digests}))
 """
-
-
-def hot_modules() -> list[str]:
-    """setup.py's ``HOT_MODULES`` as module names (read, not imported: importing setup.py runs setup())."""
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "HOT_MODULES"
-                                                for t in node.targets):
-            paths = ast.literal_eval(node.value)
-            return [p.removesuffix(".py").replace("/", ".") for p in paths]
-    raise AssertionError("setup.py has no HOT_MODULES")
 
 
 @pytest.fixture(scope="module")
