@@ -4,7 +4,7 @@ Everything else about the package is in ``pyproject.toml``. Without the variable
 default, and always for ``pip install -e``) the package is pure Python. With it, the
 modules every email of a run passes through are compiled to C extensions by mypyc
 (mypy's compiler, as black and mypy itself ship): the same source, the same results
-byte for byte (``tests/test_compiled.py``), ≈1.6× faster to simulate. The build backend
+byte for byte (``tests/test_compiled.py``), ≈1.8× faster to simulate (docs/performance.md). The build backend
 (tools/build_backend.py) asks pip for mypy then; ``make compiled`` builds without isolation
 from the dev venv, which has it (docs/performance.md).
 """

@@ -281,17 +281,17 @@ def spawn(argv: list[str], label: str, log: Any, build: str | None = None) -> di
     """Run a child of this script; ``build``: "compiled" or "source" (default: the judged one, see varied_bench)."""
     from benchmarks.varied_bench import build_env, default_build
 
+    build = build or default_build()
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
     log(f"[dim]… {label}[/dim]")
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False,
-                          env=build_env(build or default_build()))
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False, env=build_env(build))
     wall = time.perf_counter() - t
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             res: dict[str, Any] = json.loads(line[len("RESULT "):])
             res["process_wall_seconds"] = wall
-            res["build"] = build or default_build()
+            res["build"] = build
             return res
     log(f"[bold red]{label} failed (exit {proc.returncode})[/bold red]\n{proc.stderr[-3000:]}")
     return None

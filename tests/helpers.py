@@ -113,10 +113,6 @@ def _libyaml() -> str | None:
     return "yaml.CParser" if yamltree._LibyamlParser is not None else None
 
 
-#: where ``make compiled`` unpacks the package built with its hot modules compiled by mypyc (setup.py)
-COMPILED_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".build", "compiled")
-
-
 def hot_modules() -> list[str]:
     """setup.py's ``HOT_MODULES`` (the compiled engine) as module names: read, since importing setup.py runs setup()."""
     setup_py = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
@@ -130,7 +126,10 @@ def hot_modules() -> list[str]:
 
 
 def _compiled_build() -> str | None:
-    return COMPILED_BUILD if os.path.exists(os.path.join(COMPILED_BUILD, ".built")) else None
+    """Where ``make compiled`` unpacked the compiled engine, when it did (the benchmarks' own check)."""
+    from benchmarks.varied_bench import COMPILED, compiled_available
+
+    return str(COMPILED) if compiled_available() else None
 
 
 def _atheris_wheel_exists() -> bool:
