@@ -450,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
                                                          else " (no compiled build: `make compiled`)"))
 
     # -- sections: each spawns its own children and returns what it measured --
+    # the network section first: its sink writes a file per message, and the sections below delete
+    # large files (a 1M trace), which on this VM's ext4 slows file creation for a while (network.py's _LATER)
+    network = None if args.no_network else section_network(args.quick, log)
     ms, nv, nv0 = section_per_size(sizes, rep, not args.no_naive, log)
     trace = None if args.no_trace else section_trace(max(sizes), log)
     linearity = None if args.no_linearity or len(sizes) < 2 else section_linearity(sizes, args.rounds, log)
@@ -488,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep_target(sweep, targets)
         results["all_targets_met"] = all(t["status"] != "MISSED" for t in targets)
     if not args.no_network:
-        results["network"] = section_network(args.quick, log)
+        results["network"] = network
     results["bench_wall_seconds"] = round(time.time() - started, 1)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print_report(console, sizes, ms, nv, nv0, per_size, results)
