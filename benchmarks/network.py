@@ -440,13 +440,13 @@ def bench_smtp_source(n: int, rounds: int) -> dict[str, Any]:
     bare_s: list[float] = []
     sink_s: list[float] = []
     stored: list[int] = []
-    disk = settle_disk()
     # every round's Maildir is removed after the last round, not before the next one: deleting a
     # thousand files on this VM's ext4 (mounted with ``discard``) slowed the next ~20 s of file
     # creation to ≈2× (sink rounds of 1.4–1.5 s instead of 0.66–0.82 s; bare aiosmtpd writes no
     # files, so only one side paid for the harness's own clean-up)
     roots: list[Path] = []
     try:
+        disk = settle_disk(roots)
         for _ in range(rounds):
             _source_round(tool, n, bare_s, sink_s, stored, roots)
     finally:
@@ -468,7 +468,7 @@ SETTLE_WAIT = 240.0  # seconds at most
 SETTLED_PROBES, PROBE_EVERY = 5, 2.5
 
 
-def settle_disk(wait: float = SETTLE_WAIT, files: int = 50) -> dict[str, Any]:
+def settle_disk(keep: list[Path], wait: float = SETTLE_WAIT, files: int = 50) -> dict[str, Any]:
     """Wait (at most ``wait`` s) until creating a Maildir-sized file and renaming it takes < SETTLED_US µs.
 
     Only the sink writes files, so the comparison with bare aiosmtpd measures the disk as
@@ -476,11 +476,12 @@ def settle_disk(wait: float = SETTLE_WAIT, files: int = 50) -> dict[str, Any]:
     and 130–950 µs for minutes after many files were deleted anywhere on it (the same sink
     code: 1.37× bare aiosmtpd on a settled disk, 0.62–0.81× within minutes of deletions). Each
     probe is ``files`` files in a directory of the same temporary root the sink uses, kept
-    until the end (removing them would be a deletion too); ``SETTLED_PROBES`` in a row must pass.
+    until the caller removes ``keep`` (removing them now would be a deletion too); ``SETTLED_PROBES``
+    in a row must pass.
     Returns the probes' medians (µs) and the seconds waited, for the report.
     """
     root = Path(tempfile.mkdtemp(prefix="mailsim-bench-disk-"))
-    _remove(root)
+    keep.append(root)
     (root / "tmp").mkdir()
     (root / "new").mkdir()
     body = b"x" * 800

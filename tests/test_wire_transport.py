@@ -14,6 +14,7 @@ import email.policy
 import json
 import smtplib
 import socket
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -478,6 +479,36 @@ def test_network_benchmark_pieces_are_correct_at_tiny_sizes() -> None:
     s = bench_sink_clients(3, 4)
     assert s["ok"] and s["distinct_stored"] == s["on_disk"] == 12
     assert bench_dns(20)["ok"]
+
+
+def test_network_benchmark_keeps_its_files_until_the_end_and_probes_the_disk(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deletions slow this VM's file creation for minutes, so a whole network run removes its directories
+    only after the last measurement, and the smtp-source comparison first waits for a settled disk."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    import benchmarks.network as net
+
+    monkeypatch.setattr(net, "_LATER", [])
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    net._remove(kept)
+    later = net._LATER
+    assert kept.exists() and later == [kept]
+    monkeypatch.setattr(net, "_LATER", None)
+    net._remove(kept)
+    assert not kept.exists()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    keep: list[Path] = []
+    probe = net.settle_disk(keep, wait=0.0, files=5)  # one probe, then out of time: never "settled" on one probe
+    assert len(probe["file_us"]) == 1 and probe["file_us"][0] > 0 and probe["settled"] is False
+    (probe_dir,) = keep
+    assert len(list((probe_dir / "new").iterdir())) == 5  # created and renamed, not deleted
+    monkeypatch.setattr(net, "SETTLED_US", 1e9)
+    monkeypatch.setattr(net, "PROBE_EVERY", 0.0)
+    settled = net.settle_disk(keep, wait=60.0, files=2)
+    assert settled["settled"] is True and len(settled["file_us"]) == net.SETTLED_PROBES
 
 
 SLOW_SCENARIOS = sorted((ROOT / "tests" / "data" / "chaos").glob("*.yaml"))
