@@ -131,13 +131,14 @@ def test_linearity_child_runs_every_size_interleaved() -> None:
     assert out["ok"] and out["kind"] == "linearity" and out["measure"] == "cpu"
     for n in ("1000", "2000", "3000"):
         assert len(out["cpu_seconds"][n]) == len(out["wall_seconds"][n]) >= 2
-        assert out["raw"][n]["runs"] == len(out["cpu_seconds"][n])
-        assert out["wall"]["raw"][n]["runs"] == len(out["wall_seconds"][n])
+        assert out["raw"][n]["samples"] == len(out["cpu_seconds"][n]) == 2  # one sample per size and round
+        assert out["wall"]["raw"][n]["samples"] == len(out["wall_seconds"][n])
     assert out["raw"]["1000"]["vs_smallest"] == 1.0
     assert [(m["from"], m["to"]) for m in out["marginal"]] == [(1000, 2000), (2000, 3000)]
-    assert bench_run.linearity_repeats(3000, 3000) == 1
-    assert bench_run.linearity_repeats(1000, 3000) == 1
-    assert bench_run.linearity_repeats(10_000, 1_000_000) == 8
+    # a sample is as many emails as one run of the largest size
+    assert out["runs_per_sample"] == {"1000": 3, "2000": 1, "3000": 1}
+    assert bench_run.runs_per_sample(10_000, 1_000_000) == 100
+    assert bench_run.runs_per_sample(100_000, 1_000_000) == 10
 
 
 @pytest.mark.timeout(600)  # every benchmark at tiny sizes, in child processes: ~80 s on a loaded 2-core machine
