@@ -76,6 +76,30 @@ def test_the_store_files_each_folder_once_per_address_any_case() -> None:
     assert store.box("jane@client.example").stored == 3
 
 
+def test_copies_filed_as_runs_read_back_in_filing_order_and_stay_as_filed() -> None:
+    """A mailbox keeps runs and makes the per-copy tuples when read; the caller's list may change afterwards."""
+    server = ReceivingServer((), (), 1, lambda _n, _i, _m, _h: ("pass", ""), MailStore())
+    store = server.store
+    ids = ["<a@x>", "<b@x>"]
+    server.file_copies(["Jane@client.example", "bob@client.example"], "inbox", ids, 5)
+    ids[:] = ["<changed@x>"]  # an MTA reuses its list: what was filed does not change
+    store.file("jane@client.example", "bounce", "<dsn@x>", 6)
+    server.file_copies(["jane@client.example"], "junk", ("<c@x>",), 7)
+    jane = store.box("jane@client.example")
+    assert (jane.inbox, jane.junk, jane.bounces, jane.stored) == (2, 1, 1, 3)
+    want = [("<a@x>", "inbox", 5), ("<b@x>", "inbox", 5), ("<dsn@x>", "bounce", 6), ("<c@x>", "junk", 7)]
+    assert jane.messages == want
+    assert jane == Mailbox(2, 1, 1, want) and jane != Mailbox(2, 1, 1, want[:3]) and jane != object()
+    assert "messages=[('<a@x>', 'inbox', 5)" in repr(jane)
+    # the list read is the mailbox's own: a change to it (the sink's undo) is the mailbox's, and later copies follow it
+    del jane.messages[0]
+    server.file_copies(["jane@client.example"], "inbox", ["<d@x>"], 8)
+    assert jane.messages == [*want[1:], ("<d@x>", "inbox", 8)]
+    assert store.box("bob@client.example").messages == [("<a@x>", "inbox", 5), ("<b@x>", "inbox", 5)]
+    with pytest.raises(TypeError):
+        hash(jane)
+
+
 # -- stages -------------------------------------------------------------------------------------------
 
 
