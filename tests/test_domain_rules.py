@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from helpers import run
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.domain import contacts, faults
 from simulator.domain import events as ev
@@ -512,6 +514,17 @@ def test_times_are_written_in_utc_with_a_z() -> None:
     start = datetime(2026, 11, 2, 9, tzinfo=timezone(timedelta(hours=-5)))
     assert format_time(start, 0) == "2026-11-02T14:00:00Z"
     assert format_time(start, -95 * DAY + 61) == "2026-07-30T14:01:01Z"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9990, 1, 1),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=13,
+                                                                                                   minutes=45))])),
+       st.integers(-10**8, 10**8))
+def test_times_are_formatted_as_strftime_formats_them(start: datetime, t: int) -> None:
+    """format_time writes the fields itself (strftime per call was a small run's fixed cost): the same text."""
+    want = (start + timedelta(seconds=t)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert format_time(start, t) == want
 
 
 def test_make_event_builds_each_kind_with_its_arguments() -> None:

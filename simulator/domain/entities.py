@@ -257,6 +257,10 @@ class MailboxDomain:
 
 
 def format_time(start: datetime, t: int) -> str:
-    """ISO-8601 in UTC with a Z, the one format every output uses."""
+    """ISO-8601 in UTC with a Z, the one format every output uses.
+
+    Formatted from the fields: ``strftime`` (a time tuple and a format string rebuilt per call,
+    ≈10 µs) was a visible part of a small run's fixed cost, for a handful of calls.
+    """
     ts = (start + timedelta(seconds=t)).astimezone(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}Z"
