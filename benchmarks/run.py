@@ -498,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         "all_targets_met": all(t["status"] != "MISSED" for t in targets),
     }
     if not args.no_varied:
-        results["varied"] = section_varied(sizes, args.rounds, not (args.no_profile or args.quick), log)
+        results["varied"] = section_varied(sizes, args.rounds, not (args.no_profile or args.quick), log,
+                                           paired=not args.no_naive)
         add_varied_targets(results["varied"], best_naive, targets)
         results["all_targets_met"] = all(t["status"] != "MISSED" for t in targets)
     if not args.no_sweep:
@@ -578,12 +579,13 @@ def section_profile(size: int, log: Log) -> dict[str, Any] | None:
                  f"cProfile {size:,} emails", log, "source")  # cProfile cannot see into compiled functions
 
 
-def section_varied(sizes: list[int], rounds: int, profile: bool, log: Log) -> dict[str, Any]:
-    """Issue 12: the varied workload as whole ``mailsim run`` processes, in-process linearity, a profile."""
+def section_varied(sizes: list[int], rounds: int, profile: bool, log: Log, paired: bool = True) -> dict[str, Any]:
+    """Issue 12: the varied workload as whole ``mailsim run`` processes (each round paired with a run of the
+    naive model unless ``--no-naive``), in-process linearity, a profile."""
     from benchmarks.varied_bench import measure
 
     log("[bold]varied workload[/bold] (benchmarks/varied.py: emails that differ)")
-    out: dict[str, Any] = {"processes": measure(sizes, log)}
+    out: dict[str, Any] = {"processes": measure(sizes, log, paired)}
     out["linearity"] = None if len(sizes) < 2 else spawn(
         ["--child", "linearity", "--workload", "varied", "--lin-sizes", ",".join(map(str, sizes)),
          "--rounds", str(max(2, rounds - 2))], "varied linearity (in-process CPU, interleaved)", log)
