@@ -153,7 +153,6 @@ class Engine:
         self.watch: dict[tuple[str, str | None], set[str]] = {}  # (invoice, recipient) -> states seen
         self.watcher: Callable[[], None] | None = None  # records ``watch`` after each model step
         self.batches = self.directory.batches
-        self._id_tails: dict[int, list[str]] = {}  # compact batch size -> "-0001@mailsim.invalid>", …
 
     # -- the world, by the names the engine's readers use (read-only views of ``self.world``) --
     @property
@@ -334,7 +333,7 @@ class Engine:
                 per_prop[pid] = (Origin(bid, pid, t, None, plans, None), EmailStatus.NA.value, why, warn, rs)
             else:
                 per_prop[pid] = (Origin(bid, pid, t, t, plans, group), EmailStatus.IN_QUEUE.value, None, warn, rs)
-        emails, slots = build_emails(b, per_prop, self._id_tails)
+        emails, slots = build_emails(b, per_prop)
         if tracing:
             for e in emails:
                 self.emit(t, "invoice.status", {"invoice": e.invoice, "batch": bid, "email_status": e.status,
