@@ -4,10 +4,11 @@ Every measurement runs in a fresh subprocess (this same file with ``--child``) s
 peak RSS is that run's own. The parent collects one JSON line per child, writes
 ``benchmarks/results.json``, prints a table, and exits 0 even when a target is missed.
 
-Sections (one function each, run in this order by :func:`main`): ``mailsim`` and ``naive``
-per size, ``trace`` (trace on at the largest size), ``linearity`` (every size in one process,
-interleaved, many repeats: DESIGN §8's in-process per-email cost), ``profile``, ``sweep`` (issue 6:
-sweep scaling, benchmarks/sweep.py), ``network``.
+Sections (one function each, run in this order by :func:`main`): ``network`` (first: only the
+sink writes files, see network.py), ``mailsim`` and ``naive`` per size, ``linearity`` (every size
+in one process, interleaved samples of equal emails: DESIGN §8's in-process per-email cost),
+``profile``, ``varied`` (issue 12), ``sweep`` (issue 6: sweep scaling, benchmarks/sweep.py), and
+last ``trace`` (trace on at the largest size: its 645 MB file disturbs whatever runs after it).
 
     .venv/bin/python benchmarks/run.py                    # the full §6 set: 10k, 100k, 1M
     .venv/bin/python benchmarks/run.py --quick            # 10k and 100k, no profile
@@ -469,9 +470,16 @@ def main(argv: list[str] | None = None) -> int:
     # large files (a 1M trace), which on this VM's ext4 slows file creation for a while (network.py's _LATER)
     network = None if args.no_network else section_network(args.quick, log)
     ms, nv, nv0 = section_per_size(sizes, rep, not args.no_naive, log)
-    trace = None if args.no_trace else section_trace(max(sizes), log)
     linearity = None if args.no_linearity or len(sizes) < 2 else section_linearity(sizes, args.rounds, log)
     profile = None if args.no_profile or args.quick else section_profile(args.profile_size, log)
+    varied = None if args.no_varied else section_varied(sizes, args.rounds, not (args.no_profile or args.quick),
+                                                        log, paired=not args.no_naive)
+    sweep = None if args.no_sweep else section_sweep(args.quick, log)
+    # last: the trace-on run writes a 645 MB trace and deletes it, and for a minute or more the kernel's
+    # writeback and this VM's discards share the two cores with whatever runs next — the linearity
+    # section measured right after it came out 1.3–1.7× slower than a minute later (0.61 against
+    # 0.36 µs/email at 10k), and unevenly across sizes
+    trace = None if args.no_trace else section_trace(max(sizes), log)
 
     best_naive = {n: max((x for x in (nv.get(n), nv0.get(n)) if x), key=lambda x: x["emails_per_s"])
                   for n in sizes if n in nv or n in nv0}
@@ -497,13 +505,12 @@ def main(argv: list[str] | None = None) -> int:
         "targets": targets,
         "all_targets_met": all(t["status"] != "MISSED" for t in targets),
     }
-    if not args.no_varied:
-        results["varied"] = section_varied(sizes, args.rounds, not (args.no_profile or args.quick), log,
-                                           paired=not args.no_naive)
-        add_varied_targets(results["varied"], best_naive, targets)
+    if varied is not None:
+        results["varied"] = varied
+        add_varied_targets(varied, best_naive, targets)
         results["all_targets_met"] = all(t["status"] != "MISSED" for t in targets)
     if not args.no_sweep:
-        results["sweep"] = sweep = section_sweep(args.quick, log)
+        results["sweep"] = sweep
         sweep_target(sweep, targets)
         results["all_targets_met"] = all(t["status"] != "MISSED" for t in targets)
     if not args.no_network:
