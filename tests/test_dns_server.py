@@ -659,3 +659,33 @@ def test_unreachable_rules_exact_names_and_some_types() -> None:
                 quiet.resolve("picky.example", "TXT")
             with pytest.raises(DnsTimeout):
                 quiet.resolve("x.picky.example", "TXT")
+
+
+def test_memory_answers_are_kept_per_zone_version_and_only_without_dns_faults() -> None:
+    """SPF asks the same questions for every sender: the memory resolver keeps an answer until the zone
+    changes (every change bumps its version); an error is asked again; with DNS faults nothing is kept
+    (a fault may answer differently at another time)."""
+    zone = Zone([DnsRecord("a.example", "A", "192.0.2.1"), DnsRecord("a.example", "TXT", "v=spf1 -all")])
+    mem = MemoryResolver(zone)
+    first = mem.resolve("a.example", "A")
+    first.append("mutated by a caller")
+    assert mem.resolve("a.example", "A") == ["192.0.2.1"]  # a copy each time: the kept answer is intact
+    zone.set("a.example", "A", "192.0.2.2")
+    assert mem.resolve("a.example", "A") == ["192.0.2.2"]
+    zone.delete("a.example", "A")
+    assert mem.resolve("a.example", "A") == []
+    with pytest.raises(NXDomain):
+        mem.resolve("gone.example", "A")
+    zone.set("gone.example", "A", "192.0.2.9")
+    assert mem.resolve("gone.example", "A") == ["192.0.2.9"]
+    zone.set_unreachable(["a.example"])
+    with pytest.raises(DnsTimeout):
+        mem.resolve("a.example", "TXT")
+    # a timeout from the second minute: with a DNS fault the answer follows the clock, nothing is kept
+    t = [0]
+    faulty = MemoryResolver(Zone([DnsRecord("b.example", "A", "192.0.2.3")]), now=lambda: t[0],
+                            faults=[Fault(index=0, kind="dns_timeout", target="b.example", at=60, for_=60)])
+    assert faulty.resolve("b.example", "A") == ["192.0.2.3"]
+    t[0] = 61
+    with pytest.raises(DnsTimeout):
+        faulty.resolve("b.example", "A")

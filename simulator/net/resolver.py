@@ -161,12 +161,29 @@ class MemoryResolver:
         self._now = now
         self.faults = tuple(faults)
         self.seed = seed
+        # answers by (name, type) for one zone version, kept only without DNS faults: then an answer
+        # depends on the zone's data alone (every change to it bumps ``zone.version``), and SPF asks the
+        # same questions for every sender (a provider's include, the platform's records)
+        self._answers: dict[tuple[str, str], list[RData]] = {}
+        self._answers_version = -1
 
     @property
     def now(self) -> int:
         return self._now() if callable(self._now) else self._now
 
     def resolve(self, name: str, rdtype: str) -> list[RData]:
+        if self.faults:
+            return self._resolve(name, rdtype)
+        if self._answers_version != self.zone.version:
+            self._answers.clear()
+            self._answers_version = self.zone.version
+        key = (name, rdtype)
+        hit = self._answers.get(key)
+        if hit is None:
+            hit = self._answers[key] = self._resolve(name, rdtype)  # an error is raised again each time
+        return list(hit)
+
+    def _resolve(self, name: str, rdtype: str) -> list[RData]:
         t = rdtype.upper()
         if t not in SUPPORTED_TYPES:
             raise ValueError(f"unsupported query type {rdtype!r}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from simulator.net.spf_macro import PermError, Token, parse_domain_spec, parse_macro_string
 
@@ -117,7 +118,29 @@ def parse_directive(term: str) -> Directive:
 
 
 def parse_record(text: str) -> Record:
-    """Parse a whole selected record up front: §4.6 wants syntax errors anywhere to win."""
+    """Parse a whole selected record up front: §4.6 wants syntax errors anywhere to win.
+
+    Memoised by the record's text (:func:`_parsed`): every sender whose record includes a
+    provider's (Microsoft's, Google's: dozens of ``ip4:``/``ip6:`` terms) parsed that same text
+    again, ≈0.2 ms a check — a tenth of a small varied run went to it. The record returned is
+    shared: callers read it and never change it.
+    """
+    record, error = _parsed(text)
+    if record is None:
+        raise PermError(error)
+    return record
+
+
+@lru_cache(maxsize=1024)
+def _parsed(text: str) -> tuple[Record | None, str]:
+    """(the record, "") or (None, why it is a permerror): a pure function of the text."""
+    try:
+        return _parse(text), ""
+    except PermError as e:
+        return None, str(e)
+
+
+def _parse(text: str) -> Record:
     terms = [t for t in text.split(" ") if t]
     rec = Record()
     for term in terms[1:]:
