@@ -85,20 +85,17 @@ def run_process(cmd: list[str], build: str = "source") -> dict[str, Any]:
 REPEATS = 3  # rounds per size: the naive model, then a whole process per build; see measure()
 
 
-def naive_cpu(n: int) -> float | None:
+def naive_cpu(n: int, log: Any = print) -> float | None:
     """The naive model's own CPU seconds for ``n`` emails (GC off: its faster way), from run.py's child.
 
     In-process time, so the naive side does not pay for its interpreter's start or its imports
     (the mailsim side does): conservative for the ratio.
     """
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--child", "naive", "--size", str(n),
-           "--repeats", "1", "--gc-off"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False, env=build_env("source"))
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            res = json.loads(line[len("RESULT "):])
-            return float(res["cpu_seconds"]) if res.get("ok") else None
-    return None
+    from benchmarks.run import spawn
+
+    res = spawn(["--child", "naive", "--size", str(n), "--repeats", "1", "--gc-off"],
+                f"naive {n:,} emails, GC off (paired)", log, "source")
+    return float(res["cpu_seconds"]) if res is not None and res.get("ok") else None
 
 
 def _summary(runs: list[dict[str, Any]], n: int) -> dict[str, Any]:
@@ -135,18 +132,19 @@ def measure(sizes: list[int], log: Any = print, paired: bool = True) -> dict[str
             naive: list[float | None] = []
             for _ in range(REPEATS):
                 if paired:
-                    naive.append(naive_cpu(n))
+                    naive.append(naive_cpu(n, log))
                 for b in builds:
                     runs[b].append(run_process(mailsim_command(path), b))
             v = shape(n)
             out[str(n)] = {"emails": n, "build": judged, **_summary(runs[judged], n),
                            "file_bytes": path.stat().st_size, "properties": v.properties,
                            "invalid_contacts": v.invalid_contacts, "unknown_contacts": v.unknown_contacts}
-            if paired and all(x is not None for x in naive):
-                ratios = [float(x) / r["cpu_s"] for x, r in zip(naive, runs[judged], strict=True) if x is not None]
-                out[str(n)]["paired"] = {"naive_cpu_s": naive, "mailsim_cpu_s": [r["cpu_s"] for r in runs[judged]],
+            got = [x for x in naive if x is not None]
+            if paired and len(got) == REPEATS:  # every naive run finished: one pair per round
+                ratios = [x / r["cpu_s"] for x, r in zip(got, runs[judged], strict=True)]
+                out[str(n)]["paired"] = {"naive_cpu_s": got, "mailsim_cpu_s": [r["cpu_s"] for r in runs[judged]],
                                          "ratios": ratios, "median": statistics.median(ratios)}
-                log(f"  varied {n:>9,}: naive model (GC off) {statistics.median(float(x) for x in naive if x):7.2f} s"
+                log(f"  varied {n:>9,}: naive model (GC off) {statistics.median(got):7.2f} s"
                     f" CPU, paired ratios {', '.join(f'{r:.2f}×' for r in ratios)}")
             if judged == "compiled":
                 out[str(n)]["source"] = _summary(runs["source"], n)
