@@ -26,13 +26,17 @@ HOT_MODULES = [
     "simulator/domain/sender.py",
     "simulator/domain/sync.py",
     "simulator/domain/world.py",
+    "simulator/domain/dns.py",
     "simulator/engine/emails.py",
     "simulator/engine/mta.py",
     "simulator/engine/sim.py",
     "simulator/engine/state.py",
     "simulator/net/dnsview.py",
+    "simulator/net/resolver.py",
+    "simulator/net/zone.py",
     "simulator/net/receiver.py",
     "simulator/transport/base.py",
+    "simulator/transport/draws.py",
     "simulator/transport/memory.py",
 ]
 

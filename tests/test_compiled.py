@@ -9,9 +9,10 @@ byte-identical to the pure Python's. The child first proves that each module set
 lists was loaded as a C extension: otherwise this would compare the pure engine with itself.
 
 Then the behaviour suites (:data:`SUITES`: the engine, the stepper and player, explain, replay,
-the domain rules, chaos, sweeps, every scenario) run again in a pytest of their own against the
-compiled build: compiled classes differ from Python ones in ways no output digest shows (a class
-constant not marked ``ClassVar`` became an instance attribute there, found this way).
+the domain rules, chaos, sweeps, every scenario, the DNS zone and resolvers) run again in a pytest
+of their own against the compiled build: compiled classes differ from Python ones in ways no output
+digest shows (a class constant not marked ``ClassVar`` became an instance attribute there, and an
+``except`` name reused for a second exception type refused it, both found this way).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ VARIED_SIZE = 10_000
 # wrongly typed stand-in, which compiled code refuses, stay with the pure engine)
 SUITES = ["test_engine.py", "test_session.py", "test_stepper.py", "test_scenarios.py", "test_explain.py",
           "test_replay.py", "test_world.py", "test_domain.py", "test_domain_rules.py", "test_chaos.py",
-          "test_engine_mut.py", "test_receiver_mut.py", "test_run_maildir.py", "test_timeline.py", "test_sweep.py"]
+          "test_engine_mut.py", "test_receiver_mut.py", "test_run_maildir.py", "test_timeline.py", "test_sweep.py",
+          "test_zone.py", "test_domain_dns.py", "test_dns_server.py"]
 
 # loaded by the inner pytest (-p): fails its session unless the engine it imports is the compiled one
 PROBE = """

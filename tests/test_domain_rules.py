@@ -113,6 +113,29 @@ def test_sync_transitions_keep_every_field() -> None:
         resync(None, None, 0)
 
 
+_times = st.integers(-400 * DAY, 400 * DAY)
+_states = st.builds(SyncState, st.sampled_from(["google", "microsoft365", "zoho"]), _times, _times,
+                    st.sampled_from(["sync", "login"]), st.none() | _times, st.none() | _times, st.booleans())
+
+
+@settings(max_examples=300)
+@given(_states, _times)
+def test_transitions_spelled_out_are_the_replace_they_stand_for(state: SyncState, t: int) -> None:
+    """login/change_password and the world's sync change name every field (no ``dataclasses.replace``):
+    a field added later and forgotten there would silently go back to its default."""
+    new, refreshed = login(state, t, LIFE)
+    if t < expires_at(state, LIFE):
+        assert refreshed and new == replace(state, refreshed=max(state.refreshed, t), refreshed_by="login",
+                                            last_login=t)
+    else:
+        assert not refreshed and new == replace(state, last_login=t)
+    assert change_password(state, t) == replace(state, password_changed=t, password_pending=True)
+    done = apply(W, ev.Login(at=t, user="u1"))
+    after, _ = login(U1, t, LIFE)
+    assert done.world == replace(W, sync={**W.sync, "u1": after})
+    assert list(done.world.sync) == list(W.sync)  # the file's order, which reaches the trace
+
+
 # -- world.apply: each rule's whole result ---------------------------------------------------------
 
 

@@ -328,7 +328,10 @@ def check_record(rtype: str, value: str | tuple[str, ...]) -> str | None:
     if isinstance(value, tuple) or t in TXT_TYPES:
         if isinstance(value, tuple) and t not in TXT_TYPES:
             return f"only TXT and SPF records may hold several strings, not {t}"
-        if isinstance(value, tuple) and not all(isinstance(v, str) for v in value):
+        # the loader hands YAML values as they are (an int among the strings is a problem to report): looked at
+        # as objects, or compiled code would refuse the int itself
+        items: tuple[object, ...] = value if isinstance(value, tuple) else ()
+        if not all(isinstance(v, str) for v in items):
             return "TXT strings must be text"
         try:
             strings = txt_strings(value)
@@ -353,8 +356,8 @@ def check_record(rtype: str, value: str | tuple[str, ...]) -> str | None:
     elif t == "MX":
         try:
             parse_mx(value)
-        except ValueError as e:
-            return str(e)
+        except ValueError as bad_mx:  # its own name: compiled, one name holds one exception type
+            return str(bad_mx)
     elif t in NAME_VALUED_TYPES:
         try:
             canonical_name(value, root=True)

@@ -6,7 +6,7 @@ a login *while the token is still alive*. After expiry only a re-sync revives it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from simulator.domain.entities import Sync
 from simulator.domain.vocabulary import SYNC_PROVIDERS_SUPPORTED
@@ -60,8 +60,10 @@ def expires_at(state: SyncState, lifetime: int) -> int:
 def login(state: SyncState, t: int, lifetime: int) -> tuple[SyncState, bool]:
     """A login refreshes the token only while it is alive; returns (state, refreshed?)."""
     if t < expires_at(state, lifetime):
-        return replace(state, refreshed=max(state.refreshed, t), refreshed_by="login", last_login=t), True
-    return replace(state, last_login=t), False
+        return SyncState(state.provider, state.synced, max(state.refreshed, t), "login", t, state.password_changed,
+                         state.password_pending), True
+    return SyncState(state.provider, state.synced, state.refreshed, state.refreshed_by, t, state.password_changed,
+                     state.password_pending), False
 
 
 def resync(state: SyncState | None, provider: str | None, t: int) -> SyncState:
@@ -76,7 +78,7 @@ def resync(state: SyncState | None, provider: str | None, t: int) -> SyncState:
 
 
 def change_password(state: SyncState, t: int) -> SyncState:
-    return replace(state, password_changed=t, password_pending=True)
+    return SyncState(state.provider, state.synced, state.refreshed, state.refreshed_by, state.last_login, t, True)
 
 
 def verdict(state: SyncState, now: int, lifetime: int) -> SyncVerdict:

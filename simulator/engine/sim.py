@@ -287,8 +287,9 @@ class Engine:
         if self._expiry_traced.get(uid) == (st.refreshed, exp):
             return  # §8: once per expiry (a login at the expiry instant must not trace it twice)
         self._expiry_traced[uid] = (st.refreshed, exp)
-        self.emit(t, "sync.expired", {"user": uid, "refreshed": self.scn.iso(st.refreshed),
-                                      "refreshed_by": st.refreshed_by})
+        if self.tracing:  # the fields cost a time formatting: only for a trace
+            self.emit(t, "sync.expired", {"user": uid, "refreshed": self.scn.iso(st.refreshed),
+                                          "refreshed_by": st.refreshed_by})
 
     def _schedule_expiry(self, uid: str) -> None:
         """A trace marker when a token dies; stale markers (refreshed or lifetime changed since) stay silent."""

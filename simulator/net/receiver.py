@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
+from typing import Any
 
 from simulator.domain.entities import MailboxDomain
 from simulator.domain.faults import (
@@ -217,6 +218,9 @@ class ReceivingServer:
                 raise ValueError(f"the receiver has no behaviour for fault kind {f.kind!r}")
         self._windows = FaultWindows(self.faults)
         self._plans: dict[tuple[str | None, int], DomainPlan] = {}
+        # what a transport derives from this server's plans and keeps while the server lives
+        # (``transport.draws``): keyed by candidate fault indices, which mean something only here
+        self.derived: dict[tuple[object, ...], Any] = {}
         self.seed = seed
         self.spf = spf
         self.store = store if store is not None else MailStore()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeAlias
 
 from simulator.domain.dns import (
     MAX_LABEL,
@@ -55,27 +55,27 @@ class DnsError(Exception):
         self.detail = detail
         super().__init__(f"{self.kind} for {name} {rdtype}" + (f": {detail}" if detail else ""))
 
-    kind = "DNS error"
+    kind: ClassVar[str] = "DNS error"  # ClassVar: compiled, a plain class constant became an instance attribute
 
 
 class NXDomain(DnsError):
-    kind = "NXDOMAIN"
+    kind: ClassVar[str] = "NXDOMAIN"
 
 
 class DnsCnameLoop(DnsError):
-    kind = "CNAME loop"
+    kind: ClassVar[str] = "CNAME loop"
 
 
 class DnsTempError(DnsError):
-    kind = "temporary DNS error"
+    kind: ClassVar[str] = "temporary DNS error"
 
 
 class DnsTimeout(DnsTempError):
-    kind = "DNS timeout"
+    kind: ClassVar[str] = "DNS timeout"
 
 
 class DnsServFail(DnsTempError):
-    kind = "SERVFAIL"
+    kind: ClassVar[str] = "SERVFAIL"
 
 
 class Resolver(Protocol):
@@ -275,19 +275,20 @@ class WireResolver:
                 search=False,
                 raise_on_no_answer=False,
             )
-        except dns.resolver.NXDOMAIN as e:
-            raise NXDomain(qname, t) from e
-        except dns.resolver.NoNameservers as e:
-            errors = e.kwargs.get("errors") or []
+        # one name per clause: compiled, a name keeps the type of its first binding
+        except dns.resolver.NXDOMAIN as nx:
+            raise NXDomain(qname, t) from nx
+        except dns.resolver.NoNameservers as none:
+            errors = none.kwargs.get("errors") or []
             if any(isinstance(err[3], dns.message.ChainTooLong) for err in errors):
-                raise DnsCnameLoop(qname, t) from e
-            raise DnsServFail(qname, t) from e
-        except dns.exception.Timeout as e:
-            raise DnsTimeout(qname, t) from e
-        except dns.message.ChainTooLong as e:
-            raise DnsCnameLoop(qname, t) from e
-        except dns.exception.DNSException as e:
-            raise DnsServFail(qname, t, type(e).__name__) from e
+                raise DnsCnameLoop(qname, t) from none
+            raise DnsServFail(qname, t) from none
+        except dns.exception.Timeout as timeout:
+            raise DnsTimeout(qname, t) from timeout
+        except dns.message.ChainTooLong as loop:
+            raise DnsCnameLoop(qname, t) from loop
+        except dns.exception.DNSException as other:
+            raise DnsServFail(qname, t, type(other).__name__) from other
         if answer.rrset is None:
             return []
         return _dedupe([_rdata_value(rd) for rd in answer.rrset])

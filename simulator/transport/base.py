@@ -13,15 +13,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
 from itertools import repeat
-from typing import Any, Final, Protocol, overload
+from typing import Final, Protocol, overload
 
 from mypy_extensions import mypyc_attr
 
-from simulator.domain.faults import Fault, draw_head, draw_tail, draw_threshold, first_firing
+from simulator.domain.faults import draw_tail, first_firing
 from simulator.net.dnsview import DnsView
-from simulator.net.receiver import DROPPED, FAULT_REPLY, TOO_BIG, DomainPlan, Mailbox, MailStore, ReceivingServer, Reply
+from simulator.net.receiver import DROPPED, FAULT_REPLY, TOO_BIG, Mailbox, MailStore, ReceivingServer, Reply
 from simulator.net.zone import Zone
 from simulator.scenario.model import Scenario
+from simulator.transport.draws import Draw
+from simulator.transport.draws import parts as draw_parts
 
 
 @dataclass(slots=True)
@@ -324,61 +326,6 @@ def _quota_runs(env: _Envelope, message_ids: Sequence[str]) -> list[AttemptResul
 
 _UPDATE: Final = blake2b.update
 _DIGEST: Final = blake2b.digest
-Draw = tuple[Any, str, bytes]  # (hash state after the fault's prefix, the key's tail after the message id, threshold)
-
-
-@dataclass(frozen=True, slots=True)
-class _Parts:
-    """What an envelope takes from its domain's plan at one attempt number, whoever the recipients are.
-
-    Made once per (plan, seed, attempt) and shared: the stages' candidate faults, and every draw a
-    message needs that does not name a recipient (connect, HELO, MAIL, DATA; in that order) with its
-    tail for this attempt. RCPT draws name the recipient: only their (hash state, threshold) are kept.
-    """
-
-    early: list[tuple[str, tuple[Fault, ...]]]
-    mail_staged: bool
-    rcpt_faults: tuple[Fault, ...] | None
-    data_faults: tuple[Fault, ...] | None
-    early_draws: tuple[Draw, ...]
-    data_draws: tuple[Draw, ...]
-    draws: list[Draw]  # early_draws + data_draws: an envelope's draws when no RCPT fault is a candidate
-    rcpt_draws: tuple[tuple[Any, bytes], ...]
-    always: bool  # a connect/HELO/MAIL/DATA candidate that always fires
-    rcpt_always: bool
-    rated: bool
-
-
-_PARTS: dict[tuple[int, int, int], tuple[DomainPlan, _Parts]] = {}
-
-
-def _parts(plan: DomainPlan, seed: int, attempt: int) -> _Parts:
-    key = (id(plan), seed, attempt)
-    hit = _PARTS.get(key)
-    if hit is not None and hit[0] is plan:
-        return hit[1]
-    if len(_PARTS) > 4096:  # plans live as long as their server; a long sweep makes many
-        _PARTS.clear()
-    stages = plan.stages
-    early: list[tuple[str, tuple[Fault, ...]]] = [(st, stages[st]) for st in ("connect", "helo", "mail")
-                                                  if st in stages]
-    rcpt_faults = stages.get("rcpt")
-    data_faults = stages.get("data")
-
-    def draw_of(f: Fault, st: str) -> Draw:
-        return draw_head(seed, f.index), draw_tail("", "", attempt, st), draw_threshold(f.probability)
-
-    early_draws = tuple(draw_of(f, st) for st, fs in early for f in fs)
-    data_draws = tuple(draw_of(f, "data") for f in data_faults or ())
-    parts = _Parts(
-        early=early, mail_staged="mail" in stages, rcpt_faults=rcpt_faults, data_faults=data_faults,
-        early_draws=early_draws, data_draws=data_draws, draws=[*early_draws, *data_draws],
-        rcpt_draws=tuple((draw_head(seed, f.index), draw_threshold(f.probability)) for f in rcpt_faults or ()),
-        always=any(f.probability >= 1.0 for fs in [*(fs for _st, fs in early), data_faults or ()] for f in fs),
-        rcpt_always=any(f.probability >= 1.0 for f in rcpt_faults or ()),
-        rated=plan.policy.rate_limit is not None)
-    _PARTS[key] = (plan, parts)
-    return parts
 
 
 class _Envelope:
@@ -400,7 +347,7 @@ class _Envelope:
         self.n = len(att.rcpts)
         self.seed = server.seed
         plan = server.plan(att.domain, att.now)
-        parts = _parts(plan, self.seed, att.attempt)
+        parts = draw_parts(server, plan, att.attempt)
         self.early = parts.early
         self.mail_staged = parts.mail_staged
         self.rcpt_faults = parts.rcpt_faults
@@ -417,7 +364,7 @@ class _Envelope:
         self.actions: dict[str, tuple[Reply | None, str]] = {}
         self.spf: tuple[str, str] | None = None
         self.shared: dict[tuple[object, ...], AttemptResult] = {}
-        # every draw a message could need, for :meth:`loud` (see _Parts); a fault that always fires: never quiet
+        # every draw a message could need, for :meth:`loud` (see draws.Parts); a fault that always fires: never quiet
         # ``pre_draws``: those of the stages before DATA (connect, HELO, MAIL, RCPT), see _lead
         if parts.rcpt_faults and self.rcpts:
             attempt = att.attempt
