@@ -8,7 +8,11 @@ trailing dot on each path, the printable-ASCII bounds of a label, and every erro
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from simulator.domain.dns import (
     DnsTextError,
@@ -16,6 +20,7 @@ from simulator.domain.dns import (
     canonical_value,
     check_record,
     display,
+    ipv4_text,
     labels_to_name,
     name_key,
     name_to_labels,
@@ -181,3 +186,31 @@ def test_canonical_values() -> None:
     assert canonical_value("MX", "010 MX.Example.") == "10 mx.example"
     assert canonical_value("TXT", ("a\\065", "b")) == ("aA", "b")
     assert canonical_value("spf", "x\\000") == "x\\000"
+
+
+# -- the IPv4 fast path: the canonical spelling decided without ipaddress ---------------------------------
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_every_canonical_ipv4_address_is_recognised(n: int) -> None:
+    text = str(ipaddress.IPv4Address(n))
+    assert ipv4_text(text) == text
+    assert canonical_value("A", f" {text} ") == text and check_record("A", text) is None
+
+
+_octetish = st.text(alphabet="0123456789٣.x -", max_size=5)
+
+
+@given(st.lists(_octetish, min_size=1, max_size=6).map(".".join))
+def test_ipv4_text_accepts_only_what_ipaddress_spells_the_same(text: str) -> None:
+    """Never a false yes (leading zeros, 256, non-ASCII digits, empty or extra octets): None hands it to ipaddress."""
+    try:
+        canonical: str | None = str(ipaddress.IPv4Address(text))
+    except ValueError:
+        canonical = None
+    assert ipv4_text(text) == (text if canonical == text else None)
+
+
+@pytest.mark.parametrize("text", ["01.2.3.4", "1.2.3.256", "1.2.3", "1.2.3.4.5", "1..3.4", "١.2.3.4", "1.2.3.4 "])
+def test_ipv4_text_leaves_every_other_spelling_to_ipaddress(text: str) -> None:
+    assert ipv4_text(text) is None

@@ -29,6 +29,7 @@ from simulator.domain.dns import (
     MAX_LABEL,
     MAX_NAME_WIRE,
     DnsRecord,
+    ipv4_text,
     name_key,
     parse_mx,
     presentation_to_raw,
@@ -135,7 +136,7 @@ def _record_rdata(rec: DnsRecord) -> RData:
         return tuple(s.decode("utf-8", "surrogateescape") for s in txt_strings(rec.value))
     value = str(rec.value)
     if t in ("A", "AAAA"):
-        return str(ipaddress.ip_address(value))
+        return ipv4_text(value) or str(ipaddress.ip_address(value))
     if t == "MX":
         pref, host = parse_mx(value)
         return pref, presentation_to_raw(host)
