@@ -214,3 +214,14 @@ def test_ipv4_text_accepts_only_what_ipaddress_spells_the_same(text: str) -> Non
 @pytest.mark.parametrize("text", ["01.2.3.4", "1.2.3.256", "1.2.3", "1.2.3.4.5", "1..3.4", "١.2.3.4", "1.2.3.4 "])
 def test_ipv4_text_leaves_every_other_spelling_to_ipaddress(text: str) -> None:
     assert ipv4_text(text) is None
+
+
+@given(st.lists(st.binary(max_size=70), min_size=1, max_size=4))
+def test_a_label_escapes_exactly_dot_backslash_and_what_is_not_printable_ascii(labels: list[bytes]) -> None:
+    """The presentation rule octet by octet (RFC 1035 §5.1), against the fast path for plain labels."""
+    def octet(b: int) -> str:
+        if b in (0x2E, 0x5C):
+            return "\\" + chr(b)
+        return chr(b) if 0x21 <= b <= 0x7E else f"\\{b:03d}"
+
+    assert labels_to_name(labels) == ".".join("".join(octet(b) for b in lab.lower()) for lab in labels)

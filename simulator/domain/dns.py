@@ -144,8 +144,10 @@ def canonical_text(text: str) -> str:
 
 
 def _label_text(label: bytes) -> str:
-    if label.isascii() and label.isalnum():
-        return label.decode("ascii")
+    if label.isascii():  # printable ASCII but space, dot and backslash stands for itself (host names: always)
+        text = label.decode("ascii")
+        if text.isprintable() and " " not in text and "." not in text and "\\" not in text:
+            return text
     out: list[str] = []
     for b in label:
         if b in (0x2E, 0x5C):  # . and \

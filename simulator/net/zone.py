@@ -334,37 +334,37 @@ class Zone:
 
     def answer(self, qname: str, qtype: str) -> ZoneAnswer:
         """The authoritative answer to (qname, qtype), no faults applied."""
-        name = normalize_name(qname)
+        name = qn = normalize_name(qname)
         t = qtype.upper()
         out: list[DnsRecord] = []
         chain: list[str] = []
         with self._lock:
             while True:
                 chain.append(name)
-                if self.is_unreachable(name, t):
-                    return ZoneAnswer(normalize_name(qname), t, TIMEOUT, (), False, tuple(chain))
+                if self._unreachable and self.is_unreachable(name, t):
+                    return ZoneAnswer(qn, t, TIMEOUT, (), False, tuple(chain))
                 recs = self._records_at(name)
                 if recs is None:
-                    return ZoneAnswer(normalize_name(qname), t, NXDOMAIN, tuple(out), False, tuple(chain))
+                    return ZoneAnswer(qn, t, NXDOMAIN, tuple(out), False, tuple(chain))
                 if t == "ANY":
                     out.extend(recs)
-                    if not _fits_message(normalize_name(qname), out):
-                        return ZoneAnswer(normalize_name(qname), t, SERVFAIL, (), False, tuple(chain))
-                    return ZoneAnswer(normalize_name(qname), t, NOERROR, tuple(out), False, tuple(chain))
+                    if not _fits_message(qn, out):
+                        return ZoneAnswer(qn, t, SERVFAIL, (), False, tuple(chain))
+                    return ZoneAnswer(qn, t, NOERROR, tuple(out), False, tuple(chain))
                 match = [r for r in recs if r.type == t]
                 if match:
                     out.extend(match)
-                    if not _fits_message(normalize_name(qname), out):
-                        return ZoneAnswer(normalize_name(qname), t, SERVFAIL, (), False, tuple(chain))
-                    return ZoneAnswer(normalize_name(qname), t, NOERROR, tuple(out), False, tuple(chain))
+                    if not _fits_message(qn, out):
+                        return ZoneAnswer(qn, t, SERVFAIL, (), False, tuple(chain))
+                    return ZoneAnswer(qn, t, NOERROR, tuple(out), False, tuple(chain))
                 cnames = [r for r in recs if r.type == "CNAME"]
                 if not cnames or t == "CNAME":
-                    return ZoneAnswer(normalize_name(qname), t, NOERROR, tuple(out), False, tuple(chain))
+                    return ZoneAnswer(qn, t, NOERROR, tuple(out), False, tuple(chain))
                 cname = cnames[0]
                 out.append(cname)
                 target = str(cname.value)
                 if target in chain or len([r for r in out if r.type == "CNAME"]) >= MAX_CNAME_CHAIN:
-                    return ZoneAnswer(normalize_name(qname), t, NOERROR, tuple(out), True, tuple(chain))
+                    return ZoneAnswer(qn, t, NOERROR, tuple(out), True, tuple(chain))
                 name = target
 
     def lookup(
