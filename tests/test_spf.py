@@ -434,3 +434,33 @@ def test_explanations_show_odd_bytes_from_dns_data_escaped() -> None:
     route = DnsView(zone, (), 0).mx(0, "example.com")
     assert route.host == "evil\x1b[31m.example"  # the name itself, as DNS has it
     assert route.detail == r"example.com MX → evil\027[31m.example [192.0.2.9]"
+
+
+# -- §4.3's <domain> check: one pass over the name instead of one per character -----------------------
+
+
+def _valid_domain_by_character(domain: str) -> bool:
+    d = domain[:-1] if domain.endswith(".") else domain
+    if not d or len(d) > 253 or not d.isascii():
+        return False
+    labels = d.split(".")
+    return (len(labels) >= 2 and all(0 < len(lab) <= 63 for lab in labels)
+            and not any(c.isspace() or not c.isprintable() for lab in labels for c in lab)
+            and not labels[-1].isdigit())
+
+
+@settings(max_examples=500)
+@given(st.lists(st.text(alphabet=st.characters(max_codepoint=0x80), max_size=6), min_size=1, max_size=5)
+       .map(".".join))
+def test_valid_domain_is_the_character_by_character_rule(domain: str) -> None:
+    from simulator.net.spf_record import valid_domain
+
+    assert valid_domain(domain) == _valid_domain_by_character(domain)
+
+
+@pytest.mark.parametrize("domain", ["a.b", "a.b.", "a b.example", "a\tb.example", "a\x1fb.example", "a\x7fb.example",
+                                    "example", "1.2.3.4", "a..b", "é.example"])
+def test_valid_domain_cases(domain: str) -> None:
+    from simulator.net.spf_record import valid_domain
+
+    assert valid_domain(domain) == _valid_domain_by_character(domain)

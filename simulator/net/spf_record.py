@@ -179,13 +179,15 @@ def valid_domain(domain: str) -> bool:
     d = domain[:-1] if domain.endswith(".") else domain
     if not d or len(d) > 253 or not d.isascii():
         return False
+    # no whitespace or control character anywhere: for ASCII that is "printable and no space" (the
+    # other whitespace characters are not printable), one pass in C instead of one per character
+    if not d.isprintable() or " " in d:
+        return False
     labels = d.split(".")
     if len(labels) < 2:
         return False
     for label in labels:
         if not 0 < len(label) <= 63:
-            return False
-        if any(c.isspace() or not c.isprintable() for c in label):
             return False
     return not labels[-1].isdigit()
 
