@@ -345,8 +345,9 @@ def check_record(rtype: str, value: str | tuple[str, ...]) -> str | None:
         return None
     if t == "A":
         try:
-            if ipv4_text(value.strip()) is None:
-                ipaddress.IPv4Address(value.strip())
+            v = value.strip()
+            if ipv4_text(v) is None:
+                ipaddress.IPv4Address(v)
         except ValueError:
             return f"A value must be an IPv4 address, got {display(value)!r}"
     elif t == "AAAA":

@@ -300,6 +300,8 @@ class Zone:
 
     def is_unreachable(self, name: str, rtype: str = "ANY") -> bool:
         """Whether a question for ``name`` (of ``rtype``) gets no reply at all."""
+        if not self._unreachable:  # the usual zone: nothing to normalise the name for
+            return False
         n = normalize_name(name)
         t = rtype.upper()
         return any(u.covers(n, t, is_subdomain(n, u.name)) for u in self._unreachable)
@@ -341,7 +343,7 @@ class Zone:
         with self._lock:
             while True:
                 chain.append(name)
-                if self._unreachable and self.is_unreachable(name, t):
+                if self.is_unreachable(name, t):
                     return ZoneAnswer(qn, t, TIMEOUT, (), False, tuple(chain))
                 recs = self._records_at(name)
                 if recs is None:
