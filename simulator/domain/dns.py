@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DNS_RECORD_TYPES: tuple[str, ...] = ("A", "AAAA", "MX", "TXT", "SPF", "CNAME", "PTR", "NS")
 NAME_VALUED_TYPES: frozenset[str] = frozenset({"CNAME", "PTR", "NS"})
@@ -81,6 +81,49 @@ class Dns:
     records: tuple[DnsRecord, ...] = ()
     unreachable: tuple[str, ...] = ()  # each name and everything below it, every type
     unreachable_rules: tuple[Unreachable, ...] = ()  # the mapping form: exact names, some types only
+    # ``records`` as a zone serves them (normalize_record), worked out once per value rather than by every
+    # run's zone: every simulate() of a scenario (a sweep, the stepper stepping back, a benchmark) used to
+    # check and canonicalise each record again. None when a record is invalid: the zone then normalises
+    # and raises as it always did, at the same point of a run.
+    canonical: tuple[DnsRecord, ...] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            canonical: tuple[DnsRecord, ...] | None = tuple(normalize_record(r) for r in self.records)
+        except ValueError:
+            canonical = None
+        object.__setattr__(self, "canonical", canonical)
+
+
+def normalize_name(name: str) -> str:
+    """A presentation name in the zone's one spelling (canonical, lower case, no trailing dot).
+
+    Names compare case-insensitively; one spelling keeps dict lookups exact. A
+    name that cannot be decoded keeps its lower-cased text (it then matches nothing).
+    """
+    n = name.strip()
+    if "\\" not in n and " " not in n:
+        n = n.lower()
+        return n[:-1] if n.endswith(".") and n != "." else n
+    try:
+        return canonical_name(n, root=True)
+    except DnsTextError:
+        return n.lower()
+
+
+def normalize_record(rec: DnsRecord) -> DnsRecord:
+    """``rec`` as a zone holds it: type upper case, name normalised, value canonical; ValueError if invalid.
+
+    A record already in that form is returned as it is (no new object).
+    """
+    t = rec.type.upper()
+    problem = check_record(t, rec.value)
+    if problem is not None:
+        raise ValueError(f"{rec.name} {t}: {problem}")
+    name, value = normalize_name(rec.name), canonical_value(t, rec.value)
+    if name == rec.name and t == rec.type and value == rec.value:
+        return rec
+    return DnsRecord(name=name, type=t, value=value, ttl=rec.ttl)
 
 
 # --- the codec -----------------------------------------------------------------------------

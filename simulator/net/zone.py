@@ -29,11 +29,11 @@ from simulator.domain.dns import (
     DnsRecord,
     DnsTextError,
     Unreachable,
-    canonical_name,
-    canonical_value,
     check_record,
     labels_to_name,
     name_to_labels,
+    normalize_name,
+    normalize_record,
     parse_mx,
     txt_strings,
 )
@@ -70,33 +70,9 @@ TIMEOUT = "TIMEOUT"
 DNS_FAULT_RCODE: dict[str, str] = {"timeout": TIMEOUT, "servfail": SERVFAIL}
 
 
-def normalize_name(name: str) -> str:
-    """A presentation name in the zone's one spelling (canonical, lower case, no trailing dot).
-
-    Names compare case-insensitively; one spelling keeps dict lookups exact. A
-    name that cannot be decoded keeps its lower-cased text (it then matches nothing).
-    """
-    n = name.strip()
-    if "\\" not in n and " " not in n:
-        n = n.lower()
-        return n[:-1] if n.endswith(".") and n != "." else n
-    try:
-        return canonical_name(n, root=True)
-    except DnsTextError:
-        return n.lower()
-
-
 def is_subdomain(name: str, parent: str) -> bool:
     """True when ``name`` is ``parent`` or below it (both normalized)."""
     return name == parent or name.endswith("." + parent)
-
-
-def _normalize_record(rec: DnsRecord) -> DnsRecord:
-    t = rec.type.upper()
-    problem = check_record(t, rec.value)
-    if problem is not None:
-        raise ValueError(f"{rec.name} {t}: {problem}")
-    return DnsRecord(name=normalize_name(rec.name), type=t, value=canonical_value(t, rec.value), ttl=rec.ttl)
 
 
 def _name_wire(name: str) -> int:
@@ -218,8 +194,11 @@ class Zone:
         records: Iterable[DnsRecord] = (),
         unreachable: Iterable[str | Unreachable] = (),
         providers: Sequence[Provider] = (),
+        *,
+        normalized: bool = False,
     ) -> None:
-        recs = [_normalize_record(r) for r in records]
+        """``normalized``: the records are already as ``normalize_record`` makes them (``Dns.canonical``)."""
+        recs = list(records) if normalized else [normalize_record(r) for r in records]
         have_txt = {r.name for r in recs if r.type == "TXT"}
         for p in providers:
             auto = provider_spf_record(p)
@@ -236,7 +215,10 @@ class Zone:
 
     @classmethod
     def from_scenario(cls, scn: Scenario) -> Zone:
-        return cls(scn.dns.records, (*scn.dns.unreachable, *scn.dns.unreachable_rules), scn.providers)
+        dns = scn.dns
+        canonical = dns.canonical
+        return cls(dns.records if canonical is None else canonical, (*dns.unreachable, *dns.unreachable_rules),
+                   scn.providers, normalized=canonical is not None)
 
     # --- data -----------------------------------------------------------------------------
 
@@ -264,7 +246,7 @@ class Zone:
         The new record takes the place of the first one it replaces so that
         answer order (and with it every ``ptr``/``mx`` evaluation) stays stable.
         """
-        rec = _normalize_record(DnsRecord(name=name, type=rtype, value=value, ttl=ttl))
+        rec = normalize_record(DnsRecord(name=name, type=rtype, value=value, ttl=ttl))
         with self._lock:
             out: list[DnsRecord] = []
             placed = False
