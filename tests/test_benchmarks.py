@@ -139,6 +139,23 @@ def test_linearity_child_runs_every_size_interleaved() -> None:
     assert out["runs_per_sample"] == {"1000": 3, "2000": 1, "3000": 1}
     assert bench_run.runs_per_sample(10_000, 1_000_000) == 100
     assert bench_run.runs_per_sample(100_000, 1_000_000) == 10
+    # the judged CPU split into user, system and page faults per email, one minimum per size
+    assert set(out["cpu_split"]) == {"1000", "2000", "3000"}
+    for r in out["cpu_split"].values():
+        assert r["user_us"] > 0 and r["system_us"] >= 0 and r["faults_per_email"] >= 0
+
+
+def test_cpu_split_takes_each_minimum_and_reports_a_diagnostic_row() -> None:
+    split = bench_run.cpu_split({10_000: [(0.30, 0.01, 0.0), (0.28, 0.0, 0.002)],
+                                 1_000_000: [(0.25, 0.09, 0.05), (0.26, 0.07, 0.051)]})
+    assert split["10000"] == {"user_us": 0.28, "system_us": 0.0, "faults_per_email": 0.0}
+    assert split["1000000"] == {"user_us": 0.25, "system_us": 0.07, "faults_per_email": 0.05}
+    lin = bench_run.linearity_summary({10_000: [0.003], 1_000_000: [0.33]}) | {"cpu_split": split}
+    rows = {r["target"]: r for r in bench_run.evaluate_targets([10_000, 1_000_000], {}, {}, None, lin)}
+    row = rows["user CPU per email at 1,000,000 vs 10,000"]
+    assert row["status"] == "info" and row["measured"].startswith("0.89×")
+    assert "0.050 vs 0.000 page faults/email" in row["measured"]
+    assert rows["linear: per-email cost at 1,000,000 vs 10,000"]["status"] == "PASS"  # judged on user + system
 
 
 @pytest.mark.timeout(600)  # every benchmark at tiny sizes, in child processes: ~80 s on a loaded 2-core machine
