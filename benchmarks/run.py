@@ -234,20 +234,22 @@ def child_linearity(sizes: list[int], rounds: int, workload: str = "uniform") ->
         order = sizes[r % len(sizes):] + sizes[:r % len(sizes)]
         for n in order:
             k = runs_per_sample(n, largest)
-            c_sum = w_sum = 0.0
-            u0 = resource.getrusage(resource.RUSAGE_SELF)
+            c_sum = w_sum = user = system = faults = 0.0
             for _ in range(k):
                 gc.collect()
+                u0 = resource.getrusage(resource.RUSAGE_SELF)
                 c0, w0 = time.process_time(), time.perf_counter()
                 res = simulate(scns[n])
                 w_sum += time.perf_counter() - w0
                 c_sum += time.process_time() - c0
+                u1 = resource.getrusage(resource.RUSAGE_SELF)
+                user += u1.ru_utime - u0.ru_utime
+                system += u1.ru_stime - u0.ru_stime
+                faults += u1.ru_minflt - u0.ru_minflt
                 ok = ok and bool(res.ok)
                 del res
-            u1 = resource.getrusage(resource.RUSAGE_SELF)
-            emails = n * k  # the collections between runs are in these (not in the judged time): small
-            split[n].append(((u1.ru_utime - u0.ru_utime) / emails * 1e6, (u1.ru_stime - u0.ru_stime) / emails * 1e6,
-                             (u1.ru_minflt - u0.ru_minflt) / emails))
+            emails = n * k  # getrusage ticks coarser than process_time: summed over the sample's runs
+            split[n].append((user / emails * 1e6, system / emails * 1e6, faults / emails))
             cpu[n].append(c_sum / k)
             wall[n].append(w_sum / k)
     gc.unfreeze()

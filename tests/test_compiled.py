@@ -42,7 +42,8 @@ VARIED_SIZE = 10_000
 SUITES = ["test_engine.py", "test_session.py", "test_stepper.py", "test_scenarios.py", "test_explain.py",
           "test_replay.py", "test_world.py", "test_domain.py", "test_domain_rules.py", "test_chaos.py",
           "test_engine_mut.py", "test_receiver_mut.py", "test_run_maildir.py", "test_timeline.py", "test_sweep.py",
-          "test_zone.py", "test_domain_dns.py", "test_dns_server.py", "test_dns_canonical.py"]
+          "test_zone.py", "test_domain_dns.py", "test_dns_server.py", "test_dns_canonical.py",
+          "test_spf.py", "test_spf_limits.py", "test_spf_wire.py"]
 
 # loaded by the inner pytest (-p): fails its session unless the engine it imports is the compiled one
 PROBE = """

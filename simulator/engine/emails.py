@@ -11,7 +11,16 @@ from collections.abc import Iterator
 from typing import Final
 
 from simulator.domain.entities import Batch
-from simulator.engine.state import MESSAGE_ID_HEAD, MESSAGE_ID_TAIL, Email, Origin, RcptSet, Slot, message_id_of
+from simulator.engine.state import (
+    MESSAGE_ID_HEAD,
+    MESSAGE_ID_TAIL,
+    Email,
+    Numbering,
+    Origin,
+    RcptSet,
+    Slot,
+    message_id_of,
+)
 
 # what every email of one batch and property starts with: (origin, status, reason, notes, shared recipients)
 PropSlot = tuple[Origin, str, str | None, tuple[str, ...], RcptSet]
@@ -21,15 +30,14 @@ PropSlot = tuple[Origin, str, str | None, tuple[str, ...], RcptSet]
 _LOW: Final = tuple(f"{i:02d}{MESSAGE_ID_TAIL}" for i in range(100))
 
 
-def numbered_ids(head: str, n: int) -> list[str]:
-    """``head`` + ``-0001@mailsim.invalid>`` … for 1…n, zero-padded to the width of ``n`` (``Batch.invoice_id``'s
-    numbering).
+def numbered_ids(head: str, n: int, width: int | None = None) -> list[str]:
+    """``head`` + ``-0001@mailsim.invalid>`` … for 1…n, zero-padded to ``width`` (default: the width of
+    ``n``, ``Batch.invoice_id``'s numbering).
 
-    One concatenation an id: a head per hundred joined to the cached two-digit tails. Formatting
-    each number cost ≈0.3 µs; a table of numbered tails per batch size, joined to the batch's head,
-    cost two concatenations an id and the table itself was a visible share of a small run's fixed cost.
+    One concatenation an id: a head per hundred joined to the cached two-digit tails (formatting
+    each number cost ≈0.3 µs).
     """
-    width = len(str(n))
+    width = len(str(n)) if width is None else width
     if width < 3:
         fmt = f"-%0{width}d{MESSAGE_ID_TAIL}"
         return [head + fmt % i for i in range(1, n + 1)]
@@ -37,12 +45,56 @@ def numbered_ids(head: str, n: int) -> list[str]:
     return [h + x for h in heads for x in _LOW][1:n + 1]
 
 
-def build_emails(b: Batch, per_prop: dict[str, PropSlot]) -> tuple[list[Email], list[Slot]]:
+class Tails:
+    """One run's Message-ID tails per width (``Numbering.tails``) and invoice numbers, shared by its batches.
+
+    A compact batch's emails used to get their Message-IDs as strings at completion, 1,000 per
+    batch; now every batch of one width shares one list of tails, built once a run, and its
+    emails hold their invoice numbers from one list of ints (the same int objects in every
+    batch: an int above 256 is otherwise an object of its own).
+    """
+
+    def __init__(self) -> None:
+        self._by_width: dict[int, list[str]] = {}
+        self._numbers: list[int] = [0]
+
+    def tails(self, width: int, n: int) -> list[str]:
+        """Tails 1…n (at least) at ``width``; index 0 unused."""
+        t = self._by_width.get(width)
+        if t is None or len(t) <= n:
+            t = self._by_width[width] = ["", *numbered_ids("", n, width)]
+        return t
+
+    def numbers(self, n: int) -> list[int]:
+        """0…n (at least)."""
+        nums = self._numbers
+        if len(nums) <= n:
+            nums.extend(range(len(nums), n + 1))
+        return nums
+
+
+def numbering(b: Batch, tails: Tails) -> Numbering | None:
+    """A compact batch's :class:`Numbering`, or None if it would not spell ``Batch.invoice_id``'s ids.
+
+    ``Batch.invoice_id`` formats each id with a nested width spec (≈0.8 µs an id, a fifth of
+    the whole per-email cost before). It stays the definition: each batch's first, middle and
+    last ids are checked against it, and any difference falls back to it for the whole batch.
+    """
+    assert b.compact is not None
+    n = b.compact.count
+    ids = Numbering(MESSAGE_ID_HEAD + b.id, tails.tails(len(str(n)), n))
+    if n and any(ids.head + ids.tails[i + 1] != message_id_of(b.invoice_id(i)) for i in (0, n // 2, n - 1)):
+        return None  # pragma: no cover - the two spellings agree (tested); the definition's guard
+    return ids
+
+
+def build_emails(b: Batch, per_prop: dict[str, PropSlot], tails: Tails) -> tuple[list[Email], list[Slot]]:
     """The batch's emails in invoice order, and its queued ones as slots (one per property, see Slot).
 
     A compact batch assigns properties round-robin (DESIGN §3), so position ``j`` of the
     cycle holds the invoices ``j, j + P, j + 2P, …``: each position's emails are built in
-    one go and put in place with a slice assignment, with no per-invoice dispatch.
+    one go and put in place with a slice assignment, with no per-invoice dispatch. They hold
+    their invoice numbers (see :class:`~simulator.engine.state.Email`).
     """
     if b.compact is None:
         emails: list[Email] = []
@@ -51,15 +103,22 @@ def build_emails(b: Batch, per_prop: dict[str, PropSlot]) -> tuple[list[Email], 
             rs.sharers += 1
             emails += Email.many((message_id_of(inv.id),), origin, status, reason, notes, rs)
         return emails, slots_of(emails)
-    ids = message_ids(b)
-    n = len(ids)
+    n = b.compact.count
+    ids = numbering(b, tails)
+    keys: list[str] | list[int]
+    if ids is None:  # pragma: no cover - see numbering()
+        keys = [message_id_of(b.invoice_id(i)) for i in range(n)]
+    else:
+        keys = tails.numbers(n)[1:n + 1]
+        for prop_slot in per_prop.values():
+            prop_slot[0].ids = ids
     cycle = b.compact.properties
     period = len(cycle)
     built: list[Email] = [None] * n  # type: ignore[list-item]  # every position is filled below
     slots: list[Slot] = []
     for j in range(min(period, n)):
         origin, status, reason, notes, rs = per_prop[b.property_of(j)]
-        part = Email.many(ids[j::period], origin, status, reason, notes, rs)
+        part = Email.many(keys[j::period], origin, status, reason, notes, rs)
         built[j::period] = part
         rs.sharers += len(part)
         if origin.group is not None:
@@ -67,6 +126,7 @@ def build_emails(b: Batch, per_prop: dict[str, PropSlot]) -> tuple[list[Email], 
     if len(set(cycle)) < period:  # a property listed twice: its emails interleave, so slot them per email
         slots = slots_of(built)
     return built, slots
+
 
 def slots_of(emails: list[Email]) -> list[Slot]:
     """Group the queued ones of a batch's ``emails`` by property (per email: explicit batches are small)."""
@@ -77,18 +137,13 @@ def slots_of(emails: list[Email]) -> list[Slot]:
     return [(es[0].plans, es[0].recipients, es) for es in by.values()]
 
 def message_ids(b: Batch) -> list[str]:
-    """A compact batch's Message-IDs (:func:`numbered_ids`).
-
-    ``Batch.invoice_id`` formats each id with a nested width spec (≈0.8 µs an id, a fifth of
-    the whole per-email cost before). It stays the definition: each batch's first, middle and
-    last ids are checked against it, and any difference falls back to it for the whole batch.
-    """
+    """A compact batch's Message-IDs spelled out, as its emails' ``message_id`` give them."""
     assert b.compact is not None
     n = b.compact.count
-    ids = numbered_ids(MESSAGE_ID_HEAD + b.id, n)
-    if n and any(ids[i] != message_id_of(b.invoice_id(i)) for i in (0, n // 2, n - 1)):  # pragma: no cover
-        ids = [message_id_of(b.invoice_id(i)) for i in range(n)]
-    return ids
+    ids = numbering(b, Tails())
+    if ids is None:  # pragma: no cover - see numbering()
+        return [message_id_of(b.invoice_id(i)) for i in range(n)]
+    return [ids.head + t for t in ids.tails[1:n + 1]]
 
 
 class EmailDirectory:

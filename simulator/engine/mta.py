@@ -20,7 +20,7 @@ from simulator.domain.sender import SenderDecision
 from simulator.engine.state import Email, Rcpt, RcptSet, Slot
 from simulator.net.dnsview import DnsView
 from simulator.net.messages import render_dsn, render_invoice
-from simulator.net.receiver import ReceivingServer, Reply
+from simulator.net.receiver import MessageIds, ReceivingServer, Reply
 from simulator.scenario.model import Scenario
 from simulator.transport.base import Attempt, AttemptResult, Dsn, Repeated, Results, Transport
 
@@ -69,6 +69,11 @@ def reason_for(reply: Reply, spf_result: str | None) -> str:
 
 OK, DEFER, BOUNCE = 0, 1, 2
 _delay_of = attrgetter("delay")
+
+
+def _message_id(email: Email) -> str:
+    """``email.message_id``, for :class:`MessageIds` (spelled only when read)."""
+    return email.message_id
 # Rendered invoice messages are far smaller than this: below it a size limit can matter.
 SIZE_CHECK_BOUND = 1_000_000
 
@@ -219,7 +224,7 @@ class Mta:
         elif len(unit.emails) == 1:
             results = [self.transport.attempt(att)]
         elif self._many is not None:
-            results = self._many(att, [e.message_id for e in unit.emails])
+            results = self._many(att, MessageIds(tuple(unit.emails), _message_id))
         else:
             results = [self.transport.attempt(replace(att, message_id=e.message_id, render=render_for(e)))
                        for e in unit.emails]

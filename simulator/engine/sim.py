@@ -27,7 +27,7 @@ from simulator.domain.statuses import BatchStatus, EmailStatus
 from simulator.domain.sync import SyncState, expires_at, initial_state
 from simulator.domain.world import Applied, World
 from simulator.domain.world import apply as apply_event
-from simulator.engine.emails import EmailDirectory, PropSlot, build_emails
+from simulator.engine.emails import EmailDirectory, PropSlot, Tails, build_emails
 from simulator.engine.mta import Mta, MtaSettings
 from simulator.engine.state import (
     Email,
@@ -113,6 +113,7 @@ class Engine:
         self.version = 0  # bumped on every change that can alter a sender decision
         # batch id -> its emails, in invoice order; the directory finds invoices and emails by id
         self.directory = EmailDirectory(scn.batches)
+        self.tails = Tails()  # the compact batches' Message-ID tails and invoice numbers (emails.Tails)
         self.emails: dict[str, list[Email]] = self.directory.emails
         self.locate = self.directory.locate
         self.email_of = self.directory.email_of
@@ -334,7 +335,7 @@ class Engine:
                 per_prop[pid] = (Origin(bid, pid, t, None, plans, None), EmailStatus.NA.value, why, warn, rs)
             else:
                 per_prop[pid] = (Origin(bid, pid, t, t, plans, group), EmailStatus.IN_QUEUE.value, None, warn, rs)
-        emails, slots = build_emails(b, per_prop)
+        emails, slots = build_emails(b, per_prop, self.tails)
         if tracing:
             for e in emails:
                 self.emit(t, "invoice.status", {"invoice": e.invoice, "batch": bid, "email_status": e.status,

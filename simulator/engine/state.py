@@ -100,10 +100,24 @@ def compiled() -> bool:
     return not hasattr(message_id_of, "__code__")
 
 
+class Numbering:
+    """How the emails of one compact batch spell their Message-IDs: ``head`` + ``tails[invoice number]``.
+
+    ``tails`` (``-0001@mailsim.invalid>`` …, zero-padded to the batch's width) is one list per
+    run and width, shared by every batch of that width (``emails.Tails``).
+    """
+
+    __slots__ = ("head", "tails")
+
+    def __init__(self, head: str, tails: list[str]) -> None:
+        self.head = head
+        self.tails = tails
+
+
 class Origin:
     """What every email of one batch and property shares from the moment the batch completes."""
 
-    __slots__ = ("batch", "completed_at", "group", "plans", "property", "queued_at")
+    __slots__ = ("batch", "completed_at", "group", "ids", "plans", "property", "queued_at")
 
     def __init__(self, batch: str, prop: str, completed_at: int, queued_at: int | None,
                  plans: tuple[RecipientPlan, ...], group: Group | None) -> None:
@@ -113,6 +127,7 @@ class Origin:
         self.queued_at = queued_at  # None: never queued (N/A)
         self.plans = plans  # the recipients as fixed at completion (DESIGN §8)
         self.group = group  # the queue it waits in; None when not queued
+        self.ids: Numbering | None = None  # a compact batch's: its emails are numbered (Email.message_id)
 
 
 class Email:
@@ -121,13 +136,17 @@ class Email:
     Built only by :meth:`many`: the emails of one batch and property differ only in
     their id, and a batch of them is a million emails' worth of hot path. So an email
     holds only what can differ between them; the rest is one shared :class:`Origin`.
-    It keeps its Message-ID, which every delivered copy is filed under anyway, and
-    cuts the invoice id out of it when asked: one string per email instead of two.
+    An email of a compact batch holds its invoice number (``key``, an int shared with the other
+    batches) and spells its Message-ID the first time it is asked (:attr:`message_id`, kept
+    from then on): a run of identical cohorts files a million copies and usually never reads
+    their ids, and the strings were 80 of the ≈190 bytes each such email cost — memory a
+    large run maps afresh (DESIGN §6 linear cost). An explicit invoice's email holds its
+    Message-ID from the start. The invoice id is cut out of the Message-ID when asked.
     """
 
-    __slots__ = ("message_id", "notes", "origin", "reason", "recipients", "send", "status", "stuck_at")
+    __slots__ = ("key", "notes", "origin", "reason", "recipients", "send", "status", "stuck_at")
 
-    message_id: str
+    key: str | int  # the Message-ID, or until first asked a compact batch's invoice number (1-based)
     origin: Origin
     status: str
     reason: str | None
@@ -137,9 +156,10 @@ class Email:
     stuck_at: int | None
 
     @classmethod
-    def many(cls, message_ids: Iterable[str], origin: Origin, status: str, reason: str | None,
+    def many(cls, keys: Iterable[str | int], origin: Origin, status: str, reason: str | None,
              notes: tuple[str, ...], recipients: RcptSet) -> list[Email]:
-        """One email per Message-ID (see :func:`message_id_of`), everything else alike.
+        """One email per key (a Message-ID, see :func:`message_id_of`, or an invoice number of
+        ``origin.ids``), everything else alike.
 
         The caller counts them into ``recipients.sharers``. The slots are set inline
         rather than through an ``__init__``: a Python-level ``__init__`` call per email
@@ -147,9 +167,9 @@ class Email:
         """
         out: list[Email] = []
         append = out.append
-        for mid in message_ids:
+        for key in keys:
             e = Email()  # no __init__: the slots are set here (the class named: compiled, a direct construction)
-            e.message_id = mid
+            e.key = key
             e.origin = origin
             e.status = status
             e.reason = reason
@@ -159,6 +179,16 @@ class Email:
             e.stuck_at = None
             append(e)
         return out
+
+    @property
+    def message_id(self) -> str:
+        key = self.key
+        if isinstance(key, str):
+            return key
+        ids = self.origin.ids
+        assert ids is not None  # a numbered email's origin has its batch's numbering
+        mid = self.key = ids.head + ids.tails[key]
+        return mid
 
     @property
     def invoice(self) -> str:

@@ -10,10 +10,10 @@ standalone sink, the caller's wall clock.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any
+from typing import Any, overload
 
 from simulator.domain.entities import MailboxDomain
 from simulator.domain.faults import (
@@ -78,6 +78,39 @@ PERMFAIL = FAULT_REPLY["permfail"]
 RECEIVER_EFFECTS = frozenset({"reply", "delay"})
 
 
+class MessageIds(Sequence[str]):
+    """Message-IDs read off ``items`` only when someone reads them (``key`` gives an item's id).
+
+    The MTA hands a cohort's emails to the transport this way: a shared transaction files the
+    cohort's copies into mailboxes (:meth:`Mailbox.file_run`) whose ids are usually never read
+    one by one, and an email spells its Message-ID only when asked (``engine.state.Email``).
+    Immutable, as ``file_run`` needs: ``items`` is a tuple.
+    """
+
+    __slots__ = ("items", "key")
+
+    def __init__(self, items: tuple[Any, ...], key: Callable[[Any], str]) -> None:
+        self.items = items
+        self.key = key
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> MessageIds: ...
+
+    def __getitem__(self, i: int | slice) -> str | MessageIds:
+        if isinstance(i, slice):
+            return MessageIds(self.items[i], self.key)
+        return self.key(self.items[i])
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self.key, self.items)
+
+
 class Mailbox:
     """What one address holds: counts per folder, and every copy filed, (message id, folder, time), once.
 
@@ -96,10 +129,10 @@ class Mailbox:
         self.junk = junk
         self.bounces = bounces
         self._messages: list[tuple[str, str, int]] = [] if messages is None else messages
-        self._runs: list[tuple[tuple[str, ...], str, int]] = []
+        self._runs: list[tuple[Sequence[str], str, int]] = []
 
-    def file_run(self, message_ids: tuple[str, ...], folder: str, now: int) -> None:
-        """Keep copies filed together (the caller counts them); the tuple is not changed afterwards."""
+    def file_run(self, message_ids: Sequence[str], folder: str, now: int) -> None:
+        """Keep copies filed together (the caller counts them); the sequence is not changed afterwards."""
         self._runs.append((message_ids, folder, now))
 
     @property
@@ -260,7 +293,8 @@ class ReceivingServer:
 
     def file_boxes(self, boxes: Sequence[Mailbox], folder: str, message_ids: Sequence[str], now: int) -> None:
         """:meth:`file_copies` for mailboxes already looked up (``store.box``)."""
-        ids = message_ids if type(message_ids) is tuple else tuple(message_ids)  # the caller may reuse its list
+        # kept as they are when they cannot change: a tuple, or a cohort's ids not yet spelled (MessageIds)
+        ids = message_ids if type(message_ids) is tuple or type(message_ids) is MessageIds else tuple(message_ids)
         for box in boxes:
             if folder == "junk":
                 box.junk += len(ids)

@@ -191,8 +191,8 @@ class _Evaluation:
             found = []
         except DnsCnameLoop as e:
             raise PermError(f"CNAME loop looking up {rdtype} {name}") from e
-        except DnsTempError as e:
-            raise TempError(_dns_problem(e)) from e
+        except DnsTempError as temp:  # its own name: compiled, one name holds one exception type
+            raise TempError(_dns_problem(temp)) from temp
         if not found and count_void:
             self._void(f"{rdtype} {name}")
         return found
@@ -291,8 +291,8 @@ class _Evaluation:
             return None
         except DnsCnameLoop as e:
             raise PermError(f"CNAME loop looking up TXT {domain}") from e
-        except DnsTempError as e:
-            raise TempError(_dns_problem(e)) from e
+        except DnsTempError as temp:  # its own name: compiled, one name holds one exception type
+            raise TempError(_dns_problem(temp)) from temp
         spf = [t for t in ("".join(r) for r in txts) if is_spf1(t)]
         if not spf:
             return None
@@ -382,8 +382,8 @@ class _Evaluation:
             mxs = []
         except DnsCnameLoop as e:
             raise PermError(f"CNAME loop looking up MX {target}") from e
-        except DnsTempError as e:
-            raise TempError(_dns_problem(e)) from e
+        except DnsTempError as temp:  # its own name: compiled, one name holds one exception type
+            raise TempError(_dns_problem(temp)) from temp
         if not mxs:
             self._void(f"MX {target}")
             return False
@@ -473,8 +473,8 @@ def check_host(
         o = ev.check_host(dom, want_exp=True)
     except PermError as e:
         return SpfResult("permerror", display(str(e)), ev.top_term, ev.lookups, ev.voids, dom)
-    except TempError as e:
-        return SpfResult("temperror", display(str(e)), ev.top_term, ev.lookups, ev.voids, dom)
+    except TempError as temp:
+        return SpfResult("temperror", display(str(temp)), ev.top_term, ev.lookups, ev.voids, dom)
     except RecursionError:
         return SpfResult("permerror", "SPF evaluation nested too deeply", ev.top_term, ev.lookups, ev.voids, dom)
     # the explanation is for people (traces, explain, terminals): names from PTR or MX data and

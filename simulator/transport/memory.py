@@ -42,8 +42,12 @@ class MemoryTransport:
             return None
         return (att.client_ip, att.helo, att.mail_from, att.domain, att.rcpts, plan.faults, self.state_key())
 
-    def _run(self, att: Attempt, copies: Sequence[str]) -> AttemptResult:
-        """One transaction for ``att`` plus identical copies filed for ``copies``."""
+    def _run(self, att: Attempt, copies: Sequence[str], everyone: Sequence[str] | None = None) -> AttemptResult:
+        """One transaction for ``att`` plus identical copies filed for ``copies``.
+
+        ``everyone``: ``att``'s message and then ``copies``, when the caller has them as one
+        sequence (a remembered result files them all without spelling a list of ids).
+        """
         key = self._key(att)
         res = self._memo.get(key) if key is not None else None
         if res is None:
@@ -54,7 +58,7 @@ class MemoryTransport:
                 self._memo[key] = res
             pending = copies
         else:
-            pending = [att.message_id, *copies]
+            pending = everyone if everyone is not None else [att.message_id, *copies]
         if res.folder is not None and pending and not res.delay:  # delayed: filed by settle, at the 250
             accepted = [r for r, rep in zip(att.rcpts, res.replies, strict=True) if rep.ok]
             self.server.file_copies(accepted, res.folder, pending, att.now)
@@ -77,7 +81,7 @@ class MemoryTransport:
         if not self.server.shareable(first.domain, first.now):
             # per message, but only the per-message parts: see run_transactions
             return run_transactions(self.server, first, message_ids)
-        return Repeated(self._run(first, message_ids[1:]), len(message_ids))
+        return Repeated(self._run(first, message_ids[1:], message_ids), len(message_ids))
 
     def deliver_dsn(self, dsn: Dsn) -> None:
         # §8: a DSN goes straight to the sender's own mailbox: no MX, no SPF filing.
