@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.domain.entities import Batch, CompactInvoices
-from simulator.engine.emails import message_ids, numbered_ids
-from simulator.engine.state import message_id_of
+from simulator.engine.emails import Tails, message_ids, numbered_ids
+from simulator.engine.state import Numbering, message_id_of
 
 
 @settings(max_examples=200, deadline=None)
@@ -26,3 +26,36 @@ def test_ids_at_the_width_boundaries() -> None:
         ids = numbered_ids("<B", n)
         assert len(ids) == n and ids[0] == f"<B-{1:0{len(str(n))}d}@mailsim.invalid>"
         assert ids[-1] == f"<B-{n}@mailsim.invalid>" and len(set(ids)) == n
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 12_000), st.data())
+def test_a_tail_is_spelled_with_its_hundred_only_and_as_invoice_id_spells_it(n: int, data: st.DataObject) -> None:
+    width = len(str(n))
+    tails = Tails().tails(width, n)
+    ids = Numbering("<B", tails, width)
+    k = data.draw(st.integers(1, n))
+    assert "<B" + ids.tail(k) == message_id_of(Batch("B", compact=CompactInvoices(n, ("p",))).invoice_id(k - 1))
+    spelled = {i for i, t in enumerate(tails) if t}
+    lo = k - k % 100
+    assert spelled == set(range(max(lo, 1), min(lo + 100, n + 1)))
+
+
+def test_a_shared_cohort_files_its_copies_without_spelling_their_ids() -> None:
+    """The uniform workload's cohorts share one transaction: their emails keep their numbers until asked,
+    and the mailboxes still list every copy under the Message-ID ``Batch.invoice_id`` gives."""
+    from benchmarks.scenarios import build
+    from simulator.engine.run import simulate
+
+    scn = build(3000, 3)
+    res = simulate(scn)
+    eng = res.engine
+    emails = [e for es in eng.emails.values() for e in es]
+    assert len(emails) == 3000
+    unspelled = sum(isinstance(e.key, int) for e in emails)
+    assert unspelled > 2500  # only a cohort's first email (its envelope's) and what the checks read were spelled
+    want = {message_id_of(b.invoice_id(i)) for b in scn.batches for i in range(b.count)}
+    filed = [mid for box in eng.receiver.store.boxes.values() for mid, folder, _t in box.messages if folder != "bounce"]
+    delivered = [e for e in emails if e.status == "Sent" and all(r.outcome in ("inbox", "junk") for r in e.recipients)]
+    assert set(filed) <= want and len(filed) == len(set(filed)) == len(delivered) > 0
+    assert {e.message_id for e in delivered} == set(filed)

@@ -8,10 +8,10 @@ Message-IDs are joined from cached parts and each property's emails are built in
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Final
 
 from simulator.domain.entities import Batch
 from simulator.engine.state import (
+    LOW_TAILS,
     MESSAGE_ID_HEAD,
     MESSAGE_ID_TAIL,
     Email,
@@ -26,10 +26,6 @@ from simulator.engine.state import (
 PropSlot = tuple[Origin, str, str | None, tuple[str, ...], RcptSet]
 
 
-# the last two digits of an invoice number and the Message-ID's tail: "00@mailsim.invalid>" … "99@…"
-_LOW: Final = tuple(f"{i:02d}{MESSAGE_ID_TAIL}" for i in range(100))
-
-
 def numbered_ids(head: str, n: int, width: int | None = None) -> list[str]:
     """``head`` + ``-0001@mailsim.invalid>`` … for 1…n, zero-padded to ``width`` (default: the width of
     ``n``, ``Batch.invoice_id``'s numbering).
@@ -42,16 +38,18 @@ def numbered_ids(head: str, n: int, width: int | None = None) -> list[str]:
         fmt = f"-%0{width}d{MESSAGE_ID_TAIL}"
         return [head + fmt % i for i in range(1, n + 1)]
     heads = [f"{head}-{k:0{width - 2}d}" for k in range(n // 100 + 1)]
-    return [h + x for h in heads for x in _LOW][1:n + 1]
+    return [h + x for h in heads for x in LOW_TAILS][1:n + 1]
 
 
 class Tails:
     """One run's Message-ID tails per width (``Numbering.tails``) and invoice numbers, shared by its batches.
 
     A compact batch's emails used to get their Message-IDs as strings at completion, 1,000 per
-    batch; now every batch of one width shares one list of tails, built once a run, and its
-    emails hold their invoice numbers from one list of ints (the same int objects in every
-    batch: an int above 256 is otherwise an object of its own).
+    batch; now every batch of one width shares one list of tails and its emails hold their
+    invoice numbers from one list of ints (the same int objects in every batch: an int above
+    256 is otherwise an object of its own). A tail is spelled with the hundred it belongs to,
+    the first time an email of that hundred spells its id (:meth:`Numbering.tail`): a run of
+    identical cohorts spells a few hundred, not every number of every width.
     """
 
     def __init__(self) -> None:
@@ -59,10 +57,12 @@ class Tails:
         self._numbers: list[int] = [0]
 
     def tails(self, width: int, n: int) -> list[str]:
-        """Tails 1…n (at least) at ``width``; index 0 unused."""
+        """The tails at ``width`` for 1…n (at least); "" where not spelled yet, index 0 unused."""
         t = self._by_width.get(width)
-        if t is None or len(t) <= n:
-            t = self._by_width[width] = ["", *numbered_ids("", n, width)]
+        if t is None:
+            t = self._by_width[width] = [""] * (n + 1)
+        elif len(t) <= n:
+            t.extend([""] * (n + 1 - len(t)))
         return t
 
     def numbers(self, n: int) -> list[int]:
@@ -82,8 +82,9 @@ def numbering(b: Batch, tails: Tails) -> Numbering | None:
     """
     assert b.compact is not None
     n = b.compact.count
-    ids = Numbering(MESSAGE_ID_HEAD + b.id, tails.tails(len(str(n)), n))
-    if n and any(ids.head + ids.tails[i + 1] != message_id_of(b.invoice_id(i)) for i in (0, n // 2, n - 1)):
+    width = len(str(n))
+    ids = Numbering(MESSAGE_ID_HEAD + b.id, tails.tails(width, n), width)
+    if n and any(ids.head + ids.tail(i + 1) != message_id_of(b.invoice_id(i)) for i in (0, n // 2, n - 1)):
         return None  # pragma: no cover - the two spellings agree (tested); the definition's guard
     return ids
 
@@ -143,7 +144,7 @@ def message_ids(b: Batch) -> list[str]:
     ids = numbering(b, Tails())
     if ids is None:  # pragma: no cover - see numbering()
         return [message_id_of(b.invoice_id(i)) for i in range(n)]
-    return [ids.head + t for t in ids.tails[1:n + 1]]
+    return [ids.head + ids.tail(k) for k in range(1, n + 1)]
 
 
 class EmailDirectory:

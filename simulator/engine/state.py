@@ -8,6 +8,7 @@ reference to one frozen object.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 from mypy_extensions import mypyc_attr
 
@@ -89,6 +90,8 @@ class Send:
 MESSAGE_ID_HEAD = "<"
 MESSAGE_ID_TAIL = "@mailsim.invalid>"
 _TAIL = len(MESSAGE_ID_TAIL)
+# the last two digits of an invoice number and the Message-ID's tail: "00@mailsim.invalid>" … "99@…"
+LOW_TAILS: Final = tuple(f"{i:02d}{MESSAGE_ID_TAIL}" for i in range(100))
 
 
 def message_id_of(invoice: str) -> str:
@@ -101,17 +104,35 @@ def compiled() -> bool:
 
 
 class Numbering:
-    """How the emails of one compact batch spell their Message-IDs: ``head`` + ``tails[invoice number]``.
+    """How the emails of one compact batch spell their Message-IDs: ``head`` + ``tail(invoice number)``.
 
-    ``tails`` (``-0001@mailsim.invalid>`` …, zero-padded to the batch's width) is one list per
-    run and width, shared by every batch of that width (``emails.Tails``).
+    ``tails`` (``-0001@mailsim.invalid>`` …, zero-padded to the batch's ``width``) is one list per
+    run and width, shared by every batch of that width (``emails.Tails``), spelled a hundred at a
+    time as first needed ("" until then).
     """
 
-    __slots__ = ("head", "tails")
+    __slots__ = ("head", "tails", "width")
 
-    def __init__(self, head: str, tails: list[str]) -> None:
+    def __init__(self, head: str, tails: list[str], width: int) -> None:
         self.head = head
         self.tails = tails
+        self.width = width
+
+    def tail(self, k: int) -> str:
+        t = self.tails[k]
+        if t:
+            return t
+        tails, w = self.tails, self.width
+        lo = k - k % 100
+        hi = min(lo + 100, len(tails))
+        if w < 3:
+            for i in range(max(lo, 1), hi):
+                tails[i] = f"-{i:0{w}d}{MESSAGE_ID_TAIL}"
+        else:
+            head = f"-{lo // 100:0{w - 2}d}"
+            for i in range(max(lo, 1), hi):
+                tails[i] = head + LOW_TAILS[i - lo]
+        return tails[k]
 
 
 class Origin:
@@ -187,7 +208,7 @@ class Email:
             return key
         ids = self.origin.ids
         assert ids is not None  # a numbered email's origin has its batch's numbering
-        mid = self.key = ids.head + ids.tails[key]
+        mid = self.key = ids.head + ids.tail(key)
         return mid
 
     @property
