@@ -200,8 +200,12 @@ def runs_per_sample(size: int, largest: int) -> int:
     return max(1, largest // size)
 
 
-def child_linearity(sizes: list[int], rounds: int, workload: str = "uniform") -> dict[str, Any]:
+def child_linearity(sizes: list[int], rounds: int, workload: str = "uniform",
+                    largest: int | None = None, warm: bool = False) -> dict[str, Any]:
     """Every size in this one process, interleaved, ``rounds`` times: in-process ``simulate()`` costs.
+
+    ``make bench`` runs it with one size at a time, a child per size and round (:func:`linearity_children`);
+    ``largest`` then says how many emails a sample holds, and ``warm`` makes one untimed run first.
 
     DESIGN §8 measures linear scaling in-process. Each run records the CPU time this
     process spent in ``simulate()`` (user + system, so page faults count) and its wall
@@ -222,9 +226,12 @@ def child_linearity(sizes: list[int], rounds: int, workload: str = "uniform") ->
     from simulator.engine.run import simulate
 
     scns = {n: build_workload(workload, n) for n in sizes}
+    if warm:  # one run of each size first, untimed (see linearity_children)
+        for n in sizes:
+            simulate(scns[n])
     gc.collect()
     gc.freeze()  # the collections between runs then walk only what a run left behind
-    largest = max(sizes)
+    largest = largest or max(sizes)
     cpu: dict[int, list[float]] = {n: [] for n in sizes}
     wall: dict[int, list[float]] = {n: [] for n in sizes}
     # the judged CPU time split: user and system seconds, and minor page faults (getrusage, per email)
@@ -254,6 +261,48 @@ def child_linearity(sizes: list[int], rounds: int, workload: str = "uniform") ->
             wall[n].append(w_sum / k)
     gc.unfreeze()
     return {"kind": "linearity", "workload": workload, "rounds": rounds, "ok": ok, "measure": "cpu",
+            "runs_per_sample": {str(n): runs_per_sample(n, largest) for n in sizes},
+            "cpu_seconds": {str(n): cpu[n] for n in sizes}, "wall_seconds": {str(n): wall[n] for n in sizes},
+            **linearity_summary(cpu), "wall": linearity_summary(wall), "cpu_split": cpu_split(split),
+            "split_samples": {str(n): split[n] for n in sizes}}
+
+
+def linearity_children(sizes: list[int], rounds: int, workload: str, log: Log) -> dict[str, Any] | None:
+    """The linearity samples, each size in a child of its own: ``rounds`` rounds, one child per size, the
+    sizes taking turns (the order rotates each round), every child warmed by one untimed run.
+
+    One child running every size interleaved (rounds 3–8) made a small run pay for the large one before it:
+    after a 1M run the heap is the 1M run's, freed — CPython keeps the arenas it could not return,
+    partly used, and a 10k run's objects are spread over them. Measured on this VM (uniform, compiled,
+    5 rounds, the same build): 10k alone with 100k 0.22 µs an email (samples 0.22–0.24; 100k 0.214,
+    0.97×); the same child with 1M interleaved 0.256 (samples 0.256–0.363; 100k 0.75×). A
+    `mailsim run` of 10k emails never follows a 1M run in its process. Each child now starts from
+    the same state for its size: the scenario built, one run done, then its samples — and the
+    samples still take turns with the other sizes', so a busy minute hits every size.
+    """
+    largest = max(sizes)
+    cpu: dict[int, list[float]] = {n: [] for n in sizes}
+    wall: dict[int, list[float]] = {n: [] for n in sizes}
+    split: dict[int, list[tuple[float, float, float]]] = {n: [] for n in sizes}
+    ok = True
+    def quiet(line: str) -> None:  # a line per child would drown the section; failures still show
+        if not line.startswith("[dim]"):
+            log(line)
+
+    for r in range(rounds):
+        order = sizes[r % len(sizes):] + sizes[:r % len(sizes)]
+        for n in order:
+            res = spawn(["--child", "linearity", "--workload", workload, "--lin-sizes", str(n), "--rounds", "1",
+                         "--lin-largest", str(largest), "--lin-warm"],
+                        f"{workload} linearity, round {r + 1}/{rounds}: {n:,} emails in a child of its own", quiet)
+            if res is None:
+                return None
+            ok = ok and bool(res["ok"])
+            cpu[n] += res["cpu_seconds"][str(n)]
+            wall[n] += res["wall_seconds"][str(n)]
+            split[n] += [(u, sy, f) for u, sy, f in res["split_samples"][str(n)]]
+    return {"kind": "linearity", "workload": workload, "rounds": rounds, "ok": ok, "measure": "cpu",
+            "processes": "one per size and round, warmed by one run",
             "runs_per_sample": {str(n): runs_per_sample(n, largest) for n in sizes},
             "cpu_seconds": {str(n): cpu[n] for n in sizes}, "wall_seconds": {str(n): wall[n] for n in sizes},
             **linearity_summary(cpu), "wall": linearity_summary(wall), "cpu_split": cpu_split(split)}
@@ -301,7 +350,8 @@ def child_main(args: argparse.Namespace) -> int:
     if args.child == "mailsim":
         res = child_mailsim(args.size, args.trace, args.repeats)
     elif args.child == "linearity":
-        res = child_linearity(sorted(int(x) for x in args.lin_sizes.split(",")), args.rounds, args.workload)
+        res = child_linearity(sorted(int(x) for x in args.lin_sizes.split(",")), args.rounds, args.workload,
+                              args.lin_largest, args.lin_warm)
     elif args.child == "naive":
         res = child_naive(args.size, args.repeats, args.gc_off)
     else:
@@ -463,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     # child mode (internal)
     ap.add_argument("--child", choices=("mailsim", "naive", "profile", "linearity"), help=argparse.SUPPRESS)
     ap.add_argument("--lin-sizes", help=argparse.SUPPRESS)
+    ap.add_argument("--lin-largest", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--lin-warm", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--gc-off", action="store_true", help=argparse.SUPPRESS)
@@ -590,9 +642,9 @@ def section_trace(n: int, log: Log) -> dict[str, Any] | None:
 
 
 def section_linearity(sizes: list[int], rounds: int, log: Log) -> dict[str, Any] | None:
-    """DESIGN §8 linear scaling: every size in one process, interleaved, ``rounds`` rounds (see child_linearity)."""
-    lin = spawn(["--child", "linearity", "--lin-sizes", ",".join(map(str, sizes)), "--rounds", str(rounds)],
-                f"linearity: {', '.join(f'{n:,}' for n in sizes)} in one process, {rounds} interleaved rounds", log)
+    """DESIGN §8 linear scaling, in-process: ``rounds`` rounds of a child per size (see linearity_children)."""
+    log(f"[dim]… linearity: {', '.join(f'{n:,}' for n in sizes)}, {rounds} rounds, a child per size and round[/dim]")
+    lin = linearity_children(sizes, rounds, "uniform", log)
     if lin:
         for n, r in sorted(lin["raw"].items(), key=lambda kv: int(kv[0])):
             log(f"  in-process CPU {int(n):>9,}: min {r['min_s'] * 1e3:9.1f} ms  {r['us_per_email']:5.2f} µs/email "
@@ -632,9 +684,7 @@ def section_varied(sizes: list[int], rounds: int, profile: bool, log: Log, paire
     # as many rounds as the uniform linearity: with 3, one child measured 100k ÷ 10k at 0.86×, 0.98× and
     # 0.81× in three runs on this VM (single samples of one size 1.62–2.18 µs/email); the minimum of more
     # samples is the better estimate of each size's cost, and the section takes ≈10 s more
-    out["linearity"] = None if len(sizes) < 2 else spawn(
-        ["--child", "linearity", "--workload", "varied", "--lin-sizes", ",".join(map(str, sizes)),
-         "--rounds", str(rounds)], "varied linearity (in-process CPU, interleaved)", log)
+    out["linearity"] = None if len(sizes) < 2 else linearity_children(sizes, rounds, "varied", log)
     lin = out["linearity"]
     if lin:
         for n, r in sorted(lin["raw"].items(), key=lambda kv: int(kv[0])):

@@ -145,6 +145,20 @@ def test_linearity_child_runs_every_size_interleaved() -> None:
         assert r["user_us"] > 0 and r["system_us"] >= 0 and r["faults_per_email"] >= 0
 
 
+def test_linearity_children_run_each_size_in_a_warmed_child_of_its_own() -> None:
+    lines: list[str] = []
+    out = bench_run.linearity_children([1000, 2000], 2, "uniform", lines.append)
+    assert out is not None and out["ok"] and out["processes"].startswith("one per size and round")
+    for n in ("1000", "2000"):
+        assert len(out["cpu_seconds"][n]) == out["raw"][n]["samples"] == 2  # a sample per round, each from a child
+        assert set(out["cpu_split"][n]) == {"user_us", "system_us", "faults_per_email"}
+    assert out["runs_per_sample"] == {"1000": 2, "2000": 1}  # a sample is one run of the largest size's emails
+    assert [(m["from"], m["to"]) for m in out["marginal"]] == [(1000, 2000)]
+    assert lines == []  # the children are not listed one by one
+    child = bench_run.child_linearity([1000], 1, "uniform", largest=3000, warm=True)
+    assert child["runs_per_sample"] == {"1000": 3} and len(child["split_samples"]["1000"]) == 1
+
+
 def test_cpu_split_takes_each_minimum_and_reports_a_diagnostic_row() -> None:
     split = bench_run.cpu_split({10_000: [(0.30, 0.01, 0.0), (0.28, 0.0, 0.002)],
                                  1_000_000: [(0.25, 0.09, 0.05), (0.26, 0.07, 0.051)]})
