@@ -5,8 +5,8 @@ peak RSS is that run's own. The parent collects one JSON line per child, writes
 ``benchmarks/results.json``, prints a table, and exits 0 even when a target is missed.
 
 Sections (one function each, run in this order by :func:`main`): ``network`` (first: only the
-sink writes files, see network.py), ``mailsim`` and ``naive`` per size, ``linearity`` (every size
-in one process, interleaved samples of equal emails: DESIGN §8's in-process per-email cost),
+sink writes files, see network.py), ``mailsim`` and ``naive`` per size, ``linearity`` (a warmed child
+per size and round, samples of equal emails: DESIGN §8's in-process per-email cost),
 ``profile``, ``varied`` (issue 12), ``sweep`` (issue 6: sweep scaling, benchmarks/sweep.py), and
 last ``trace`` (trace on at the largest size: its 645 MB file disturbs whatever runs after it).
 
@@ -278,7 +278,11 @@ def linearity_children(sizes: list[int], rounds: int, workload: str, log: Log) -
     0.97×); the same child with 1M interleaved 0.256 (samples 0.256–0.363; 100k 0.75×). A
     `mailsim run` of 10k emails never follows a 1M run in its process. Each child now starts from
     the same state for its size: the scenario built, one run done, then its samples — and the
-    samples still take turns with the other sizes', so a busy minute hits every size.
+    samples still take turns with the other sizes', so a busy minute hits every size. Every child
+    hashes strings with one seed (``PYTHONHASHSEED=0``), so dict and set layouts are alike in all
+    of them: three sets of children with a fixed seed put the uniform 10k minimum at 0.234–0.264 µs
+    an email (100k ÷ 10k 0.92–1.04×); four with random seeds (one of them a `make bench`) at
+    0.223–0.287 (0.80–1.00×).
     """
     largest = max(sizes)
     cpu: dict[int, list[float]] = {n: [] for n in sizes}
@@ -294,7 +298,8 @@ def linearity_children(sizes: list[int], rounds: int, workload: str, log: Log) -
         for n in order:
             res = spawn(["--child", "linearity", "--workload", workload, "--lin-sizes", str(n), "--rounds", "1",
                          "--lin-largest", str(largest), "--lin-warm"],
-                        f"{workload} linearity, round {r + 1}/{rounds}: {n:,} emails in a child of its own", quiet)
+                        f"{workload} linearity, round {r + 1}/{rounds}: {n:,} emails in a child of its own", quiet,
+                        env={"PYTHONHASHSEED": "0"})
             if res is None:
                 return None
             ok = ok and bool(res["ok"])
@@ -363,15 +368,18 @@ def child_main(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------
 # parent
 # ------------------------------------------------------------------------------------------
-def spawn(argv: list[str], label: str, log: Any, build: str | None = None) -> dict[str, Any] | None:
-    """Run a child of this script; ``build``: "compiled" or "source" (default: the judged one, see varied_bench)."""
+def spawn(argv: list[str], label: str, log: Any, build: str | None = None,
+          env: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """Run a child of this script; ``build``: "compiled" or "source" (default: the judged one, see varied_bench);
+    ``env``: variables to set on top."""
     from benchmarks.varied_bench import build_env, default_build
 
     build = build or default_build()
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
     log(f"[dim]… {label}[/dim]")
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False, env=build_env(build))
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False,
+                          env={**build_env(build), **(env or {})})
     wall = time.perf_counter() - t
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -503,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile run")
     ap.add_argument("--no-linearity", action="store_true", help="skip the in-process linear-scaling section")
     ap.add_argument("--rounds", type=int, default=5,
-                    help="linearity: rounds of interleaved runs (each size at least once a round; minimum reported)")
+                    help="linearity: rounds (each a warmed child per size, the sizes taking turns; minimum reported)")
     ap.add_argument("--profile-size", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, help="runs per size (median reported); default by size")
     ap.add_argument("--out", default=str(HERE / "results.json"))
