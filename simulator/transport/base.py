@@ -26,12 +26,13 @@ from simulator.transport.draws import Draw
 from simulator.transport.draws import parts as draw_parts
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Attempt:
     """One SMTP transaction to attempt: the envelope, the client IP and HELO, the MX, and the message.
 
     Treated as immutable (``dataclasses.replace`` makes a variant) but not declared frozen: one is made
-    per attempt, and a frozen dataclass's ``__init__`` (``object.__setattr__`` per field) cost 3×.
+    per attempt, and a frozen dataclass's ``__init__`` (``object.__setattr__`` per field) cost 3×. The
+    ``__init__`` is written out: the one ``dataclass`` generates runs interpreted in the compiled build.
     """
 
     now: int
@@ -45,10 +46,26 @@ class Attempt:
     mx_ip: str
     rcpts: tuple[str, ...]
     render: Callable[[], bytes]  # the message as it goes on the wire (built only if needed)
-    size: int | None = None  # declared SIZE (RFC 1870); set when the receiver's limit could matter
+    size: int | None  # declared SIZE (RFC 1870); set when the receiver's limit could matter
+
+    def __init__(self, now: int, message_id: str, attempt: int, client_ip: str, helo: str, mail_from: str,
+                 domain: str, mx_host: str, mx_ip: str, rcpts: tuple[str, ...], render: Callable[[], bytes],
+                 size: int | None = None) -> None:
+        self.now = now
+        self.message_id = message_id
+        self.attempt = attempt
+        self.client_ip = client_ip
+        self.helo = helo
+        self.mail_from = mail_from
+        self.domain = domain
+        self.mx_host = mx_host
+        self.mx_ip = mx_ip
+        self.rcpts = rcpts
+        self.render = render
+        self.size = size
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class AttemptResult:
     """The replies of one transaction, per stage and per recipient, and where the receiver filed it.
 
@@ -59,8 +76,16 @@ class AttemptResult:
     replies: tuple[Reply, ...]  # one per rcpt, the reply that decided it
     folder: str | None  # where accepted recipients were (delay 0) or are to be (settle) filed: inbox/junk
     spf_result: str | None  # the receiver's SPF verdict, when it got as far as DATA
-    spf_explanation: str = ""
-    delay: int = 0  # seconds the transaction took in virtual time (slow faults)
+    spf_explanation: str
+    delay: int  # seconds the transaction took in virtual time (slow faults)
+
+    def __init__(self, replies: tuple[Reply, ...], folder: str | None, spf_result: str | None,
+                 spf_explanation: str = "", delay: int = 0) -> None:  # written out: see Attempt
+        self.replies = replies
+        self.folder = folder
+        self.spf_result = spf_result
+        self.spf_explanation = spf_explanation
+        self.delay = delay
 
 
 @mypyc_attr(native_class=False)  # a list subclass (see RcptSet)
