@@ -69,13 +69,13 @@ def reason_for(reply: Reply, spf_result: str | None) -> str:
 
 OK, DEFER, BOUNCE = 0, 1, 2
 _delay_of = attrgetter("delay")
+# Rendered invoice messages are far smaller than this: below it a size limit can matter.
+SIZE_CHECK_BOUND = 1_000_000
 
 
 def _message_id(email: Email) -> str:
     """``email.message_id``, for :class:`MessageIds` (spelled only when read)."""
     return email.message_id
-# Rendered invoice messages are far smaller than this: below it a size limit can matter.
-SIZE_CHECK_BOUND = 1_000_000
 
 
 class Unit:
