@@ -42,23 +42,24 @@ class MemoryTransport:
             return None
         return (att.client_ip, att.helo, att.mail_from, att.domain, att.rcpts, plan.faults, self.state_key())
 
-    def _run(self, att: Attempt, copies: Sequence[str], everyone: Sequence[str] | None = None) -> AttemptResult:
-        """One transaction for ``att`` plus identical copies filed for ``copies``.
+    def _run(self, att: Attempt, message_ids: Sequence[str] | None = None) -> AttemptResult:
+        """One transaction for ``att``, and identical copies filed for the rest of ``message_ids``
+        (the envelope's messages, ``att``'s first; None: ``att``'s alone).
 
-        ``everyone``: ``att``'s message and then ``copies``, when the caller has them as one
-        sequence (a remembered result files them all without spelling a list of ids).
+        A remembered result files every message, ``att``'s too, since no transaction filed it.
         """
         key = self._key(att)
         res = self._memo.get(key) if key is not None else None
+        pending: Sequence[str]
         if res is None:
             res = run_transaction(self.server, att, att.size)
             if key is not None:
                 if len(self._memo) > 100_000:
                     self._memo.clear()
                 self._memo[key] = res
-            pending = copies
+            pending = message_ids[1:] if message_ids is not None else ()
         else:
-            pending = everyone if everyone is not None else [att.message_id, *copies]
+            pending = message_ids if message_ids is not None else (att.message_id,)
         if res.folder is not None and pending and not res.delay:  # delayed: filed by settle, at the 250
             accepted = [r for r, rep in zip(att.rcpts, res.replies, strict=True) if rep.ok]
             self.server.file_copies(accepted, res.folder, pending, att.now)
@@ -72,16 +73,16 @@ class MemoryTransport:
         self.server.file_copies(accepted, result.folder, message_ids, at)
 
     def attempt(self, att: Attempt) -> AttemptResult:
-        return self._run(att, ())
+        return self._run(att)
 
     def attempt_many(self, first: Attempt, message_ids: Sequence[str]) -> Sequence[AttemptResult]:
         """One envelope, many messages: run one transaction when the replies cannot differ."""
         if len(message_ids) == 1:
-            return [self._run(first, ())]
+            return [self._run(first)]
         if not self.server.shareable(first.domain, first.now):
             # per message, but only the per-message parts: see run_transactions
             return run_transactions(self.server, first, message_ids)
-        return Repeated(self._run(first, message_ids[1:], message_ids), len(message_ids))
+        return Repeated(self._run(first, message_ids), len(message_ids))
 
     def deliver_dsn(self, dsn: Dsn) -> None:
         # §8: a DSN goes straight to the sender's own mailbox: no MX, no SPF filing.
