@@ -260,11 +260,20 @@ def child_linearity(sizes: list[int], rounds: int, workload: str = "uniform",
             cpu[n].append(c_sum / k)
             wall[n].append(w_sum / k)
     gc.unfreeze()
-    return {"kind": "linearity", "workload": workload, "rounds": rounds, "ok": ok, "measure": "cpu",
-            "runs_per_sample": {str(n): runs_per_sample(n, largest) for n in sizes},
-            "cpu_seconds": {str(n): cpu[n] for n in sizes}, "wall_seconds": {str(n): wall[n] for n in sizes},
-            **linearity_summary(cpu), "wall": linearity_summary(wall), "cpu_split": cpu_split(split),
+    return {**linearity_result(workload, rounds, ok, largest, cpu, wall, split),
             "split_samples": {str(n): split[n] for n in sizes}}
+
+
+Split = dict[int, list[tuple[float, float, float]]]  # per size: (user µs, system µs, page faults) an email
+
+
+def linearity_result(workload: str, rounds: int, ok: bool, largest: int, cpu: dict[int, list[float]],
+                     wall: dict[int, list[float]], split: Split) -> dict[str, Any]:
+    """A linearity section's result from its samples (seconds per run, by size), one child's or merged."""
+    return {"kind": "linearity", "workload": workload, "rounds": rounds, "ok": ok, "measure": "cpu",
+            "runs_per_sample": {str(n): runs_per_sample(n, largest) for n in cpu},
+            "cpu_seconds": {str(n): v for n, v in cpu.items()}, "wall_seconds": {str(n): v for n, v in wall.items()},
+            **linearity_summary(cpu), "wall": linearity_summary(wall), "cpu_split": cpu_split(split)}
 
 
 def linearity_children(sizes: list[int], rounds: int, workload: str, log: Log) -> dict[str, Any] | None:
@@ -306,11 +315,8 @@ def linearity_children(sizes: list[int], rounds: int, workload: str, log: Log) -
             cpu[n] += res["cpu_seconds"][str(n)]
             wall[n] += res["wall_seconds"][str(n)]
             split[n] += [(u, sy, f) for u, sy, f in res["split_samples"][str(n)]]
-    return {"kind": "linearity", "workload": workload, "rounds": rounds, "ok": ok, "measure": "cpu",
-            "processes": "one per size and round, warmed by one run",
-            "runs_per_sample": {str(n): runs_per_sample(n, largest) for n in sizes},
-            "cpu_seconds": {str(n): cpu[n] for n in sizes}, "wall_seconds": {str(n): wall[n] for n in sizes},
-            **linearity_summary(cpu), "wall": linearity_summary(wall), "cpu_split": cpu_split(split)}
+    return {**linearity_result(workload, rounds, ok, largest, cpu, wall, split),
+            "processes": "one per size and round, warmed by one run"}
 
 
 def cpu_split(split: dict[int, list[tuple[float, float, float]]]) -> dict[str, dict[str, float]]:
