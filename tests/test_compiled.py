@@ -9,7 +9,7 @@ byte-identical to the pure Python's. The child first proves that each module set
 lists was loaded as a C extension: otherwise this would compare the pure engine with itself.
 
 Then the behaviour suites (:data:`SUITES`: the engine, the stepper and player, explain, replay,
-the domain rules, chaos, sweeps, every scenario, the DNS zone and resolvers) run again in a pytest
+the domain rules, chaos, sweeps, every scenario, the DNS zone and resolvers, SPF, the loader) run again in a pytest
 of their own against the compiled build: compiled classes differ from Python ones in ways no output
 digest shows (a class constant not marked ``ClassVar`` became an instance attribute there, and an
 ``except`` name reused for a second exception type refused it, both found this way).
@@ -43,7 +43,9 @@ SUITES = ["test_engine.py", "test_session.py", "test_stepper.py", "test_scenario
           "test_replay.py", "test_world.py", "test_domain.py", "test_domain_rules.py", "test_chaos.py",
           "test_engine_mut.py", "test_receiver_mut.py", "test_run_maildir.py", "test_timeline.py", "test_sweep.py",
           "test_zone.py", "test_domain_dns.py", "test_dns_server.py", "test_dns_canonical.py",
-          "test_spf.py", "test_spf_limits.py", "test_spf_wire.py"]
+          "test_spf.py", "test_spf_limits.py", "test_spf_wire.py", "test_loader.py", "test_loader_quick.py",
+          "test_loader_limits.py", "test_loader_properties.py", "test_loader_fuzz.py", "test_flowrows.py",
+          "test_yamltree_compose.py", "test_schema.py", "test_times.py"]
 
 # loaded by the inner pytest (-p): fails its session unless the engine it imports is the compiled one
 PROBE = """

@@ -40,7 +40,6 @@ def _as_written(value: object) -> object:
     return value
 
 
-@dataclass(frozen=True, slots=True)
 class Kind(Generic[T]):
     """What a value may be: ``convert`` checks it for the loader, ``schema`` describes it to editors.
 
@@ -49,12 +48,23 @@ class Kind(Generic[T]):
 
     ``quick`` (optional) converts a plainly valid value without its position or path — those are
     made only for a message — and must agree with ``convert`` on every value it accepts.
+
+    A plain class, not a frozen dataclass: this module is compiled with the engine (setup.py) and
+    mypyc cannot import a generic dataclass (mypyc/mypyc#827). Nothing sets its attributes after
+    ``__init__``.
     """
 
-    convert: Converter[T]
-    schema: Mapping[str, Any]
-    show: Callable[[Any], object] = _as_written
-    quick: Quick | None = None
+    __slots__ = ("convert", "quick", "schema", "show")
+
+    def __init__(self, convert: Converter[T], schema: Mapping[str, Any], show: Callable[[Any], object] = _as_written,
+                 quick: Quick | None = None) -> None:
+        self.convert = convert
+        self.schema = schema
+        self.show = show
+        self.quick = quick
+
+    def __repr__(self) -> str:
+        return f"Kind(convert={self.convert!r}, quick={self.quick!r})"
 
     def __call__(self, reader: Reader, value: object, pos: Pos, where: str) -> T:
         return self.convert(reader, value, pos, where)
