@@ -43,9 +43,11 @@ SUITES = ["test_engine.py", "test_session.py", "test_stepper.py", "test_scenario
           "test_replay.py", "test_world.py", "test_domain.py", "test_domain_rules.py", "test_chaos.py",
           "test_engine_mut.py", "test_receiver_mut.py", "test_run_maildir.py", "test_timeline.py", "test_sweep.py",
           "test_zone.py", "test_domain_dns.py", "test_dns_server.py", "test_dns_canonical.py",
-          "test_spf.py", "test_spf_limits.py", "test_spf_wire.py", "test_loader.py", "test_loader_quick.py",
-          "test_loader_limits.py", "test_loader_properties.py", "test_loader_fuzz.py", "test_flowrows.py",
-          "test_yamltree_compose.py", "test_schema.py", "test_times.py"]
+          "test_spf.py", "test_spf_limits.py", "test_spf_wire.py"]
+# the loader's, in an inner run of their own (each run stays well inside the per-test timeout)
+LOADER_SUITES = ["test_loader.py", "test_loader_quick.py", "test_loader_limits.py", "test_loader_properties.py",
+                 "test_loader_fuzz.py", "test_flowrows.py", "test_yamltree_compose.py", "test_schema.py",
+                 "test_times.py"]
 
 # loaded by the inner pytest (-p): fails its session unless the engine it imports is the compiled one
 PROBE = """
@@ -53,8 +55,10 @@ import pytest
 
 def pytest_sessionstart(session):
     import simulator.engine.mta as mta
-    if not mta.__file__.endswith((".so", ".pyd")):
-        raise pytest.UsageError(f"the inner run imported {mta.__file__}, not the compiled build")
+    import simulator.scenario.flowrows as flowrows
+    for mod in (mta, flowrows):
+        if not mod.__file__.endswith((".so", ".pyd")):
+            raise pytest.UsageError(f"the inner run imported {mod.__file__}, not the compiled build")
 """
 
 # run in the child: which module files were loaded, the corpus digests, and a varied run's digests
@@ -123,13 +127,15 @@ def test_varied_run_is_byte_identical_to_the_pure_engine(compiled_run: dict[str,
     assert compiled_run["varied"] == pure
 
 
-def test_behaviour_suites_pass_against_the_compiled_build(tmp_path: Path) -> None:
+@pytest.mark.timeout(900)  # a hang guard for a whole inner pytest run, not a bound on its speed
+@pytest.mark.parametrize("suites", [SUITES, LOADER_SUITES], ids=["engine", "loader"])
+def test_behaviour_suites_pass_against_the_compiled_build(suites: list[str], tmp_path: Path) -> None:
     build = need_tool("mailsim-compiled")
     (tmp_path / "compiled_probe.py").write_text(PROBE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([build, str(tmp_path), str(ROOT)])}
-    files = [str(ROOT / "tests" / f) for f in SUITES]
+    files = [str(ROOT / "tests" / f) for f in suites]
     proc = subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "compiled_probe",
-                           *files], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False)
+                           *files], cwd=ROOT, env=env, capture_output=True, text=True, timeout=850, check=False)
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-2000:])
     assert " passed" in proc.stdout.splitlines()[-1]
 
