@@ -104,6 +104,7 @@ def test_project_pytest_settings() -> None:
 ALLOWED_SKIPS = {
     "test_cli_exit_codes.py": 1,  # /dev/full: an OS device
     "test_dns_server.py": 2,  # IPv6 and ::1: the kernel's or the container's choice
+    "test_flowrows.py": 1,  # in the compiled build's inner run (test_compiled): it patches a method compiled code calls
     "test_loader_limits.py": 1,  # /dev/zero
     "test_package.py": 1,  # pip inside a fresh venv while PyPI is unreachable
     "test_rfc7208_suite.py": 1,  # fetched from PyPI once; fails instead under CI=true
