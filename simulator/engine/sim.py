@@ -21,6 +21,7 @@ from simpy.events import EventPriority
 
 from simulator.domain.entities import DAY, Branch, Contact, Organization, Property, Region, User
 from simulator.domain.events import ChangePassword, Event, Login, RemoveSync, Resync, SetSync, SetTokenLifetime
+from simulator.domain.pmap import flat
 from simulator.domain.recipients import RecipientPlan, billing_contact_warnings, draft_status, plan_recipients
 from simulator.domain.sender import SenderDecision, SenderWorld, decide_sender
 from simulator.domain.statuses import BatchStatus, EmailStatus
@@ -186,7 +187,8 @@ class Engine:
 
     @property
     def batch_status(self) -> Mapping[str, str]:
-        return self.world.batch_status
+        """The world's batch statuses as one plain dict: the outputs look one up per invoice."""
+        return flat(self.world.batch_status)
 
     # -- plumbing ----------------------------------------------------------------------------
     def _at(self, delay: int, prio: int) -> SimEvent:
@@ -215,8 +217,9 @@ class Engine:
         old = self.prop_status.get(pid)
         self.prop_status[pid] = (str(status), reason)
         if self.tracing and old is not None and old[0] != status:
+            statuses = self.world.batch_status  # not flattened: this runs between completions
             for bid, b in self.batches.items():
-                if self.batch_status[bid] != BatchStatus.DRAFT:
+                if statuses[bid] != BatchStatus.DRAFT:
                     continue
                 for inv, p in b.iter_invoices():
                     if p == pid:
