@@ -533,6 +533,19 @@ def test_compact_batches_number_and_assign_round_robin() -> None:
     assert e.invoice_id(1) == "I-2" and e.count_for("p1") == 2 and e.index_of("I-3") == 2
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 60), st.lists(st.sampled_from(["p1", "p2", "p3", "p4"]), min_size=1, max_size=7),
+       st.lists(st.sampled_from(["p1", "p2", "p3"]), max_size=12))
+def test_a_propertys_invoices_are_the_batch_walk_filtered(count: int, props: list[str], explicit: list[str]) -> None:
+    """``invoices_of`` (what a traced Draft-status change emits per batch) lists exactly, in order, what
+    walking every invoice and keeping the property's would: a property twice in the round-robin too."""
+    compact = Batch("B7", compact=CompactInvoices(count, tuple(props)))
+    listed = Batch("B8", invoices=tuple(Invoice(f"I-{i}", p) for i, p in enumerate(explicit)))
+    for b in (compact, listed):
+        for p in ("p1", "p2", "p3", "p4", "p5"):
+            assert list(b.invoices_of(p)) == [inv for inv, q in b.iter_invoices() if q == p]
+
+
 def test_times_are_written_in_utc_with_a_z() -> None:
     start = datetime(2026, 11, 2, 9, tzinfo=timezone(timedelta(hours=-5)))
     assert format_time(start, 0) == "2026-11-02T14:00:00Z"

@@ -212,6 +212,25 @@ class Batch:
         for i in range(self.compact.count):
             yield f"{prefix}-{i + 1:0{width}d}", props[i % n]
 
+    def invoices_of(self, property_id: str) -> Iterator[str]:
+        """The ids of ``property_id``'s invoices in file order: :meth:`iter_invoices` filtered, but a
+        compact batch visits only that property's round-robin positions, not every invoice."""
+        if self.compact is None:
+            for inv in self.invoices:
+                if inv.property == property_id:
+                    yield inv.id
+            return
+        props = self.compact.properties
+        starts = [i for i, p in enumerate(props) if p == property_id]
+        if not starts:
+            return
+        n, count = len(props), self.compact.count
+        width = len(str(count))
+        for base in range(0, count, n):
+            for s in starts:
+                if base + s < count:
+                    yield f"{self.id}-{base + s + 1:0{width}d}"
+
     def property_ids(self) -> tuple[str, ...]:
         if self.compact is not None:
             return tuple(dict.fromkeys(self.compact.properties[: self.compact.count]))

@@ -221,10 +221,9 @@ class Engine:
             for bid, b in self.batches.items():
                 if statuses[bid] != BatchStatus.DRAFT:
                     continue
-                for inv, p in b.iter_invoices():
-                    if p == pid:
-                        self.emit(t, "invoice.status", {"invoice": inv, "batch": bid, "email_status": status,
-                                                        "reason": reason})
+                for inv in b.invoices_of(pid):  # not every invoice of the batch: only this property's
+                    self.emit(t, "invoice.status", {"invoice": inv, "batch": bid, "email_status": status,
+                                                    "reason": reason})
 
     # -- the processes -----------------------------------------------------------------------
     def _timeline(self) -> Generator[SimEvent, Any, None]:
