@@ -19,16 +19,7 @@ from mypy_extensions import mypyc_attr
 
 from simulator.domain.faults import draw_tail, first_firing
 from simulator.net.dnsview import DnsView
-from simulator.net.receiver import (
-    DROPPED,
-    FAULT_REPLY,
-    TOO_BIG,
-    Mailbox,
-    MailStore,
-    MessageIds,
-    ReceivingServer,
-    Reply,
-)
+from simulator.net.receiver import DROPPED, FAULT_REPLY, TOO_BIG, Mailbox, MailStore, ReceivingServer, Reply
 from simulator.net.zone import Zone
 from simulator.scenario.model import Scenario
 from simulator.transport.draws import Draw
@@ -261,31 +252,18 @@ def _batched(env: _Envelope, message_ids: Sequence[str]) -> list[AttemptResult]:
         i += 1
     if default is None:
         return out
-    # the quiet messages' items, filed as the same kind of sequence (a cohort's ids stay unspelled)
-    src: Sequence[object] = message_ids.items if type(message_ids) is MessageIds else message_ids
-    pending: list[object] = []
-    for j in loud:  # a run of quiet messages, then one a fault fires for (its copies filed in order)
+    # a run of quiet messages gets the default, its copies filed in one go, before the loud message after
+    # it (every mailbox keeps the order sent); a slice of a cohort's MessageIds is one too: ids unspelled
+    for j in loud:
         if j > i:
             out.extend([default] * (j - i))
-            pending.extend(src[i:j])
-        if pending:
-            env.file(default, _as_ids(message_ids, pending))
-            pending = []
+            env.file(default, message_ids[i:j])
         out.append(env.one(message_ids[j]))
         i = j + 1
     if n > i:
         out.extend([default] * (n - i))
-        pending.extend(src[i:])
-    if pending:
-        env.file(default, _as_ids(message_ids, pending))
+        env.file(default, message_ids[i:])
     return out
-
-
-def _as_ids(message_ids: Sequence[str], taken: list[object]) -> Sequence[str]:
-    """``taken`` (items of ``message_ids``, in order) as message ids, still unspelled when they were."""
-    if type(message_ids) is MessageIds:
-        return MessageIds(tuple(taken), message_ids.key)
-    return taken  # type: ignore[return-value]  # they were the ids themselves
 
 
 def _lead(env: _Envelope, message_ids: Sequence[str], out: list[AttemptResult]) -> int | None:
