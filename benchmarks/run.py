@@ -296,8 +296,9 @@ def linearity_children(sizes: list[int], rounds: int, workload: str, log: Log) -
     largest = max(sizes)
     cpu: dict[int, list[float]] = {n: [] for n in sizes}
     wall: dict[int, list[float]] = {n: [] for n in sizes}
-    split: dict[int, list[tuple[float, float, float]]] = {n: [] for n in sizes}
+    split: Split = {n: [] for n in sizes}
     ok = True
+
     def quiet(line: str) -> None:  # a line per child would drown the section; failures still show
         if not line.startswith("[dim]"):
             log(line)

@@ -225,11 +225,10 @@ class Batch:
         if not starts:
             return
         n, count = len(props), self.compact.count
-        width = len(str(count))
         for base in range(0, count, n):
             for s in starts:
                 if base + s < count:
-                    yield f"{self.id}-{base + s + 1:0{width}d}"
+                    yield self.invoice_id(base + s)
 
     def property_ids(self) -> tuple[str, ...]:
         if self.compact is not None:
